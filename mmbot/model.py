@@ -81,6 +81,22 @@ def notional_down(price: int, size: int) -> int:
     return (price * size) // ONE
 
 
+def taker_fee(size: int, price: int, rate: int, exponent: int = 1) -> int:
+    """Polymarket V2 taker fee in pUSD micro-units (protocol doc §8).
+
+    fee = C x rate x (p x (1 - p))^exponent for C shares at price p, rounded half-up to five
+    decimal places (10 micro-units); a fee below 0.00001 pUSD is zero. Makers pay nothing.
+    """
+    if size <= 0 or rate <= 0:
+        return 0
+    numerator = size * rate * (price * (ONE - price)) ** exponent
+    denominator = ONE ** (1 + 2 * exponent)  # back to micro-units of pUSD
+    step = denominator * 10  # one unit of the fifth decimal place
+    if numerator < step:
+        return 0
+    return ((numerator + step // 2) // step) * 10
+
+
 # --------------------------------------------------------------------------- markets
 
 
@@ -323,6 +339,7 @@ class PlaceOrder:
     tif: TimeInForce
     post_only: bool = False
     group: str = ""
+    pair_cost: int | None = None  # what a complete set costs if this order fills, fees included
     reason: str = ""
 
 
@@ -487,3 +504,17 @@ VenueResponse = (
     | MergeDone
     | Correction
 )
+
+
+class Ids:
+    """Deterministic ids from counters: the same inputs give the same ids on every run (DESIGN §8)."""
+
+    __slots__ = ("_counters",)
+
+    def __init__(self) -> None:
+        self._counters: dict[str, int] = {}
+
+    def next(self, prefix: str) -> str:
+        n = self._counters.get(prefix, 0) + 1
+        self._counters[prefix] = n
+        return f"{prefix}{n}"

@@ -1,0 +1,296 @@
+"""Composition root: config + mode → wired objects and the nursery tree (DESIGN §6, §7).
+
+Modes differ only in what is injected here. This is the one module (with cli.py) that imports
+every layer.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+import trio
+import trio.testing
+
+from mmbot import __version__
+from mmbot.clock import Scheduler, TrioClock, wall_ns
+from mmbot.config import Config
+from mmbot.decisions.book import Books
+from mmbot.decisions.executor import Executor
+from mmbot.decisions.ledger import Ledger
+from mmbot.decisions.markets import Markets
+from mmbot.decisions.orders import Orders
+from mmbot.decisions.risk import Risk
+from mmbot.decisions.strategy import Strategies
+from mmbot.decisions.tasks import DecisionLoop
+from mmbot.facts.boundary import Boundaries
+from mmbot.facts.bus import Doorbell, LatestSlots, Stream
+from mmbot.facts.feed import MarketFrames
+from mmbot.facts.recording import iter_frames, read_header
+from mmbot.facts.replay import RecordedFeed
+from mmbot.memory.log import EventLog
+from mmbot.model import BookUpdate, Ids
+from mmbot.ports import EventSink, OrderGateway
+from mmbot.supervisor import RestartPolicy, supervise
+from mmbot.venues.paper import PaperGateway
+from mmbot.venues.polymarket.wire import decode_market_frame
+
+SHUTDOWN_GRACE_S = 5  # how long the shielded cancel-all on exit may take
+
+
+def book_updates(books: Books) -> Callable[[str, str, int], BookUpdate | None]:
+    """What goes into a token's latest-value slot after its book changed."""
+
+    def update(token: str, cid: str, recv_ns: int) -> BookUpdate | None:
+        book = books.get(token)
+        if book is None:
+            return None
+        return BookUpdate(
+            cid=cid,
+            recv_ns=recv_ns,
+            market=book.market,
+            token=token,
+            state=book.state,
+            best_bid=book.best_bid,
+            best_ask=book.best_ask,
+        )
+
+    return update
+
+
+@attrs.define
+class Engine:
+    """Everything one run wires together, for the nursery tree and for tests to inspect."""
+
+    config: Config
+    clock: TrioClock
+    scheduler: Scheduler
+    log: EventLog
+    inbox: Stream
+    slots: LatestSlots
+    markets: Markets
+    books: Books
+    executor: Executor
+    loop: DecisionLoop
+    frames: MarketFrames
+    boundaries: Boundaries
+
+    # ------------------------------------------------------------------ periodic and final rows
+
+    def record_stats(self, cid: str) -> None:
+        slots = attrs.asdict(self.slots.statistics())
+        self.log.record(
+            "bus_stats",
+            cid,
+            {
+                "slots": slots,
+                "streams": {"inbox": attrs.asdict(self.inbox.statistics())},
+                "frames": self.frames.frames,
+                "malformed": self.frames.malformed,
+            },
+        )
+
+    def record_pnl(self, cid: str, kind: str = "pnl") -> dict[str, Any]:
+        ledger = self.executor.ledger
+        marks = self.executor.marks()
+        payload = {
+            "cash": ledger.cash,
+            "reserved": ledger.reserved_cash,
+            "realised": ledger.realised,
+            "unrealised": ledger.unrealised(marks),
+            "fees": ledger.fees_paid,
+            "positions": {t: ledger.position(t) for t in ledger.tokens()},
+            "marks": marks,
+        }
+        if kind == "run_end":
+            counts = self.executor.counts
+            payload.update(
+                frames=self.frames.frames,
+                malformed=self.frames.malformed,
+                book_updates=self.loop.book_updates,
+                drops=self.slots.statistics().dropped,
+                intents=counts["intents"],
+                orders=counts["orders"],
+                fills=counts["fills"],
+                open_orders=self.executor.orders.open_count(),
+            )
+        self.log.record(kind, cid, payload)
+        return payload
+
+    def every(self, interval_s: int, action: Callable[[str], None], prefix: str) -> None:
+        """Run ``action`` every ``interval_s`` of (virtual) time on the scheduler."""
+        interval_ns = interval_s * 1_000_000_000
+        count = 0
+
+        def tick() -> None:
+            nonlocal count
+            count += 1
+            action(f"{prefix}{count}")
+            self.scheduler.call_at(self.clock.now_ns() + interval_ns, tick)
+
+        self.scheduler.call_at(self.clock.now_ns() + interval_ns, tick)
+
+
+def build_engine(
+    *,
+    config: Config,
+    clock: TrioClock,
+    log: EventLog,
+    markets: Markets,
+    gateway_factory: Callable[..., OrderGateway],
+    seed: int,
+) -> Engine:
+    scheduler = Scheduler(clock)
+    doorbell = Doorbell()
+    inbox: Stream = Stream(doorbell)
+    slots: LatestSlots = LatestSlots(doorbell)
+    books = Books(log)
+    ids = Ids()
+    gateway = gateway_factory(
+        books=books, markets=markets, scheduler=scheduler, clock=clock, respond=inbox.send,
+        rng=random.Random(seed), sink=log,
+    )
+    executor = Executor(
+        ledger=Ledger(cash=config.paper.cash),
+        orders=Orders(),
+        risk=Risk(config.risk),
+        books=books,
+        markets=markets,
+        gateway=gateway,
+        sink=log,
+        clock=clock,
+        ids=ids,
+    )
+    loop = DecisionLoop(
+        inbox=inbox, slots=slots, executor=executor, strategies=Strategies(config_for=config.strategies_for, ids=ids)
+    )
+    observers = [markets.apply] + ([gateway.on_market] if hasattr(gateway, "on_market") else [])
+    frames = MarketFrames(
+        decode=decode_market_frame,
+        apply_books=books.apply,
+        book_update=book_updates(books),
+        observers=observers,
+        slots=slots,
+        inbox=inbox,
+        sink=log,
+    )
+    engine = Engine(
+        config=config,
+        clock=clock,
+        scheduler=scheduler,
+        log=log,
+        inbox=inbox,
+        slots=slots,
+        markets=markets,
+        books=books,
+        executor=executor,
+        loop=loop,
+        frames=frames,
+        boundaries=Boundaries(scheduler=scheduler, inbox=inbox, buffer_s=config.strategies.maker.end_buffer_s),
+    )
+    for info in markets:
+        engine.boundaries.watch(info)
+    return engine
+
+
+def paper_gateway(config: Config) -> Callable[..., OrderGateway]:
+    def factory(*, books, markets, scheduler, clock, respond, rng, sink: EventSink) -> OrderGateway:
+        return PaperGateway(
+            books=books,
+            markets=markets.for_token,
+            scheduler=scheduler,
+            clock=clock,
+            respond=respond,
+            rng=rng,
+            ack_latency_ns=config.paper.ack_latency_ms * 1_000_000,
+            jitter_ns=config.paper.latency_jitter_ms * 1_000_000,
+        )
+
+    return factory
+
+
+async def run_decisions(engine: Engine, *, seed: int, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """The decision task under supervision; a tripped breaker stops quoting and cancels orders."""
+    clock = engine.clock
+    policy = RestartPolicy(rng=random.Random(seed ^ 0x5EED))
+
+    def trip(service: str, exc: BaseException) -> None:
+        engine.loop.halt(f"breaker-{service}", f"breaker tripped: {exc!r}")
+
+    await supervise(
+        "decisions",
+        engine.loop.run,
+        policy=policy,
+        sink=engine.log,
+        on_trip=trip,
+        now=lambda: clock.now_ns() / 1e9,  # float-ok: seconds for the restart window
+        task_status=task_status,
+    )
+
+
+async def replay(
+    *,
+    config: Config,
+    recording: str | Path,
+    db_path: str | Path,
+    seed: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> str:
+    """Replay a recording through the whole decision path on paper; returns the log digest.
+
+    Must run under ``trio.run(..., clock=MockClock(autojump_threshold=0))``.
+    """
+    header = read_header(recording)
+    clock = TrioClock(anchor_ns=header.start_ns)
+    log = EventLog(
+        db_path, clock=clock, wall=wall_ns, batch_rows=config.log.batch_rows, batch_ms=config.log.batch_ms
+    )
+    log.start_run(
+        mode="replay",
+        seed=seed,
+        recording=Path(recording).name,
+        config_hash=config.digest(),
+        code_version=__version__,
+    )
+    engine = build_engine(
+        config=config,
+        clock=clock,
+        log=log,
+        markets=Markets(header.markets),
+        gateway_factory=paper_gateway(config),
+        seed=seed,
+    )
+    log.record("run_start", "run", {"mode": "replay", "seed": seed, "recording": Path(recording).name,
+                                    "config_hash": config.digest()})
+    engine.every(config.log.stats_interval_s, engine.record_stats, "stats")
+    engine.every(config.log.stats_interval_s, engine.record_pnl, "pnl")
+    feed = RecordedFeed(
+        iter_frames(recording),
+        handlers={"market": engine.frames.on_frame},
+        scheduler=engine.scheduler,
+        on_progress=on_progress,
+    )
+    async with trio.open_nursery() as memory:
+        await memory.start(log.run)
+        async with trio.open_nursery() as decisions:
+            await decisions.start(functools.partial(run_decisions, engine, seed=seed))
+            await feed.run()
+            with trio.move_on_after(SHUTDOWN_GRACE_S, shield=True):
+                await stop_safely(engine, "end of recording", drain_until=(feed.last_ns or 0) + 2 * 1_000_000_000 * SHUTDOWN_GRACE_S)
+            decisions.cancel_scope.cancel()
+        engine.record_stats("final")
+        engine.record_pnl("final", kind="run_end")
+        digest = await log.close()
+        memory.cancel_scope.cancel()
+    return digest
+
+
+async def stop_safely(engine: Engine, reason: str, *, drain_until: int | None = None) -> None:
+    """Stop quoting, cancel every open order, and let the venue's answers come back."""
+    engine.loop.halt("shutdown", reason)
+    if drain_until is not None:
+        await engine.scheduler.fire_until(drain_until)
+    await trio.testing.wait_all_tasks_blocked()

@@ -1,0 +1,183 @@
+"""The `mmbot` command. A bad argument or config is one line naming it, and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad command line, config or input file: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mmbot", description="A Polymarket complete-set market maker on Trio.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    replay = sub.add_parser("replay", help="replay a recording through the whole decision path on paper")
+    replay.add_argument("recording", help="a recording file (.jsonl or .jsonl.gz)")
+    replay.add_argument("--config", help="a TOML config file (defaults otherwise)")
+    replay.add_argument("--db", help="the event log to write (default: out/<recording>.db)")
+    replay.add_argument("--seed", type=_int_arg("--seed"), help="seed for paper latency jitter (default: the config's)")
+    replay.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    report = sub.add_parser("report", help="summarise a run's event log")
+    report.add_argument("db")
+    report.add_argument("--plot", metavar="PNG", help="also write a PNG of PnL, inventory and fills")
+
+    explain = sub.add_parser("explain", help="the chain behind a correlation id, order id or fill id")
+    explain.add_argument("db")
+    explain.add_argument("id")
+
+    decode = sub.add_parser("decode", help="print captured venue frames as decoded domain messages")
+    decode.add_argument("files", nargs="+")
+
+    generate = sub.add_parser("generate", help="write a synthetic recording from the seeded simulator")
+    generate.add_argument("--seed", type=_int_arg("--seed"), default=7)
+    generate.add_argument("--out", required=True)
+    generate.add_argument("--duration", type=_int_arg("--duration"), default=720, help="seconds of market time")
+    generate.add_argument("--markets", type=_int_arg("--markets"), default=4)
+    return parser
+
+
+def _int_arg(name: str):
+    def parse(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} expects a whole number, got {text!r}") from None
+
+    return parse
+
+
+def _existing(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"mmbot: {what} {path}: no such file")
+    return p
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import trio
+    import trio.testing
+
+    from mmbot import app
+    from mmbot.config import ConfigError, load_config
+    from mmbot.facts.recording import RecordingError, count_frames, read_header
+    from mmbot.memory.report import summary
+    from mmbot.report_view import print_summary
+
+    recording = _existing(args.recording, "recording")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise UsageError(f"mmbot: {exc}") from None
+    try:
+        read_header(recording)
+        total = count_frames(recording)
+    except RecordingError as exc:
+        raise UsageError(f"mmbot: {exc}") from None
+    seed = config.seed if args.seed is None else args.seed
+    db = Path(args.db) if args.db else Path("out") / (recording.name.split(".")[0] + ".db")
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        stale.unlink(missing_ok=True)
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeElapsedColumn(),
+        console=console, disable=args.quiet, transient=True,
+    ) as progress:
+        task = progress.add_task("replay", total=total)
+        digest = trio.run(
+            lambda: app.replay(
+                config=config,
+                recording=recording,
+                db_path=db,
+                seed=seed,
+                on_progress=lambda n: progress.update(task, completed=n),
+            ),
+            clock=trio.testing.MockClock(autojump_threshold=0),
+        )
+    print_summary(summary(db), title=f"replay of {recording.name} (seed {seed})")
+    print(f"event log: {db}")
+    print(f"digest: {digest}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mmbot.memory.plot import plot
+    from mmbot.memory.report import summary
+    from mmbot.report_view import print_summary
+
+    db = _existing(args.db, "event log")
+    print_summary(summary(db), title=f"report of {db.name}")
+    if args.plot:
+        plot(db, args.plot)
+        print(f"plot: {args.plot}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from mmbot.memory.query import explain, format_explain
+
+    db = _existing(args.db, "event log")
+    rows = explain(db, args.id)
+    if not rows:
+        print(f"mmbot: nothing in {db} has the id {args.id!r}", file=sys.stderr)
+        return 1
+    print(format_explain(rows))
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from mmbot.venues.polymarket.decode_cmd import run_decode
+
+    return run_decode(args.files, sys.stdout, sys.stderr)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from mmbot.venues.simulator.generate import generate_recording
+
+    header = generate_recording(args.out, seed=args.seed, duration_s=args.duration, markets=args.markets)
+    print(f"wrote {args.out}: {len(header.markets)} markets, seed {args.seed}")
+    return 0
+
+
+COMMANDS = {
+    "replay": cmd_replay,
+    "report": cmd_report,
+    "explain": cmd_explain,
+    "decode": cmd_decode,
+    "generate": cmd_generate,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(str(exc).splitlines()[0], file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

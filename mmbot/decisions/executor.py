@@ -1,0 +1,461 @@
+"""The executor: the single writer of cash, reservations, positions and open orders.
+
+Everything that changes our state arrives here as a message and is handled by plain synchronous
+code (DESIGN §3): intent → risk.check → ledger.reserve → orders.new(PENDING_SUBMIT) → gateway.send;
+venue responses come back later as input (acknowledgement-as-input), so a slow round-trip for one
+market never stalls the others. Fills update the ledger before they are published.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from mmbot.decisions.ledger import InsufficientFunds, Ledger
+from mmbot.decisions.markets import Markets
+from mmbot.decisions.orders import IllegalTransition, Order, OrderEvent, Orders, OrderStatus
+from mmbot.decisions.risk import Risk
+from mmbot.model import (
+    ONE,
+    BookState,
+    CancelOrder,
+    CancelRejected,
+    CancelRequest,
+    Correction,
+    Fill,
+    Ids,
+    KillSwitch,
+    MarketClosing,
+    MergeDone,
+    MergeRequest,
+    MergeSets,
+    OrderAccepted,
+    OrderDone,
+    OrderOutcomeUnknown,
+    OrderRejected,
+    PlaceOrder,
+    Side,
+    SubmitRequest,
+    taker_fee,
+)
+from mmbot.ports import Clock, EventSink, OrderGateway
+
+DAY_NS = 86_400 * 1_000_000_000
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        orders: Orders,
+        risk: Risk,
+        books: Any,  # decisions.book.Books: get(token) -> Book | None
+        markets: Markets,
+        gateway: OrderGateway,
+        sink: EventSink,
+        clock: Clock,
+        ids: Ids,
+        publish_fill: Callable[[Fill], None] = lambda fill: None,
+    ) -> None:
+        self.ledger = ledger
+        self.orders = orders
+        self.risk = risk
+        self.books = books
+        self.markets = markets
+        self._gateway = gateway
+        self._sink = sink
+        self._clock = clock
+        self._ids = ids
+        self._publish_fill = publish_fill
+        self._merges_pending: dict[str, str] = {}  # market -> merge cid
+        self._day = clock.now_ns() // DAY_NS
+        self._day_start_equity = self.equity()
+        self.counts = {"intents": 0, "orders": 0, "fills": 0, "rejections": 0}
+
+    # ------------------------------------------------------------------ dispatch
+
+    def handle(self, msg: Any) -> None:
+        handler = self._handlers.get(type(msg))
+        if handler is None:
+            raise TypeError(f"the executor has no handler for {type(msg).__name__}")
+        handler(self, msg)
+
+    # ------------------------------------------------------------------ intents
+
+    def _on_place(self, intent: PlaceOrder) -> None:
+        self.counts["intents"] += 1
+        self._record_intent(intent, "place")
+        verdict = self.risk.check(intent, self, self._clock.now_ns())
+        if not verdict.accepted:
+            self._verdict(intent, False, verdict.reason)
+            return
+        order_id = self._ids.next("o")
+        try:
+            reserved = self._reserve(order_id, intent)
+        except InsufficientFunds as exc:
+            self._verdict(intent, False, exc.reason)
+            return
+        self._verdict(intent, True, "ok")
+        self.orders.new(
+            order_id=order_id,
+            cid=intent.cid,
+            strategy=intent.strategy,
+            market=intent.market,
+            token=intent.token,
+            side=intent.side,
+            price=intent.price,
+            size=intent.size,
+            tif=intent.tif,
+            post_only=intent.post_only,
+            created_ns=self._clock.now_ns(),
+            group=intent.group,
+        )
+        self.counts["orders"] += 1
+        self._sink.record(
+            "submit",
+            intent.cid,
+            {
+                "order_id": order_id,
+                "token": intent.token,
+                "side": intent.side.value,
+                "price": intent.price,
+                "size": intent.size,
+                "tif": intent.tif.value,
+                "reserved": reserved,
+                "strategy": intent.strategy,
+            },
+            market=intent.market,
+            token=intent.token,
+        )
+        self._gateway.send(
+            SubmitRequest(
+                cid=intent.cid,
+                order_id=order_id,
+                market=intent.market,
+                token=intent.token,
+                side=intent.side,
+                price=intent.price,
+                size=intent.size,
+                tif=intent.tif,
+                post_only=intent.post_only,
+            )
+        )
+
+    def _reserve(self, order_id: str, intent: PlaceOrder) -> int:
+        """Capital before I/O: a buy holds its worst cost plus the largest fee it could pay."""
+        if intent.side is Side.SELL:
+            self.ledger.reserve_sell(order_id, intent.token, intent.size)
+            return intent.size
+        info = self.markets.get(intent.market)
+        fee = 0
+        if info is not None and not intent.post_only:
+            # p(1-p) peaks at 0.5: a fill at or below the limit can cost at most this in fees
+            fee = taker_fee(intent.size, min(intent.price, ONE // 2), info.fee_rate, info.fee_exponent)
+        amount = -((-intent.price * intent.size) // ONE) + fee  # cost rounds up
+        self.ledger.reserve_buy(order_id, amount)
+        return amount
+
+    def _on_cancel(self, intent: CancelOrder) -> None:
+        order = self.orders.get(intent.order_id)
+        if order is None or not order.is_open or order.status is OrderStatus.PENDING_CANCEL:
+            return
+        self.orders.transition(order.order_id, OrderEvent.CANCEL_REQUESTED)
+        self._sink.record(
+            "cancel",
+            intent.cid,
+            {"order_id": order.order_id, "reason": intent.reason, "strategy": intent.strategy},
+            market=order.market,
+            token=order.token,
+        )
+        self._gateway.send(CancelRequest(cid=intent.cid, order_id=order.order_id))
+
+    def _on_merge(self, intent: MergeSets) -> None:
+        info = self.markets.get(intent.market)
+        if info is None or intent.market in self._merges_pending:
+            return
+        self.counts["intents"] += 1
+        self._record_intent(intent, "merge")
+        available = min(self.ledger.available_shares(t) for t in info.tokens)
+        if available < intent.size:
+            self._verdict(intent, False, "insufficient_shares")
+            return
+        self._verdict(intent, True, "ok")
+        self._merges_pending[intent.market] = intent.cid
+        self._gateway.send(MergeRequest(cid=intent.cid, market=intent.market, tokens=info.tokens, size=intent.size))
+
+    # ------------------------------------------------------------------ venue responses
+
+    def _on_accepted(self, msg: OrderAccepted) -> None:
+        order = self.orders.get(msg.order_id)
+        if order is None:
+            self._error(msg.cid, "ack for an unknown order", msg.order_id)
+            return
+        if order.status is OrderStatus.PENDING_SUBMIT:
+            self._transition(order, OrderEvent.ACCEPTED, msg.cid)
+        self._sink.record("ack", msg.cid, {"order_id": msg.order_id}, market=order.market, token=order.token)
+
+    def _on_rejected(self, msg: OrderRejected) -> None:
+        order = self.orders.get(msg.order_id)
+        if order is None:
+            self._error(msg.cid, "reject for an unknown order", msg.order_id)
+            return
+        self._transition(order, OrderEvent.REJECTED, msg.cid)
+        self.ledger.release(order.order_id)
+        self.counts["rejections"] += 1
+        self._sink.record(
+            "reject", msg.cid, {"order_id": msg.order_id, "reason": msg.reason}, market=order.market, token=order.token
+        )
+
+    def _on_fill(self, fill: Fill) -> None:
+        order = self.orders.get(fill.order_id)
+        if order is None or not order.is_open:
+            # a venue fact we did not expect: keep it for reconciliation, never lose it
+            self._error(fill.cid, "fill for an unknown or finished order", fill.order_id)
+            return
+        self.ledger.apply_fill(
+            fill.order_id, token=fill.token, side=fill.side, price=fill.price, size=fill.size, fee=fill.fee
+        )
+        status = self.orders.record_fill(fill.order_id, fill.size)
+        if status is OrderStatus.FILLED:
+            self.ledger.release(fill.order_id)  # what price improvement and unpaid fees left over
+        self.counts["fills"] += 1
+        self._sink.record(
+            "fill",
+            fill.cid,
+            {
+                "fill_id": fill.fill_id,
+                "order_id": fill.order_id,
+                "token": fill.token,
+                "side": fill.side.value,
+                "price": fill.price,
+                "size": fill.size,
+                "fee": fill.fee,
+                "liquidity": fill.liquidity.value,
+                "strategy": order.strategy,
+                "cash": self.ledger.cash,
+                "position": self.ledger.position(fill.token),
+            },
+            market=fill.market,
+            token=fill.token,
+        )
+        self._publish_fill(fill)
+
+    def _on_done(self, msg: OrderDone) -> None:
+        order = self.orders.get(msg.order_id)
+        if order is None:
+            self._error(msg.cid, "done for an unknown order", msg.order_id)
+            return
+        if order.is_open:
+            self._transition(order, OrderEvent.DONE, msg.cid)
+        self.ledger.release(order.order_id)
+        self._sink.record(
+            "order_done",
+            msg.cid,
+            {"order_id": msg.order_id, "reason": msg.reason, "filled": order.filled},
+            market=order.market,
+            token=order.token,
+        )
+
+    def _on_cancel_rejected(self, msg: CancelRejected) -> None:
+        order = self.orders.get(msg.order_id)
+        if order is not None and order.status is OrderStatus.PENDING_CANCEL:
+            self._transition(order, OrderEvent.CANCEL_REJECTED, msg.cid)
+        self._sink.record("cancel_rejected", msg.cid, {"order_id": msg.order_id, "reason": msg.reason})
+
+    def _on_unknown(self, msg: OrderOutcomeUnknown) -> None:
+        order = self.orders.get(msg.order_id)
+        if order is not None and order.is_open:
+            self._transition(order, OrderEvent.OUTCOME_UNKNOWN, msg.cid)
+        self._sink.record("outcome_unknown", msg.cid, {"order_id": msg.order_id, "detail": msg.detail})
+
+    def _on_merged(self, msg: MergeDone) -> None:
+        info = self.markets.get(msg.market)
+        self._merges_pending.pop(msg.market, None)
+        if info is None:
+            self._error(msg.cid, "merge for an unknown market", msg.market)
+            return
+        self.ledger.merge(info.tokens[0], info.tokens[1], msg.size)
+        self._sink.record("merge", msg.cid, {"size": msg.size, "cash": self.ledger.cash}, market=msg.market)
+
+    def _on_correction(self, msg: Correction) -> None:
+        self.ledger.adjust(
+            token=msg.token, side=msg.side, price=msg.price, size_delta=msg.size_delta, fee_delta=msg.fee_delta
+        )
+        self._sink.record(
+            "correction",
+            msg.cid,
+            {
+                "order_id": msg.order_id,
+                "fill_id": msg.fill_id,
+                "size_delta": msg.size_delta,
+                "fee_delta": msg.fee_delta,
+                "reason": msg.reason,
+            },
+            market=msg.market,
+            token=msg.token,
+        )
+
+    # ------------------------------------------------------------------ operator and lifecycle
+
+    def _on_kill(self, msg: KillSwitch) -> None:
+        if msg.engaged:
+            self.risk.engage(msg.reason)
+            self._sink.record("kill_switch", msg.cid, {"reason": msg.reason})
+            self.cancel_all(msg.cid, f"kill switch: {msg.reason}")
+        else:
+            self.risk.release()
+            self._sink.record("kill_switch_released", msg.cid, {"reason": msg.reason})
+
+    def _on_closing(self, msg: MarketClosing) -> None:
+        self.cancel_all(msg.cid, "market closing" if msg.winning_token is None else "market resolved", msg.market)
+        info = self.markets.get(msg.market)
+        if msg.winning_token is None or info is None:
+            return
+        losing = info.tokens[1] if msg.winning_token == info.tokens[0] else info.tokens[0]
+        payout = self.ledger.resolve(msg.winning_token, losing)
+        self._sink.record(
+            "resolution",
+            msg.cid,
+            {"winning_token": msg.winning_token, "payout": payout, "cash": self.ledger.cash},
+            market=msg.market,
+        )
+
+    def cancel_all(self, cid: str, reason: str, market: str | None = None) -> int:
+        """Ask the venue to cancel every open order (of one market): the safe stop."""
+        count = 0
+        for order in self.orders.open_orders(market=market):
+            if order.status in (OrderStatus.PENDING_CANCEL, OrderStatus.UNKNOWN):
+                continue
+            self._on_cancel(CancelOrder(cid=cid, cause=cid, strategy=order.strategy, order_id=order.order_id, reason=reason))
+            count += 1
+        return count
+
+    # ------------------------------------------------------------------ views for risk and strategies
+
+    def now_ns(self) -> int:
+        return self._clock.now_ns()
+
+    def book(self, token: str):
+        return self.books.get(token)
+
+    def book_state(self, token: str) -> BookState | None:
+        book = self.books.get(token)
+        return None if book is None else book.state
+
+    def market(self, market: str):
+        return self.markets.get(market)
+
+    def position(self, token: str) -> int:
+        return self.ledger.position(token)
+
+    def available_shares(self, token: str) -> int:
+        return self.ledger.available_shares(token)
+
+    def open_orders(self) -> int:
+        return self.orders.open_count()
+
+    def open_buy_shares(self, token: str) -> int:
+        return sum(o.remaining for o in self.orders.open_orders(token=token) if o.side is Side.BUY)
+
+    def gross_exposure(self) -> int:
+        return self.ledger.cost_basis() + self.orders.open_buy_notional()
+
+    def marks(self) -> dict[str, int]:
+        marks = {}
+        for token in self.ledger.tokens():
+            book = self.books.get(token)
+            if book is not None and book.best_bid is not None and book.best_ask is not None:
+                marks[token] = (book.best_bid + book.best_ask) // 2
+        return marks
+
+    def equity(self) -> int:
+        return self.ledger.cash + self.ledger.cost_basis() + self.ledger.unrealised(self.marks())
+
+    def daily_pnl(self) -> int:
+        day = self._clock.now_ns() // DAY_NS
+        if day != self._day:
+            self._day, self._day_start_equity = day, self.equity()
+        return self.equity() - self._day_start_equity
+
+    def quotes(self, market: str, strategy: str) -> list[Order]:
+        return [
+            o
+            for o in self.orders.open_orders(market=market, strategy=strategy)
+            if o.status is not OrderStatus.PENDING_CANCEL
+        ]
+
+    def busy(self, market: str, strategy: str) -> bool:
+        if strategy == "merge":
+            return market in self._merges_pending
+        return any(
+            o.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.PENDING_CANCEL, OrderStatus.UNKNOWN)
+            for o in self.orders.open_orders(market=market, strategy=strategy)
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _transition(self, order: Order, event: OrderEvent, cid: str) -> None:
+        try:
+            self.orders.transition(order.order_id, event)
+        except IllegalTransition as exc:
+            self._error(cid, f"illegal transition: {exc}", order.order_id)
+
+    def _record_intent(self, intent: PlaceOrder | MergeSets, action: str) -> None:
+        info = self.markets.get(intent.market)
+        book = {}
+        cause_recv_ns = None
+        for token in info.tokens if info else ():
+            b = self.books.get(token)
+            if b is not None:
+                book[token] = [b.best_bid, b.best_ask]
+                cause_recv_ns = max(cause_recv_ns or 0, b.updated_ns)
+        payload: dict[str, Any] = {
+            "strategy": intent.strategy,
+            "action": action,
+            "cause": intent.cause,
+            "cause_recv_ns": cause_recv_ns,
+            "book": book,
+            "size": intent.size,
+        }
+        token = ""
+        if isinstance(intent, PlaceOrder):
+            token = intent.token
+            payload.update(
+                token=intent.token,
+                side=intent.side.value,
+                price=intent.price,
+                tif=intent.tif.value,
+                post_only=intent.post_only,
+                group=intent.group,
+                pair_cost=intent.pair_cost,
+                reason=intent.reason,
+            )
+        self._sink.record("intent", intent.cid, payload, market=intent.market, token=token)
+
+    def _verdict(self, intent: PlaceOrder | MergeSets, accepted: bool, reason: str) -> None:
+        self._sink.record(
+            "risk_verdict",
+            intent.cid,
+            {"accepted": accepted, "reason": reason, "strategy": intent.strategy},
+            market=intent.market,
+            token=getattr(intent, "token", ""),
+        )
+
+    def _error(self, cid: str, error: str, subject: str) -> None:
+        self._sink.record("error", cid, {"where": "executor", "error": error, "subject": subject})
+
+    _handlers: dict[type, Callable[[Executor, Any], None]] = {
+        PlaceOrder: _on_place,
+        CancelOrder: _on_cancel,
+        MergeSets: _on_merge,
+        OrderAccepted: _on_accepted,
+        OrderRejected: _on_rejected,
+        Fill: _on_fill,
+        OrderDone: _on_done,
+        CancelRejected: _on_cancel_rejected,
+        OrderOutcomeUnknown: _on_unknown,
+        MergeDone: _on_merged,
+        Correction: _on_correction,
+        KillSwitch: _on_kill,
+        MarketClosing: _on_closing,
+    }

@@ -1,0 +1,259 @@
+"""The order lifecycle: one transition table and the book of our orders (DESIGN §3).
+
+The executor turns every venue response and every decision about an order into an
+``OrderEvent`` and asks ``Orders`` to apply it. A pair the table does not list raises
+``IllegalTransition`` and changes nothing, so a confused venue answer or an executor bug is
+seen at once instead of corrupting the order's state.
+
+Choices worth knowing:
+
+* A fill may arrive before the submit is acknowledged, while a cancel is pending, and for an
+  order whose submit outcome is unknown (reconciliation learned it exists). All are legal.
+* A cancel may be requested in any open state, including before the acknowledgement (the
+  kill switch must not wait) and for UNKNOWN orders. If the venue refuses it, the order goes
+  back to the status it would have had without the cancel: what it had when the cancel was
+  requested, moved on by any acknowledgement or fill that arrived while it was pending.
+* DONE means the venue ended an order that will not fill further. After our cancel request it
+  is CANCELED; without one (FAK/FOK remainder, GTD expiry, venue-side cancellation) EXPIRED.
+* Terminal states (FILLED, CANCELED, REJECTED, EXPIRED) accept nothing, not even a late
+  acknowledgement or a late fill. A late fill for a CANCELED order is still real money: the
+  executor books it in the ledger and records the IllegalTransition as an error for
+  reconciliation, but the order does not reopen.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from mmbot.model import Side, TimeInForce, notional
+
+
+class OrderStatus(enum.Enum):
+    PENDING_SUBMIT = "pending_submit"
+    LIVE = "live"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    PENDING_CANCEL = "pending_cancel"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+
+
+class OrderEvent(enum.Enum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    PARTIAL_FILL = "partial_fill"
+    FILLED = "filled"
+    CANCEL_REQUESTED = "cancel_requested"
+    CANCEL_CONFIRMED = "cancel_confirmed"
+    CANCEL_REJECTED = "cancel_rejected"
+    DONE = "done"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+
+
+S, E = OrderStatus, OrderEvent
+
+TRANSITIONS: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
+    # sent, no answer yet
+    (S.PENDING_SUBMIT, E.ACCEPTED): S.LIVE,
+    (S.PENDING_SUBMIT, E.REJECTED): S.REJECTED,
+    (S.PENDING_SUBMIT, E.PARTIAL_FILL): S.PARTIALLY_FILLED,  # the fill beat the acknowledgement
+    (S.PENDING_SUBMIT, E.FILLED): S.FILLED,
+    (S.PENDING_SUBMIT, E.DONE): S.EXPIRED,  # FAK/FOK that found nothing to match
+    (S.PENDING_SUBMIT, E.OUTCOME_UNKNOWN): S.UNKNOWN,
+    (S.PENDING_SUBMIT, E.CANCEL_REQUESTED): S.PENDING_CANCEL,
+    # resting at the venue
+    (S.LIVE, E.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.LIVE, E.FILLED): S.FILLED,
+    (S.LIVE, E.DONE): S.EXPIRED,
+    (S.LIVE, E.CANCEL_REQUESTED): S.PENDING_CANCEL,
+    (S.PARTIALLY_FILLED, E.ACCEPTED): S.PARTIALLY_FILLED,  # the late acknowledgement
+    (S.PARTIALLY_FILLED, E.OUTCOME_UNKNOWN): S.PARTIALLY_FILLED,  # a fill proved it exists
+    (S.PARTIALLY_FILLED, E.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.PARTIALLY_FILLED, E.FILLED): S.FILLED,
+    (S.PARTIALLY_FILLED, E.DONE): S.EXPIRED,
+    (S.PARTIALLY_FILLED, E.CANCEL_REQUESTED): S.PENDING_CANCEL,
+    # cancel sent, no answer yet; see CANCEL_REJECTED below for the way back
+    (S.PENDING_CANCEL, E.CANCEL_CONFIRMED): S.CANCELED,
+    (S.PENDING_CANCEL, E.DONE): S.CANCELED,
+    (S.PENDING_CANCEL, E.FILLED): S.FILLED,  # the fill won the race
+    (S.PENDING_CANCEL, E.PARTIAL_FILL): S.PENDING_CANCEL,
+    (S.PENDING_CANCEL, E.ACCEPTED): S.PENDING_CANCEL,  # cancelled before the acknowledgement
+    (S.PENDING_CANCEL, E.REJECTED): S.REJECTED,  # the submit itself was refused
+    (S.PENDING_CANCEL, E.CANCEL_REQUESTED): S.PENDING_CANCEL,  # asked again (kill switch)
+    (S.PENDING_CANCEL, E.OUTCOME_UNKNOWN): S.UNKNOWN,  # the submit or the cancel was lost
+    # submit or cancel outcome unknown: reconciliation tells us what the venue holds
+    (S.UNKNOWN, E.ACCEPTED): S.LIVE,
+    (S.UNKNOWN, E.REJECTED): S.REJECTED,
+    (S.UNKNOWN, E.PARTIAL_FILL): S.PARTIALLY_FILLED,
+    (S.UNKNOWN, E.FILLED): S.FILLED,
+    (S.UNKNOWN, E.DONE): S.EXPIRED,
+    (S.UNKNOWN, E.CANCEL_CONFIRMED): S.CANCELED,
+    (S.UNKNOWN, E.CANCEL_REQUESTED): S.PENDING_CANCEL,
+    (S.UNKNOWN, E.OUTCOME_UNKNOWN): S.UNKNOWN,
+}
+
+# Legal pairs whose target is not fixed: the status the order would have had without the cancel.
+RETURNS_TO_PREVIOUS: frozenset[tuple[OrderStatus, OrderEvent]] = frozenset(
+    {(S.PENDING_CANCEL, E.CANCEL_REJECTED)}
+)
+
+TERMINAL: frozenset[OrderStatus] = frozenset({S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED})
+
+
+def is_legal(status: OrderStatus, event: OrderEvent) -> bool:
+    return (status, event) in TRANSITIONS or (status, event) in RETURNS_TO_PREVIOUS
+
+
+class IllegalTransition(Exception):
+    """The event makes no sense for the order's status; the order was left unchanged."""
+
+
+class Overfill(IllegalTransition):
+    """A fill would take the order past its size; the order was left unchanged."""
+
+
+@attrs.define(kw_only=True)
+class Order:
+    """One of our orders. Read it freely; only ``Orders`` changes it."""
+
+    order_id: str
+    cid: str
+    strategy: str
+    market: str
+    token: str
+    side: Side
+    price: int
+    size: int
+    tif: TimeInForce
+    post_only: bool
+    created_ns: int
+    filled: int = 0
+    status: OrderStatus = OrderStatus.PENDING_SUBMIT
+    group: str = ""
+
+    @property
+    def remaining(self) -> int:
+        return self.size - self.filled
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in TERMINAL
+
+
+class Orders:
+    """Every order we placed, in creation order, with the open ones indexed."""
+
+    def __init__(self) -> None:
+        self._all: dict[str, Order] = {}
+        self._open: dict[str, Order] = {}  # insertion order is creation order
+        self._before_cancel: dict[str, OrderStatus] = {}
+
+    def new(
+        self,
+        *,
+        order_id: str,
+        cid: str,
+        strategy: str,
+        market: str,
+        token: str,
+        side: Side,
+        price: int,
+        size: int,
+        tif: TimeInForce,
+        post_only: bool,
+        created_ns: int,
+        group: str = "",
+    ) -> Order:
+        if order_id in self._all:
+            raise ValueError(f"order id {order_id} is already in use")
+        if price <= 0 or size <= 0:
+            raise ValueError(f"order {order_id}: price and size must be positive, got {price}, {size}")
+        order = Order(
+            order_id=order_id, cid=cid, strategy=strategy, market=market, token=token, side=side,
+            price=price, size=size, tif=tif, post_only=post_only, created_ns=created_ns, group=group,
+        )
+        self._all[order_id] = order
+        self._open[order_id] = order
+        return order
+
+    def get(self, order_id: str) -> Order | None:
+        return self._all.get(order_id)
+
+    def transition(self, order_id: str, event: OrderEvent) -> OrderStatus:
+        """Apply ``event``; report fills through ``record_fill`` so ``filled`` stays true."""
+        order = self._require(order_id)
+        status = order.status
+        if (status, event) in RETURNS_TO_PREVIOUS:
+            target = self._before_cancel.pop(order_id)
+        elif (status, event) in TRANSITIONS:
+            target = TRANSITIONS[status, event]
+        else:
+            raise IllegalTransition(f"order {order_id}: {event.name} is not legal in {status.name}")
+        if status is S.PENDING_CANCEL and target is S.PENDING_CANCEL:
+            self._move_on_while_cancelling(order_id, event)
+        elif target is S.PENDING_CANCEL:
+            self._before_cancel[order_id] = status
+        elif status is S.PENDING_CANCEL:
+            self._before_cancel.pop(order_id, None)
+        order.status = target
+        if target in TERMINAL:
+            del self._open[order_id]
+        return target
+
+    def record_fill(self, order_id: str, size: int) -> OrderStatus:
+        """Add a fill of ``size``: FILLED when it completes the order, else PARTIAL_FILL."""
+        order = self._require(order_id)
+        if size <= 0:
+            raise ValueError(f"order {order_id}: a fill must be positive, got {size}")
+        if order.filled + size > order.size:
+            raise Overfill(f"order {order_id}: fill of {size} exceeds the {order.remaining} remaining")
+        event = E.FILLED if order.filled + size == order.size else E.PARTIAL_FILL
+        status = self.transition(order_id, event)  # raises before anything changed
+        order.filled += size
+        return status
+
+    def open_orders(
+        self, *, market: str | None = None, token: str | None = None, strategy: str | None = None
+    ) -> list[Order]:
+        return [
+            o for o in self._open.values()
+            if (market is None or o.market == market)
+            and (token is None or o.token == token)
+            and (strategy is None or o.strategy == strategy)
+        ]
+
+    def open_count(self) -> int:
+        return len(self._open)
+
+    def open_buy_notional(self) -> int:
+        """Σ remaining × price of open buys, each rounded up as a buyer's cost is."""
+        return sum(notional(o.price, o.remaining) for o in self._open.values() if o.side is Side.BUY)
+
+    def open_shares(self, token: str, side: Side) -> int:
+        """Remaining size of the open orders on ``token`` on one side."""
+        return sum(o.remaining for o in self._open.values() if o.token == token and o.side is side)
+
+    def forget_closed(self) -> int:
+        """Drop ended orders from memory (the event log keeps them); returns how many."""
+        closed = [oid for oid, order in self._all.items() if not order.is_open]
+        for order_id in closed:
+            del self._all[order_id]
+        return len(closed)
+
+    def _move_on_while_cancelling(self, order_id: str, event: OrderEvent) -> None:
+        """Keep the status to return to if the cancel is refused in step with what arrives."""
+        before = self._before_cancel[order_id]
+        if event is E.PARTIAL_FILL:
+            self._before_cancel[order_id] = S.PARTIALLY_FILLED
+        elif event is E.ACCEPTED and before in (S.PENDING_SUBMIT, S.UNKNOWN):
+            self._before_cancel[order_id] = S.LIVE
+
+    def _require(self, order_id: str) -> Order:
+        order = self._all.get(order_id)
+        if order is None:
+            raise KeyError(f"no order {order_id}")
+        return order

@@ -1,0 +1,365 @@
+"""Strategies: read the books and our own state, return intents. Nothing else.
+
+A strategy never sees the executor or a gateway (DESIGN §2): it gets a read-only
+``StrategyView`` and returns ``PlaceOrder`` / ``CancelOrder`` / ``MergeSets`` intents, which the
+executor puts through risk and capital reservation. Three kinds, configured per market:
+
+- ``CompleteSetTaker``: buy both asks when a complete set costs less than 1 after taker fees by at
+  least ``min_edge`` (and sell complete sets we hold into both bids when they pay more than 1);
+- ``CompleteSetMaker``: rest bids on both tokens whose sum stays ``target_edge`` below 1, skewed by
+  inventory, refreshed when the wanted price moves, pulled on stale/crossed books or near the end;
+- ``SetMerger``: merge accumulated complete sets back into pUSD.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol, Sequence
+
+from mmbot.config import MakerConfig, MergeConfig, StrategiesConfig, TakerConfig
+from mmbot.model import (
+    ONE,
+    BookState,
+    BookUpdate,
+    CancelOrder,
+    Fill,
+    Ids,
+    Intent,
+    MarketInfo,
+    MergeSets,
+    PlaceOrder,
+    Side,
+    TimeInForce,
+    taker_fee,
+)
+
+SHARE_STEP = 10_000  # the venue takes sizes to two decimal places of a share
+
+
+class BookLike(Protocol):
+    state: BookState
+    best_bid: int | None
+    best_ask: int | None
+
+    def levels(self, side: Side, depth: int | None = None) -> list[tuple[int, int]]: ...
+
+
+class OrderLike(Protocol):
+    order_id: str
+    token: str
+    side: Side
+    price: int
+
+    @property
+    def remaining(self) -> int: ...
+
+
+class StrategyView(Protocol):
+    """What a strategy may look at. The executor implements it; strategies cannot change it."""
+
+    def now_ns(self) -> int: ...
+    def book(self, token: str) -> BookLike | None: ...
+    def market(self, market: str) -> MarketInfo | None: ...
+    def position(self, token: str) -> int: ...
+    def available_shares(self, token: str) -> int: ...
+    def quotes(self, market: str, strategy: str) -> Sequence[OrderLike]:
+        """Our open orders of that strategy in that market, not already being cancelled."""
+    def busy(self, market: str, strategy: str) -> bool:
+        """True while an order or merge of that strategy in that market awaits the venue."""
+
+
+def round_down(value: int, step: int) -> int:
+    return value - value % step
+
+
+def sets_fundable(view: StrategyView, info: MarketInfo) -> bool:
+    return all((book := view.book(t)) is not None and book.state is BookState.SYNCED for t in info.tokens)
+
+
+def walk_pair(
+    first: list[tuple[int, int]],
+    second: list[tuple[int, int]],
+    accept: Callable[[int, int, int], bool],
+    max_size: int,
+) -> tuple[int, int, int, int]:
+    """Walk two ladders best-first, taking equal sizes from both while ``accept(p1, p2, q)`` holds.
+
+    Returns (size, worst price on the first ladder, worst on the second, total fees-free cost).
+    """
+    i = j = 0
+    left1 = first[0][1] if first else 0
+    left2 = second[0][1] if second else 0
+    size = cost = 0
+    worst1 = worst2 = 0
+    while i < len(first) and j < len(second) and size < max_size:
+        p1, p2 = first[i][0], second[j][0]
+        take = min(left1, left2, max_size - size)
+        if take <= 0 or not accept(p1, p2, take):
+            break
+        size += take
+        cost += p1 * take + p2 * take
+        worst1, worst2 = p1, p2
+        left1 -= take
+        left2 -= take
+        if left1 == 0:
+            i += 1
+            left1 = first[i][1] if i < len(first) else 0
+        if left2 == 0:
+            j += 1
+            left2 = second[j][1] if j < len(second) else 0
+    return size, worst1, worst2, cost // ONE
+
+
+class CompleteSetTaker:
+    """Takes both asks when a complete set is cheap, or both bids when sets we hold are dear."""
+
+    name = "taker"
+
+    def __init__(self, *, config_for: Callable[[str], StrategiesConfig], ids: Ids) -> None:
+        self._config_for = config_for
+        self._ids = ids
+        # (token, side, price) -> (size the book showed, size we set out to take). Until the feed
+        # shows that level changed, our own take is not in the book yet: do not count it twice.
+        self._taken: dict[tuple[str, Side, int], tuple[int, int]] = {}
+
+    def _ladder(self, book: BookLike, token: str, side: Side) -> list[tuple[int, int]]:
+        ladder = []
+        for price, size in book.levels(side):
+            key = (token, side, price)
+            taken = self._taken.get(key)
+            if taken is not None:
+                if taken[0] == size:
+                    size -= taken[1]
+                else:
+                    del self._taken[key]  # the feed moved on: the level speaks for itself again
+            if size > 0:
+                ladder.append((price, size))
+        return ladder
+
+    def _remember(self, token: str, side: Side, ladder_before: list[tuple[int, int]], book: BookLike, worst: int, size: int) -> None:
+        """Note how much of each level down to ``worst`` an order of ``size`` will take."""
+        shown = dict(book.levels(side))
+        left = size
+        for price, available in ladder_before:
+            if left <= 0 or (side is Side.SELL and price > worst) or (side is Side.BUY and price < worst):
+                break
+            take = min(left, available)
+            seen, before = self._taken.get((token, side, price), (shown[price], 0))
+            self._taken[(token, side, price)] = (seen, before + take)
+            left -= take
+
+    def on_book(self, update: BookUpdate, view: StrategyView) -> list[Intent]:
+        info = view.market(update.market)
+        cfg = self._config_for(update.market).taker
+        if info is None or not cfg.enabled or not sets_fundable(view, info):
+            return []
+        if view.busy(info.market, self.name):
+            return []
+        yes, no = info.tokens
+        book_yes, book_no = view.book(yes), view.book(no)
+        assert book_yes is not None and book_no is not None
+        intents = self._buy_sets(update, info, cfg, book_yes, book_no)
+        if not intents:
+            intents = self._sell_sets(update, info, cfg, view, book_yes, book_no)
+        return intents
+
+    def _fee_per_set(self, info: MarketInfo, p1: int, p2: int, size: int) -> int:
+        fees = taker_fee(size, p1, info.fee_rate, info.fee_exponent) + taker_fee(
+            size, p2, info.fee_rate, info.fee_exponent
+        )
+        return -((-fees * ONE) // size)  # per set, rounded up: never flatter the edge
+
+    def _buy_sets(self, update, info, cfg: TakerConfig, book_yes, book_no) -> list[Intent]:
+        limit = ONE - cfg.min_edge
+
+        def cheap(p1: int, p2: int, q: int) -> bool:
+            return p1 + p2 + self._fee_per_set(info, p1, p2, q) <= limit
+
+        yes, no = info.tokens
+        asks_yes, asks_no = self._ladder(book_yes, yes, Side.SELL), self._ladder(book_no, no, Side.SELL)
+        size, worst_yes, worst_no, _ = walk_pair(asks_yes, asks_no, cheap, cfg.max_sets)
+        size = round_down(size, SHARE_STEP)
+        if size < info.min_size:
+            return []
+        self._remember(yes, Side.SELL, asks_yes, book_yes, worst_yes, size)
+        self._remember(no, Side.SELL, asks_no, book_no, worst_no, size)
+        pair_cost = worst_yes + worst_no + self._fee_per_set(info, worst_yes, worst_no, size)
+        return self._legs(update, info, Side.BUY, (worst_yes, worst_no), size, pair_cost, "asks sum below 1")
+
+    def _sell_sets(self, update, info, cfg: TakerConfig, view, book_yes, book_no) -> list[Intent]:
+        yes, no = info.tokens
+        held = min(view.available_shares(yes), view.available_shares(no))
+        if held < info.min_size:
+            return []
+        floor = ONE + cfg.min_edge
+
+        def dear(p1: int, p2: int, q: int) -> bool:
+            return p1 + p2 - self._fee_per_set(info, p1, p2, q) >= floor
+
+        bids_yes, bids_no = self._ladder(book_yes, yes, Side.BUY), self._ladder(book_no, no, Side.BUY)
+        size, worst_yes, worst_no, _ = walk_pair(bids_yes, bids_no, dear, min(cfg.max_sets, held))
+        size = round_down(size, SHARE_STEP)
+        if size < info.min_size:
+            return []
+        self._remember(yes, Side.BUY, bids_yes, book_yes, worst_yes, size)
+        self._remember(no, Side.BUY, bids_no, book_no, worst_no, size)
+        # for a sale the "cost" of the set is what we give up relative to 1: 2 - proceeds
+        proceeds = worst_yes + worst_no - self._fee_per_set(info, worst_yes, worst_no, size)
+        return self._legs(update, info, Side.SELL, (worst_yes, worst_no), size, 2 * ONE - proceeds, "bids sum above 1")
+
+    def _legs(self, update, info, side, prices, size, pair_cost, reason) -> list[Intent]:
+        group = self._ids.next("g")
+        return [
+            PlaceOrder(
+                cid=self._ids.next("i"),
+                cause=update.cid,
+                strategy=self.name,
+                market=info.market,
+                token=token,
+                side=side,
+                price=price,
+                size=size,
+                tif=TimeInForce.FOK,
+                group=group,
+                pair_cost=pair_cost,
+                reason=reason,
+            )
+            for token, price in zip(info.tokens, prices)
+        ]
+
+
+class CompleteSetMaker:
+    """Rests bids on both tokens so that a filled pair is a complete set below 1 - target_edge."""
+
+    name = "maker"
+
+    def __init__(self, *, config_for: Callable[[str], StrategiesConfig], ids: Ids) -> None:
+        self._config_for = config_for
+        self._ids = ids
+
+    def on_book(self, update: BookUpdate, view: StrategyView) -> list[Intent]:
+        info = view.market(update.market)
+        if info is None:
+            return []
+        cfg = self._config_for(info.market).maker
+        quotes = list(view.quotes(info.market, self.name))
+        if not cfg.enabled:
+            return self._pull(update, quotes, "maker disabled")
+        if not sets_fundable(view, info):
+            return self._pull(update, quotes, "book not synced")
+        if info.end_ns is not None and view.now_ns() >= info.end_ns - cfg.end_buffer_s * 1_000_000_000:
+            return self._pull(update, quotes, "market near its end")
+        if view.busy(info.market, self.name):
+            return []
+        wanted = self._wanted_bids(info, cfg, view)
+        intents: list[Intent] = []
+        for token, price in zip(info.tokens, wanted):
+            mine = [q for q in quotes if q.token == token]
+            keep = price is not None and any(
+                abs(q.price - price) < cfg.refresh_threshold for q in mine
+            )
+            if keep:
+                continue
+            intents.extend(self._cancel(update, q, "requote") for q in mine)
+            if price is not None:
+                intents.append(self._bid(update, info, token, price, cfg.size, sum(p or 0 for p in wanted)))
+        return intents
+
+    def _wanted_bids(self, info: MarketInfo, cfg: MakerConfig, view: StrategyView) -> list[int | None]:
+        yes, no = info.tokens
+        book_yes, book_no = view.book(yes), view.book(no)
+        assert book_yes is not None and book_no is not None
+        fair = _fair_yes(book_yes, book_no)
+        if fair is None:
+            return [None, None]
+        imbalance = (view.position(yes) - view.position(no)) // ONE  # whole shares
+        skew = max(-cfg.max_skew, min(cfg.max_skew, imbalance * cfg.skew_per_share))
+        half = cfg.target_edge // 2
+        raw = (fair - half - skew, ONE - fair - (cfg.target_edge - half) + skew)
+        bids: list[int | None] = []
+        for price, book, other in ((raw[0], book_yes, book_no), (raw[1], book_no, book_yes)):
+            price = round_down(price, info.tick)
+            # rest, never take: stay under our ask and under what the other token's bids mint at
+            ask = _effective_ask(book, other)
+            if ask is not None:
+                price = min(price, round_down(ask - info.tick, info.tick))
+            bids.append(price if info.tick <= price <= ONE - info.tick else None)
+        if bids[0] is not None and bids[1] is not None:
+            assert bids[0] + bids[1] <= ONE - cfg.target_edge
+        return bids
+
+    def _bid(self, update, info, token, price, size, pair_cost) -> PlaceOrder:
+        return PlaceOrder(
+            cid=self._ids.next("i"),
+            cause=update.cid,
+            strategy=self.name,
+            market=info.market,
+            token=token,
+            side=Side.BUY,
+            price=price,
+            size=size,
+            tif=TimeInForce.GTC,
+            post_only=True,
+            pair_cost=pair_cost,
+            reason="quote",
+        )
+
+    def _cancel(self, update, quote: OrderLike, reason: str) -> CancelOrder:
+        return CancelOrder(
+            cid=self._ids.next("i"), cause=update.cid, strategy=self.name, order_id=quote.order_id, reason=reason
+        )
+
+    def _pull(self, update, quotes, reason) -> list[Intent]:
+        return [self._cancel(update, q, reason) for q in quotes]
+
+
+def _effective_ask(book: BookLike, other: BookLike) -> int | None:
+    """The lowest price a buyer of ``book``'s token can be matched at, directly or by minting."""
+    asks = [book.best_ask] if book.best_ask is not None else []
+    if other.best_bid is not None:
+        asks.append(ONE - other.best_bid)
+    return min(asks) if asks else None
+
+
+def _fair_yes(book_yes: BookLike, book_no: BookLike) -> int | None:
+    """The YES price both books agree on: the mean of YES's mid and one minus NO's mid."""
+    mids = []
+    if book_yes.best_bid is not None and book_yes.best_ask is not None:
+        mids.append((book_yes.best_bid + book_yes.best_ask) // 2)
+    if book_no.best_bid is not None and book_no.best_ask is not None:
+        mids.append(ONE - (book_no.best_bid + book_no.best_ask) // 2)
+    return sum(mids) // len(mids) if mids else None
+
+
+class SetMerger:
+    """Merges complete sets back into pUSD once enough have accumulated (a ledger op in paper)."""
+
+    name = "merge"
+
+    def __init__(self, *, config_for: Callable[[str], StrategiesConfig], ids: Ids) -> None:
+        self._config_for = config_for
+        self._ids = ids
+
+    def on_fill(self, fill: Fill, view: StrategyView) -> list[Intent]:
+        info = view.market(fill.market)
+        cfg: MergeConfig = self._config_for(fill.market).merge
+        if info is None or not cfg.enabled or view.busy(info.market, self.name):
+            return []
+        sets = round_down(min(view.available_shares(t) for t in info.tokens), SHARE_STEP)
+        if sets < cfg.min_sets:
+            return []
+        return [MergeSets(cid=self._ids.next("i"), cause=fill.cid, strategy=self.name, market=info.market, size=sets)]
+
+
+class Strategies:
+    """Runs every strategy for each book update and fill, in a fixed order."""
+
+    def __init__(self, *, config_for: Callable[[str], StrategiesConfig], ids: Ids) -> None:
+        self.taker = CompleteSetTaker(config_for=config_for, ids=ids)
+        self.maker = CompleteSetMaker(config_for=config_for, ids=ids)
+        self.merger = SetMerger(config_for=config_for, ids=ids)
+
+    def on_book(self, update: BookUpdate, view: StrategyView) -> list[Intent]:
+        return self.taker.on_book(update, view) + self.maker.on_book(update, view)
+
+    def on_fill(self, fill: Fill, view: StrategyView) -> list[Intent]:
+        return self.merger.on_fill(fill, view)

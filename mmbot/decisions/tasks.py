@@ -1,0 +1,66 @@
+"""The decision task: the one Trio task that drives the executor (the only trio import in decisions/).
+
+It sleeps on a single doorbell shared by the executor's inbox and the book slots, and on each
+wake-up handles, in this fixed order: everything in the inbox (venue responses, corrections,
+lifecycle and operator messages), then every pending book update through the strategies. Strategy
+intents go straight to the executor in the same task — no extra hop (DESIGN §13).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from mmbot.decisions.executor import Executor
+from mmbot.decisions.strategy import Strategies
+from mmbot.model import BookUpdate, Fill, MarketClosing, MarketResolved, NewMarket
+
+
+class DecisionLoop:
+    def __init__(self, *, inbox: Any, slots: Any, executor: Executor, strategies: Strategies) -> None:
+        # inbox: facts.bus.Stream, slots: facts.bus.LatestSlots, sharing one doorbell
+        if inbox.doorbell is not slots.doorbell:
+            raise ValueError("the inbox and the book slots must share one doorbell")
+        self._inbox = inbox
+        self._slots = slots
+        self._executor = executor
+        self._strategies = strategies
+        self.book_updates = 0
+        self.halted = False
+
+    def step(self) -> int:
+        """Handle everything pending now; returns how many messages were handled."""
+        handled = 0
+        executor = self._executor
+        for msg in self._inbox.drain():
+            handled += 1
+            if isinstance(msg, MarketResolved):
+                msg = MarketClosing(cid=msg.cid, market=msg.market, winning_token=msg.winning_token)
+            elif isinstance(msg, NewMarket):
+                continue  # the markets registry learnt it already; nothing to decide
+            executor.handle(msg)
+            if isinstance(msg, Fill) and not self.halted:
+                for intent in self._strategies.on_fill(msg, executor):
+                    executor.handle(intent)
+        for update in self._slots.take_all():
+            handled += 1
+            self.book_updates += 1
+            if self.halted:
+                continue
+            assert isinstance(update, BookUpdate)
+            for intent in self._strategies.on_book(update, executor):
+                executor.handle(intent)
+        return handled
+
+    def halt(self, cid: str, reason: str) -> None:
+        """Stop quoting and cancel every open order (breaker trip or shutdown)."""
+        self.halted = True
+        self._executor.cancel_all(cid, reason)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        doorbell = self._inbox.doorbell
+        while True:
+            await doorbell.wait()
+            self.step()

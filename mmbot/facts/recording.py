@@ -1,0 +1,281 @@
+"""Recordings: a header line, then every received frame with its receive time (DESIGN §10).
+
+A recording is JSON Lines, gzip-compressed when the file name ends in ``.gz``. Line 1 is the
+header (format, version, start time, the markets with their token ids, tick and minimum sizes,
+end times and fees); every further line is one frame exactly as it was received:
+``{"t": <receive ns>, "ch": "market"|"user"|"underlying", "frame": "<text>"}``.
+
+Replay must be byte-for-byte reproducible, so the writer adds nothing of its own: compact JSON
+in a fixed key order, and gzip with ``mtime=0`` and no file name, so the same content always
+gives the same bytes. Prices and sizes in the header are decimal strings, as on the wire.
+
+This module belongs to the facts layer: it imports only ``mmbot.model`` and the stdlib.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import zlib
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import attrs
+
+from mmbot.model import MarketInfo, format_micro, parse_micro
+
+FORMAT = "mmbot-recording"
+VERSION = 1
+CHANNELS = ("market", "user", "underlying")
+
+_COMPACT = {"separators": (",", ":")}
+
+
+class RecordingError(Exception):
+    """The file is not a readable recording; the message is one line naming file and line."""
+
+
+@attrs.frozen(kw_only=True)
+class RecordingHeader:
+    start_ns: int
+    markets: tuple[MarketInfo, ...]
+    source: str = ""
+    seed: int | None = None
+    version: int = VERSION
+
+
+# --------------------------------------------------------------------------- header <-> JSON
+
+
+def _market_to_json(info: MarketInfo) -> dict[str, Any]:
+    return {
+        "market": info.market,
+        "tokens": list(info.tokens),
+        "outcomes": list(info.outcomes),
+        "tick": format_micro(info.tick),
+        "min_size": format_micro(info.min_size),
+        "end_ns": info.end_ns,
+        "fee_rate": format_micro(info.fee_rate),
+        "fee_exponent": info.fee_exponent,
+        "neg_risk": info.neg_risk,
+        "slug": info.slug,
+        "question": info.question,
+    }
+
+
+def header_to_json(header: RecordingHeader) -> str:
+    return json.dumps(
+        {
+            "format": FORMAT,
+            "version": header.version,
+            "start_ns": header.start_ns,
+            "markets": [_market_to_json(m) for m in header.markets],
+            "source": header.source,
+            "seed": header.seed,
+        },
+        **_COMPACT,
+    )
+
+
+def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in obj:
+        raise ValueError(f"{where}: missing {key!r}")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ValueError(f"{where}: {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _pair_of_strings(value: Any, where: str) -> tuple[str, str]:
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise ValueError(f"{where}: expected a list of two strings")
+    return (value[0], value[1])
+
+
+def _micro(obj: dict[str, Any], key: str, default: int, where: str) -> int:
+    if key not in obj:
+        return default
+    try:
+        return parse_micro(_require(obj, key, str, where))
+    except ValueError as exc:
+        raise ValueError(f"{where}: {key!r}: {exc}") from None
+
+
+def _market_from_json(obj: Any, where: str) -> MarketInfo:
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: expected an object")
+    defaults = MarketInfo(market="", tokens=("", ""))
+    end_ns = obj.get("end_ns")
+    if end_ns is not None and (not isinstance(end_ns, int) or isinstance(end_ns, bool)):
+        raise ValueError(f"{where}: 'end_ns' must be an integer or null")
+    return MarketInfo(
+        market=_require(obj, "market", str, where),
+        tokens=_pair_of_strings(_require(obj, "tokens", list, where), f"{where}: 'tokens'"),
+        outcomes=_pair_of_strings(obj.get("outcomes", list(defaults.outcomes)), f"{where}: 'outcomes'"),
+        tick=_micro(obj, "tick", defaults.tick, where),
+        min_size=_micro(obj, "min_size", defaults.min_size, where),
+        end_ns=end_ns,
+        fee_rate=_micro(obj, "fee_rate", defaults.fee_rate, where),
+        fee_exponent=_require(obj, "fee_exponent", int, where) if "fee_exponent" in obj else 1,
+        neg_risk=_require(obj, "neg_risk", bool, where) if "neg_risk" in obj else False,
+        slug=_require(obj, "slug", str, where) if "slug" in obj else "",
+        question=_require(obj, "question", str, where) if "question" in obj else "",
+    )
+
+
+def header_from_json(line: str) -> RecordingHeader:
+    """Parse a header line; raises ValueError with a short reason."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"header is not JSON ({exc.msg})") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ValueError(f"not an {FORMAT} file (no header with \"format\": \"{FORMAT}\")")
+    version = _require(obj, "version", int, "header")
+    if version != VERSION:
+        raise ValueError(f"unsupported recording version {version} (this reader knows {VERSION})")
+    seed = obj.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ValueError("header: 'seed' must be an integer or null")
+    markets = _require(obj, "markets", list, "header")
+    return RecordingHeader(
+        start_ns=_require(obj, "start_ns", int, "header"),
+        markets=tuple(_market_from_json(m, f"header: market {i}") for i, m in enumerate(markets)),
+        source=_require(obj, "source", str, "header") if "source" in obj else "",
+        seed=seed,
+        version=version,
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _open_text(path: str | Path) -> IO[str]:
+    path = Path(path)
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) pairs; unreadable or truncated files become RecordingError."""
+    line_no = 0
+    try:
+        with _open_text(path) as f:
+            for line_no, line in enumerate(f, start=1):
+                yield line_no, line
+    except OSError as exc:  # includes gzip.BadGzipFile
+        raise RecordingError(f"{path}: cannot read after line {line_no}: {exc}") from None
+    except (EOFError, zlib.error) as exc:
+        raise RecordingError(f"{path}: truncated or corrupt after line {line_no}: {exc}") from None
+    except UnicodeDecodeError:
+        raise RecordingError(f"{path}: line {line_no + 1}: not UTF-8 text") from None
+
+
+def read_header(path: str | Path) -> RecordingHeader:
+    """The recording's header line, or RecordingError with a one-line reason."""
+    for _, line in _lines(path):
+        try:
+            return header_from_json(line)
+        except ValueError as exc:
+            raise RecordingError(f"{path}: line 1: {exc}") from None
+    raise RecordingError(f"{path}: empty file, expected a {FORMAT} header")
+
+
+def _frame_from_json(line: str) -> tuple[int, str, str]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise ValueError("expected an object with t, ch, frame")
+    t = _require(obj, "t", int, "frame line")
+    channel = _require(obj, "ch", str, "frame line")
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}")
+    return t, channel, _require(obj, "frame", str, "frame line")
+
+
+def iter_frames(path: str | Path) -> Iterator[tuple[int, str, str]]:
+    """(receive ns, channel, frame text) for every frame, in file order.
+
+    A malformed line, or a receive time earlier than the line before, raises RecordingError
+    naming the line: a recording is produced by our own writer, so damage means the file
+    cannot be trusted as a whole.
+    """
+    last_t: int | None = None
+    for line_no, line in _lines(path):
+        if line_no == 1:
+            try:
+                header_from_json(line)
+            except ValueError as exc:
+                raise RecordingError(f"{path}: line 1: {exc}") from None
+            continue
+        if not line.strip():
+            continue
+        try:
+            t, channel, frame = _frame_from_json(line)
+        except ValueError as exc:
+            raise RecordingError(f"{path}: line {line_no}: {exc}") from None
+        if last_t is not None and t < last_t:
+            raise RecordingError(f"{path}: line {line_no}: time goes backwards ({t} < {last_t})")
+        last_t = t
+        yield t, channel, frame
+
+
+def count_frames(path: str | Path) -> int:
+    """How many frame lines follow the header (for a progress bar); lines are not decoded."""
+    read_header(path)
+    return sum(1 for line_no, line in _lines(path) if line_no > 1 and line.strip())
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class RecordingWriter:
+    """Writes a recording with deterministic bytes. Use as a context manager."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._raw: IO[bytes] = open(self.path, "wb")
+        self._out: IO[bytes] = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0)
+            if self.path.suffix == ".gz"
+            else self._raw
+        )
+        self._header_written = False
+        self._last_t: int | None = None
+        self.frames_written = 0
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _write_line(self, text: str) -> None:
+        self._out.write(text.encode("utf-8"))
+        self._out.write(b"\n")
+
+    def write_header(self, header: RecordingHeader) -> None:
+        if self._header_written:
+            raise ValueError("the header is written once, first")
+        self._write_line(header_to_json(header))
+        self._header_written = True
+
+    def write_frame(self, t_ns: int, channel: str, text: str) -> None:
+        if not self._header_written:
+            raise ValueError("write_header must come before any frame")
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r}")
+        if self._last_t is not None and t_ns < self._last_t:
+            raise ValueError(f"frame times must not decrease ({t_ns} < {self._last_t})")
+        self._last_t = t_ns
+        self._write_line(json.dumps({"t": t_ns, "ch": channel, "frame": text}, **_COMPACT))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._out is not self._raw:
+            self._out.close()
+        self._raw.close()

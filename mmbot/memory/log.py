@@ -1,0 +1,285 @@
+"""The event log writer: every decision, fill, rejection and error as one SQLite row (DESIGN §9).
+
+Recording must never slow the hot path, so ``EventLog.record`` only stamps the row (sequence
+number, virtual and wall time), serialises its payload once and appends it to an in-memory
+buffer. A separate writer task (``EventLog.run``) drains that buffer in batches, one transaction
+per batch, inside a worker thread so SQLite never holds the Trio loop. The writer is cancelled
+at the end of the run and flushes whatever is still pending under a shield: a row recorded is a
+row kept.
+
+One database per run. Besides ``events`` there is a one-row ``runs`` table describing the run
+(mode, seed, recording, config hash, code version) and, once closed, its digest.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable
+
+import attrs
+import sqlite_utils
+import trio
+
+from mmbot.clock import monotonic_ns
+from mmbot.memory.query import digest
+from mmbot.ports import Clock
+
+EVENT_COLUMNS: dict[str, type] = {
+    "seq": int,
+    "ts_ns": int,
+    "wall_ns": int,
+    "kind": str,
+    "cid": str,
+    "market": str,
+    "token": str,
+    "payload": str,
+}
+RUN_COLUMNS: dict[str, type] = {
+    "run_id": int,
+    "started_wall_ns": int,
+    "mode": str,
+    "seed": int,
+    "recording": str,
+    "config_hash": str,
+    "code_version": str,
+    "ended_wall_ns": int,
+    "digest": str,
+}
+RUN_ID = 1  # one run per database
+
+# sqlite-utils' insert_all builds a dict per row and re-derives the columns; a prepared
+# executemany over ready tuples is several times cheaper and this is the log's only write path.
+_INSERT_EVENTS = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+
+_PendingRow = tuple[int, int, int, str, str, str, str, str]  # in EVENT_COLUMNS order
+
+
+def _jsonable(value: Any) -> Any:
+    """What json cannot encode natively but payloads legitimately carry (enums, sets)."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)  # a set's iteration order depends on the hash seed
+    raise TypeError(f"event payload value of type {type(value).__name__} is not JSON-native: {value!r}")
+
+
+# Exactly json.dumps(payload, sort_keys=True, separators=(",", ":")), with enums and sets
+# converted; built once because json.dumps with options constructs a new encoder per call.
+# Tuples already encode as lists.
+canonical_json: Callable[[Any], str] = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), default=_jsonable
+).encode
+_EMPTY_PAYLOAD = "{}"
+
+
+class _ClosedBuffer(list):  # type: ignore[type-arg]
+    """Stands in for the pending buffer after close: recording then is a bug, so it raises."""
+
+    def append(self, row: Any) -> None:
+        raise RuntimeError("record() after EventLog.close(): the run's log is already finished")
+
+
+@attrs.frozen
+class LogStatistics:
+    rows_recorded: int
+    rows_written: int
+    pending: int
+    batches: int  # transactions committed
+    longest_write_ms: float  # float-ok: a duration, for the operator
+    peak_pending: int  # most rows waiting at once
+
+
+class EventLog:
+    """Append-only event log of one run; implements ``mmbot.ports.EventSink``.
+
+    ``record`` may be called from any code on the Trio thread, with or without the writer task
+    running: rows wait in memory until ``run``, ``flush_sync`` or ``close`` writes them.
+    """
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        clock: Clock,
+        wall: Callable[[], int],
+        batch_rows: int = 500,
+        batch_ms: int = 50,
+    ) -> None:
+        if batch_rows < 1 or batch_ms < 0:
+            raise ValueError(f"batch_rows must be >= 1 and batch_ms >= 0, got {batch_rows}, {batch_ms}")
+        self._now_ns = clock.now_ns
+        self._wall = wall
+        self._batch_rows = batch_rows
+        self._batch_s = batch_ms / 1000  # float-ok: a timeout in seconds
+        # The writer thread and the Trio thread take turns on the connection (the lock below
+        # guarantees one at a time), hence check_same_thread=False.
+        self._path = str(db_path)
+        self._conn = sqlite3.connect(self._path, check_same_thread=False)
+        self._db = sqlite_utils.Database(self._conn)
+        self._create_schema()
+
+        self._seq = 0
+        self._pending: list[_PendingRow] = []
+        self._lot = trio.lowlevel.ParkingLot()
+        self._wake_at = 1  # pending length at which record() wakes the parked writer
+        self._write_lock = trio.Lock()
+
+        self._rows_written = 0
+        self._batches = 0
+        self._longest_write_ns = 0
+        self._peak_pending = 0
+
+    def _create_schema(self) -> None:
+        events = self._db["events"]
+        if events.exists() and events.count:
+            raise FileExistsError(f"{self._path} already holds a run's events: use one database per run")
+        self._db.enable_wal()
+        # WAL + NORMAL survives an application crash; only a power loss may drop the last commits.
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        events.create(EVENT_COLUMNS, pk="seq", if_not_exists=True)
+        events.create_index(["cid"], if_not_exists=True)
+        events.create_index(["kind"], if_not_exists=True)
+        self._db["runs"].create(RUN_COLUMNS, pk="run_id", if_not_exists=True)
+
+    # ------------------------------------------------------------------ hot path
+
+    def record(
+        self,
+        kind: str,
+        cid: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        market: str = "",
+        token: str = "",
+    ) -> None:
+        """Stamp and buffer one row. Synchronous, never awaits, never touches SQLite.
+
+        The payload is serialised here, not later, so a caller may go on mutating its dict.
+        """
+        text = _EMPTY_PAYLOAD if payload is None else canonical_json(payload)  # first: a bad payload leaves no seq gap
+        self._seq += 1
+        pending = self._pending
+        pending.append((self._seq, self._now_ns(), self._wall(), kind, cid, market, token, text))
+        if self._lot and len(pending) >= self._wake_at:
+            self._lot.unpark_all()
+
+    # ------------------------------------------------------------------ run metadata
+
+    def start_run(self, *, mode: str, seed: int, recording: str, config_hash: str, code_version: str) -> None:
+        """Write the ``runs`` row. Called once at start-up, before the hot path, so it writes directly.
+
+        It records no event: the composition root records ``run_start`` (without
+        ``code_version``, so the digest does not change when only the version string does).
+        """
+        self._db["runs"].insert(
+            {
+                "run_id": RUN_ID,
+                "started_wall_ns": self._wall(),
+                "mode": mode,
+                "seed": seed,
+                "recording": recording,
+                "config_hash": config_hash,
+                "code_version": code_version,
+            }
+        )
+        self._conn.commit()
+
+    # ------------------------------------------------------------------ writer task
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The writer: wait for rows, give stragglers up to batch_ms to join, write, repeat.
+
+        On cancellation (end of run) every pending row is written under a shield.
+        """
+        task_status.started()
+        try:
+            while True:
+                await self._wait_for_pending(1)
+                with trio.move_on_after(self._batch_s):
+                    await self._wait_for_pending(self._batch_rows)
+                await self._write_pending()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._write_pending()
+
+    async def _wait_for_pending(self, rows: int) -> None:
+        if len(self._pending) >= rows:
+            await trio.lowlevel.checkpoint()  # keeps the loop cancellable under a flood of rows
+            return
+        self._wake_at = rows
+        await self._lot.park()
+
+    async def _write_pending(self) -> None:
+        async with self._write_lock:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Write everything pending, batch_rows per transaction, each in a worker thread.
+
+        The caller holds the write lock, so the connection has one user at a time.
+        """
+        while self._pending:
+            batch = self._next_batch()
+            elapsed_ns = await trio.to_thread.run_sync(self._insert, batch)
+            self._written(len(batch), elapsed_ns)
+
+    def flush_sync(self) -> None:
+        """Write everything pending from the calling thread (tests, interpreter exit).
+
+        Never call it while the writer task is running.
+        """
+        while self._pending:
+            batch = self._next_batch()
+            self._written(len(batch), self._insert(batch))
+
+    def _next_batch(self) -> list[_PendingRow]:
+        # The buffer only grows between writes, so its length here is a local maximum.
+        self._peak_pending = max(self._peak_pending, len(self._pending))
+        return self._pending[: self._batch_rows]
+
+    def _insert(self, batch: list[_PendingRow]) -> int:
+        started = monotonic_ns()
+        with self._conn:  # one transaction, committed on exit
+            self._conn.executemany(_INSERT_EVENTS, batch)
+        return monotonic_ns() - started
+
+    def _written(self, rows: int, elapsed_ns: int) -> None:
+        # Rows leave the buffer only once committed: a failed write loses nothing.
+        del self._pending[:rows]
+        self._rows_written += rows
+        self._batches += 1
+        self._longest_write_ns = max(self._longest_write_ns, elapsed_ns)
+
+    # ------------------------------------------------------------------ end of run
+
+    async def close(self) -> str:
+        """Flush everything, seal the log, finish the ``runs`` row and return the digest.
+
+        Recording after close raises. Safe to call while the writer task still runs.
+        """
+        async with self._write_lock:
+            await self._drain()
+            # No await since the loop saw an empty buffer, so nothing can slip in between.
+            self._pending = _ClosedBuffer()
+            return await trio.to_thread.run_sync(self._finish_run)
+
+    def _finish_run(self) -> str:
+        run_digest = digest(self._db)
+        if self._db["runs"].count:
+            self._db["runs"].update(RUN_ID, {"ended_wall_ns": self._wall(), "digest": run_digest})
+            self._conn.commit()
+        self._conn.close()
+        return run_digest
+
+    def statistics(self) -> LogStatistics:
+        return LogStatistics(
+            rows_recorded=self._seq,
+            rows_written=self._rows_written,
+            pending=len(self._pending),
+            batches=self._batches,
+            longest_write_ms=self._longest_write_ns / 1e6,  # float-ok: a duration
+            peak_pending=max(self._peak_pending, len(self._pending)),
+        )

@@ -1,0 +1,405 @@
+"""The paper venue: an in-process OrderGateway that fills against the book the feed shows.
+
+Replay and paper modes inject it in place of the live gateway (DESIGN §7). ``send`` only
+schedules: each request is evaluated after a simulated latency, against the book as it is at
+that instant, and the answers go to the executor's inbox through ``respond``
+(acknowledgement-as-input, DESIGN §3). Everything is ordered by rule, never by hashing or
+scheduling luck, so a replay answers identically on every run (DESIGN §8).
+
+Three things keep paper fills honest rather than flattering:
+
+- **Liquidity we took is not there twice.** The feed does not know about paper trades, so the
+  size taken at each (token, side, price) is remembered and subtracted from what the book shows
+  until the feed restates that level (a level change at that price, or a snapshot).
+- **Mirrored books count once.** The venue keeps one book per market: a YES bid at p is shown
+  as a NO ask at 1 - p as well. An order may take either view (complete-set crossing mints or
+  merges), so at each price the better of the two views is available, not their sum, and what
+  is taken is charged to both.
+- **A resting order waits its turn.** It joins the back of the queue at its price and fills
+  only from trades printed at that price once the queue ahead has traded, from trades printed
+  through its price, or from the opposite side crossing it in the book.
+
+Assumption: the feed prints a trade (``LastTrade``) before the level change that reflects it;
+a level that shrinks first is taken for cancellations, so the trade then eats the queue again.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from typing import Callable, Mapping, Protocol, Sequence
+
+import attrs
+
+from mmbot.model import (
+    ONE,
+    BookSnapshot,
+    BookState,
+    CancelRejected,
+    CancelRequest,
+    Fill,
+    LastTrade,
+    Liquidity,
+    MarketInfo,
+    MarketMessage,
+    MarketResolved,
+    MergeDone,
+    MergeRequest,
+    OrderAccepted,
+    OrderDone,
+    OrderRejected,
+    PriceChange,
+    Side,
+    SubmitRequest,
+    TimeInForce,
+    VenueRequest,
+    VenueResponse,
+    taker_fee,
+)
+from mmbot.ports import Clock, Scheduler
+
+# The venue's own strings (protocol doc §4) and the paper venue's done reasons.
+MIN_TICK_SIZE = "INVALID_ORDER_MIN_TICK_SIZE"
+MIN_SIZE = "INVALID_ORDER_MIN_SIZE"
+DUPLICATED = "INVALID_ORDER_DUPLICATED"
+POST_ONLY_CROSSES = "INVALID_POST_ONLY_ORDER"
+POST_ONLY_TYPE = "INVALID_POST_ONLY_ORDER_TYPE"
+FOK_NOT_FILLED = "FOK_ORDER_NOT_FILLED_ERROR"
+MARKET_NOT_READY = "MARKET_NOT_READY"
+ALREADY_DONE = "already canceled or matched"
+CANCELED = "canceled"
+FAK_REMAINDER = "fak_remainder_canceled"
+MARKET_RESOLVED = "market_resolved"
+
+
+class BookView(Protocol):
+    """What the paper venue reads of one token's book (decisions/book.py's ``Book``)."""
+
+    # Read-only properties, so a Book whose attributes are plain (mutable) fields conforms.
+    @property
+    def tick(self) -> int | None: ...
+    @property
+    def state(self) -> BookState: ...
+    @property
+    def bids(self) -> Mapping[int, int]: ...
+    @property
+    def asks(self) -> Mapping[int, int]: ...
+
+    def levels(self, side: Side, depth: int | None = None) -> Sequence[tuple[int, int]]: ...
+
+
+class BookSource(Protocol):
+    def get(self, token: str) -> BookView | None: ...
+
+
+_Key = tuple[Side, int]  # a level of one token's book: (BUY for bids / SELL for asks, price)
+
+
+@attrs.frozen
+class _Level:
+    """Liquidity an order can take at one price, and the book levels that show it."""
+
+    price: int  # what the order trades at: the book price, or 1 - price through the mirror
+    available: int
+    shown_at: tuple[tuple[str, Side, int], ...]  # (token, book side, book price)
+
+
+@attrs.define(eq=False)
+class _Order:
+    request: SubmitRequest
+    market: MarketInfo
+    complement: str | None
+    remaining: int
+    queue_ahead: int = 0
+    fills: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class PaperOrder:
+    """A resting paper order as seen from outside (a copy: changing it changes nothing)."""
+
+    order_id: str
+    token: str
+    side: Side
+    price: int
+    remaining: int
+    queue_ahead: int
+
+
+def _reaches(side: Side, price: int, limit: int) -> bool:
+    """Whether an order on ``side`` with ``limit`` may trade at ``price``."""
+    return price <= limit if side is Side.BUY else price >= limit
+
+
+def _complement(market: MarketInfo, token: str) -> str | None:
+    yes, no = market.tokens
+    return no if token == yes else yes if token == no else None
+
+
+def _tradable(book: BookView) -> bool:
+    # An EMPTY or STALE book has no trustworthy levels (a tick change, a resolution, a lost
+    # update): taking from it could fill against liquidity that is long gone.
+    return book.state is not BookState.STALE and book.state is not BookState.EMPTY
+
+
+class PaperGateway:
+    """An ``OrderGateway`` answering on the injected clock from the books the feed maintains."""
+
+    def __init__(
+        self,
+        *,
+        books: BookSource,
+        markets: Callable[[str], MarketInfo | None],
+        scheduler: Scheduler,
+        clock: Clock,
+        respond: Callable[[VenueResponse], None],
+        rng: random.Random,
+        ack_latency_ns: int,
+        jitter_ns: int = 0,
+    ) -> None:
+        if ack_latency_ns < 0 or jitter_ns < 0:
+            raise ValueError("latency and jitter must not be negative")
+        self._books = books
+        self._markets = markets
+        self._scheduler = scheduler
+        self._clock = clock
+        self._respond = respond
+        self._rng = rng
+        self._ack_latency_ns = ack_latency_ns
+        self._jitter_ns = jitter_ns
+        self._resting: dict[str, _Order] = {}  # insertion order is the order fills are reported in
+        self._consumed: dict[str, dict[_Key, int]] = {}  # token -> level -> size we took
+        self._accepted_ids: set[str] = set()  # membership only, never iterated
+        self._resolved_markets: set[str] = set()  # membership only, never iterated
+
+    # ----------------------------------------------------------------------- the port
+
+    def send(self, request: VenueRequest) -> None:
+        """Schedule ``request`` to be evaluated after the latency; never blocks."""
+        at = self._clock.now_ns() + self._ack_latency_ns + self._rng.randrange(self._jitter_ns + 1)
+        if isinstance(request, SubmitRequest):
+            handle = functools.partial(self._submit, request, at)
+        elif isinstance(request, CancelRequest):
+            handle = functools.partial(self._cancel, request)
+        elif isinstance(request, MergeRequest):
+            handle = functools.partial(self._merge, request)
+        else:
+            raise TypeError(f"not a venue request: {type(request).__name__}")
+        self._scheduler.call_at(at, handle)
+
+    def on_market(self, msg: MarketMessage) -> None:
+        """Let a market message (already applied to the books) fill resting orders."""
+        if isinstance(msg, LastTrade):
+            self._on_trade(msg)
+        elif isinstance(msg, PriceChange):
+            for change in msg.changes:
+                self._consumed.get(change.token, {}).pop((change.side, change.price), None)
+            self._on_levels_changed({change.token for change in msg.changes}, msg.recv_ns)
+        elif isinstance(msg, BookSnapshot):
+            self._consumed.pop(msg.token, None)
+            self._on_levels_changed({msg.token}, msg.recv_ns)
+        elif isinstance(msg, MarketResolved):
+            self._on_resolved(msg)
+
+    def open_orders(self) -> list[PaperOrder]:
+        """The resting paper orders, oldest first."""
+        return [
+            PaperOrder(
+                order_id=order.request.order_id,
+                token=order.request.token,
+                side=order.request.side,
+                price=order.request.price,
+                remaining=order.remaining,
+                queue_ahead=order.queue_ahead,
+            )
+            for order in self._resting.values()
+        ]
+
+    # ----------------------------------------------------------------------- requests
+
+    def _submit(self, request: SubmitRequest, at: int) -> None:
+        market = self._markets(request.token)
+        reason = self._rejection(request, market, at)
+        if reason is not None:
+            self._respond(OrderRejected(cid=request.cid, order_id=request.order_id, reason=reason))
+            return
+        assert market is not None  # _rejection refuses an unknown market
+        order = _Order(request, market, _complement(market, request.token), remaining=request.size)
+        levels = self._takeable(request.token, order.complement, request.side, request.price)
+        if request.tif is TimeInForce.FOK and sum(level.available for level in levels) < request.size:
+            self._respond(OrderRejected(cid=request.cid, order_id=request.order_id, reason=FOK_NOT_FILLED))
+            return
+        self._accepted_ids.add(request.order_id)
+        self._respond(OrderAccepted(cid=request.cid, order_id=request.order_id))
+        for level in levels:
+            if order.remaining == 0:
+                break
+            size = min(order.remaining, level.available)
+            self._consume(level, size)
+            fee = taker_fee(size, level.price, market.fee_rate, market.fee_exponent)
+            self._fill(order, level.price, size, fee, Liquidity.TAKER, at)
+        if order.remaining == 0:
+            return
+        if request.tif is TimeInForce.FAK:
+            self._respond(OrderDone(cid=request.cid, order_id=request.order_id, reason=FAK_REMAINDER))
+            return
+        order.queue_ahead = self._shown(request.token, request.side, request.price)
+        self._resting[request.order_id] = order
+
+    def _rejection(self, request: SubmitRequest, market: MarketInfo | None, at: int) -> str | None:
+        """The venue's reason to refuse ``request`` outright, or None."""
+        if (
+            market is None
+            or market.market in self._resolved_markets
+            or (market.end_ns is not None and at >= market.end_ns)
+        ):
+            return MARKET_NOT_READY
+        if request.order_id in self._accepted_ids:
+            return DUPLICATED
+        book = self._books.get(request.token)
+        tick = book.tick if book is not None and book.tick else market.tick
+        if request.price % tick or not tick <= request.price <= ONE - tick:
+            return MIN_TICK_SIZE
+        if request.size < market.min_size:
+            return MIN_SIZE
+        if request.post_only:
+            if request.tif is TimeInForce.FOK or request.tif is TimeInForce.FAK:
+                return POST_ONLY_TYPE
+            complement = _complement(market, request.token)
+            if self._takeable(request.token, complement, request.side, request.price):
+                return POST_ONLY_CROSSES
+        return None
+
+    def _cancel(self, request: CancelRequest) -> None:
+        order = self._resting.pop(request.order_id, None)
+        if order is None:
+            self._respond(CancelRejected(cid=request.cid, order_id=request.order_id, reason=ALREADY_DONE))
+        else:
+            self._respond(OrderDone(cid=request.cid, order_id=request.order_id, reason=CANCELED))
+
+    def _merge(self, request: MergeRequest) -> None:
+        # Paper merges are pure accounting, which the ledger does on MergeDone.
+        self._respond(MergeDone(cid=request.cid, market=request.market, size=request.size))
+
+    # ----------------------------------------------------------------------- market facts
+
+    def _on_trade(self, trade: LastTrade) -> None:
+        for order in list(self._resting.values()):
+            if order.request.token == trade.token:
+                price, taker = trade.price, trade.side
+            elif order.complement == trade.token:
+                # A taker BUY NO at q is a taker SELL YES at 1 - q (and the other way round).
+                price, taker = ONE - trade.price, trade.side.opposite
+            else:
+                continue
+            self._trade_against(order, price, taker, trade.size, trade.recv_ns)
+
+    def _trade_against(self, order: _Order, price: int, taker: Side, size: int, ts_ns: int) -> None:
+        ours = order.request
+        if taker is ours.side or size <= 0:
+            return
+        if price != ours.price and _reaches(ours.side, price, ours.price):
+            # Printed through our price: every order at our price traded before it.
+            filled = order.remaining
+        elif price == ours.price:
+            filled = min(order.remaining, max(0, size - order.queue_ahead))
+            order.queue_ahead = max(0, order.queue_ahead - size)
+        else:
+            return
+        if filled:
+            self._fill(order, ours.price, filled, 0, Liquidity.MAKER, ts_ns)
+
+    def _on_levels_changed(self, tokens: set[str], ts_ns: int) -> None:
+        for order in list(self._resting.values()):
+            ours = order.request
+            if ours.token in tokens:
+                # Only cancellations shrink a level without a trade (trades already ate the
+                # queue), and orders that join later queue behind us: never grow the queue.
+                order.queue_ahead = min(order.queue_ahead, self._shown(ours.token, ours.side, ours.price))
+            if ours.token in tokens or order.complement in tokens:
+                self._fill_if_crossed(order, ts_ns)
+
+    def _fill_if_crossed(self, order: _Order, ts_ns: int) -> None:
+        """The book shows the other side at or through our price: it would have matched us."""
+        wanted = order.remaining
+        ours = order.request
+        for level in self._takeable(ours.token, order.complement, ours.side, ours.price):
+            size = min(wanted, level.available)
+            self._consume(level, size)
+            wanted -= size
+            if wanted == 0:
+                break
+        if wanted < order.remaining:
+            self._fill(order, ours.price, order.remaining - wanted, 0, Liquidity.MAKER, ts_ns)
+
+    def _on_resolved(self, msg: MarketResolved) -> None:
+        self._resolved_markets.add(msg.market)
+        for order_id, order in list(self._resting.items()):
+            if order.market.market == msg.market:
+                del self._resting[order_id]
+                self._respond(OrderDone(cid=order.request.cid, order_id=order_id, reason=MARKET_RESOLVED))
+
+    # ----------------------------------------------------------------------- liquidity
+
+    def _takeable(self, token: str, complement: str | None, side: Side, limit: int) -> list[_Level]:
+        """The liquidity an order on ``side`` of ``token`` up to ``limit`` reaches, best price
+        first, one entry per price."""
+        best_view: dict[int, int] = {}
+        shown_at: dict[int, list[tuple[str, Side, int]]] = {}
+        # Direct: the same token's opposite side. Mirrored: the complement's same side, where a
+        # BUY NO at q is a SELL YES at 1 - q (merge/mint crossing, protocol doc §8).
+        views = [(token, side.opposite, False)]
+        if complement is not None:
+            views.append((complement, side, True))
+        for view_token, book_side, mirrored in views:
+            book = self._books.get(view_token)
+            if book is None or not _tradable(book):
+                continue
+            for book_price, _ in book.levels(book_side):
+                price = ONE - book_price if mirrored else book_price
+                if not _reaches(side, price, limit):
+                    break
+                available = self._shown(view_token, book_side, book_price)
+                if available > 0:
+                    best_view[price] = max(best_view.get(price, 0), available)
+                    shown_at.setdefault(price, []).append((view_token, book_side, book_price))
+        prices = sorted(best_view, reverse=side is Side.SELL)
+        return [_Level(price, best_view[price], tuple(shown_at[price])) for price in prices]
+
+    def _shown(self, token: str, book_side: Side, price: int) -> int:
+        """Size the book shows at a level, less what we took there since the feed last said."""
+        book = self._books.get(token)
+        if book is None:
+            return 0
+        visible = (book.bids if book_side is Side.BUY else book.asks).get(price, 0)
+        taken = self._consumed.get(token, {}).get((book_side, price), 0)
+        return max(0, visible - taken)
+
+    def _consume(self, level: _Level, size: int) -> None:
+        for token, book_side, price in level.shown_at:
+            taken = self._consumed.setdefault(token, {})
+            taken[(book_side, price)] = taken.get((book_side, price), 0) + size
+
+    def _fill(self, order: _Order, price: int, size: int, fee: int, liquidity: Liquidity, ts_ns: int) -> None:
+        if not 0 < size <= order.remaining:
+            raise AssertionError(f"fill of {size} against {order.remaining} remaining")
+        ours = order.request
+        order.fills += 1
+        order.remaining -= size
+        if order.remaining == 0:
+            self._resting.pop(ours.order_id, None)
+        self._respond(
+            Fill(
+                cid=ours.cid,
+                fill_id=f"{ours.order_id}.{order.fills}",
+                order_id=ours.order_id,
+                market=ours.market,
+                token=ours.token,
+                side=ours.side,
+                price=price,
+                size=size,
+                fee=fee,
+                liquidity=liquidity,
+                ts_ns=ts_ns,
+            )
+        )
