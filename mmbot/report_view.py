@@ -39,6 +39,9 @@ def print_summary(report: dict[str, Any], *, title: str, console: Console | None
     )
     table.add_row("fees", _money(fills["fees"]))
     table.add_row("merges / resolutions", f"{report['merges']} / {report['resolutions']}")
+    table.add_row(
+        "errors / restarts / breaker trips", f"{report['errors']} / {report['restarts']} / {report['breaker_trips']}"
+    )
     table.add_row("realised PnL", _money(pnl.get("realised")))
     table.add_row("mark-to-market PnL", _money(pnl.get("unrealised")))
     table.add_row("total PnL", _money(pnl.get("total")))

@@ -42,6 +42,11 @@ from mmbot.ports import Clock, EventSink, OrderGateway
 DAY_NS = 86_400 * 1_000_000_000
 
 
+def _merge_hold(cid: str, leg: int) -> str:
+    """The reservation id that holds one leg's shares while a merge is in flight."""
+    return f"merge:{cid}:{leg}"
+
+
 class Executor:
     def __init__(
         self,
@@ -175,9 +180,15 @@ class Executor:
             return
         self.counts["intents"] += 1
         self._record_intent(intent, "merge")
-        available = min(self.ledger.available_shares(t) for t in info.tokens)
-        if available < intent.size:
-            self._verdict(intent, False, "insufficient_shares")
+        try:  # both legs' shares are held until the venue answers, like an open sell
+            self.ledger.reserve_sell(_merge_hold(intent.cid, 0), info.tokens[0], intent.size)
+            try:
+                self.ledger.reserve_sell(_merge_hold(intent.cid, 1), info.tokens[1], intent.size)
+            except InsufficientFunds:
+                self.ledger.release(_merge_hold(intent.cid, 0))
+                raise
+        except InsufficientFunds as exc:
+            self._verdict(intent, False, exc.reason)
             return
         self._verdict(intent, True, "ok")
         self._merges_pending[intent.market] = intent.cid
@@ -270,10 +281,12 @@ class Executor:
 
     def _on_merged(self, msg: MergeDone) -> None:
         info = self.markets.get(msg.market)
-        self._merges_pending.pop(msg.market, None)
-        if info is None:
-            self._error(msg.cid, "merge for an unknown market", msg.market)
+        pending = self._merges_pending.pop(msg.market, None)
+        if info is None or pending != msg.cid:
+            self._error(msg.cid, "merge answer for no merge of ours", msg.market)
             return
+        self.ledger.release(_merge_hold(msg.cid, 0))
+        self.ledger.release(_merge_hold(msg.cid, 1))
         self.ledger.merge(info.tokens[0], info.tokens[1], msg.size)
         self._sink.record("merge", msg.cid, {"size": msg.size, "cash": self.ledger.cash}, market=msg.market)
 
