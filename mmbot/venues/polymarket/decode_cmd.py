@@ -18,6 +18,7 @@ from typing import Any, Iterator, TextIO
 import attrs
 import msgspec
 
+from mmbot.facts.recording import FORMAT as RECORDING_FORMAT
 from mmbot.model import MalformedFrame
 from mmbot.venues.polymarket.wire import (
     WireError,
@@ -28,7 +29,6 @@ from mmbot.venues.polymarket.wire import (
 )
 from mmbot.venues.polymarket.wire_base import BAD_JSON, excerpt
 
-RECORDING_FORMAT = "mmbot-recording"
 _USER_EVENTS = frozenset({"order", "trade"})
 
 
