@@ -154,8 +154,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from mmbot.venues.simulator.generate import generate_recording
 
+    if args.duration < 10 or args.markets < 1:
+        raise UsageError("mmbot generate: --duration expects at least 10 seconds and --markets at least 1")
     header = generate_recording(args.out, seed=args.seed, duration_s=args.duration, markets=args.markets)
-    print(f"wrote {args.out}: {len(header.markets)} markets, seed {args.seed}")
+    print(f"wrote {args.out}: {len(header.markets)} markets in the header, seed {args.seed}")
     return 0
 
 

@@ -73,3 +73,9 @@ def test_config_digest_is_stable_and_sensitive() -> None:
     assert Config().digest() == Config().digest()
     assert parse_config({"seed": 1}).digest() != Config().digest()
     assert parse_config({"risk": {"max_order_notional": "100"}}).risk.max_order_notional == 100 * ONE
+
+
+def test_the_example_config_documents_the_defaults() -> None:
+    from tests.conftest import ROOT
+
+    assert load_config(ROOT / "examples" / "mmbot.toml") == Config()
