@@ -16,3 +16,14 @@ FIXTURES = ROOT / "tests" / "fixtures" / "polymarket"
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+# Deterministic by default: the same examples on every run and machine (CI included). Set
+# HYPOTHESIS_PROFILE=explore to search with fresh random examples.
+import os  # noqa: E402
+
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("deterministic", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))

@@ -83,10 +83,10 @@ def test_rows_round_trip(tmp_path):
         "cid": "i-1",
         "market": "m-1",
         "token": "t-1",
-        "payload": '{"a":"\\u00e9","book":{"t":[440000,null]},"post_only":true,"side":"BUY","tif":"GTC","z":1}',
+        "payload": '{"a":"é","book":{"t":[440000,null]},"post_only":true,"side":"BUY","tif":"GTC","z":1}',
     }
     expected = {"a": "é", "book": {"t": [440_000, None]}, "post_only": True, "side": "BUY", "tif": "GTC", "z": 1}
-    assert first["payload"] == json.dumps(expected, sort_keys=True, separators=(",", ":"))
+    assert first["payload"] == json.dumps(expected, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert (second["seq"], second["ts_ns"], second["kind"], second["payload"], second["market"]) == (
         2,
         T0 + 5,
