@@ -229,6 +229,10 @@ async def run_decisions(engine: Engine, *, seed: int, task_status: Any = trio.TA
         now=lambda: clock.now_ns() / 1e9,  # float-ok: seconds for the restart window
         task_status=task_status,
     )
+    if engine.loop.halted:
+        # Tripped: no strategy runs any more, but the venue's answers to the cancels (and any
+        # late fills) must still reach the ledger. A crash now is a bug in the executor itself.
+        await engine.loop.run()
 
 
 async def replay(

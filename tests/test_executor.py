@@ -206,9 +206,21 @@ KNOWN_REASONS = {
 }
 
 # Mostly on the 0.01 grid; now and then off it, to be refused as invalid_tick.
-prices = st.builds(lambda k, off: k * TICK + off, st.integers(1, 99), st.sampled_from([0] * 8 + [1, 5_000]))
-# Whole shares most of the time; any micro-unit amount (below the 5-share minimum too) otherwise.
-sizes = st.one_of(st.integers(1, 40).map(lambda n: n * ONE), st.integers(1, 40 * ONE))
+on_grid = st.integers(1, 99).map(lambda k: k * TICK)
+
+
+def mostly(usual: st.SearchStrategy[int], rare: st.SearchStrategy[int]) -> st.SearchStrategy[int]:
+    """``usual`` nine times in ten, ``rare`` otherwise (``one_of`` would weigh them equally)."""
+    return st.tuples(st.integers(0, 9), usual, rare).map(lambda t: t[2] if t[0] == 9 else t[1])
+
+
+# On the 0.01 grid; now and then anything in [0, 1], mostly refused as invalid_tick.
+prices = mostly(on_grid, st.integers(0, ONE))
+# Whole shares or hundredths of shares; now and then any amount (below the 5-share minimum too).
+sizes = mostly(
+    st.one_of(st.integers(5, 30).map(lambda n: n * ONE), st.integers(500, 3_000).map(lambda n: n * 10_000)),
+    st.integers(1, 40 * ONE),
+)
 
 
 class ExecutorMachine(RuleBasedStateMachine):
@@ -242,6 +254,17 @@ class ExecutorMachine(RuleBasedStateMachine):
         tif=st.sampled_from(TimeInForce), post_only=st.booleans(),
     )
     def place_order(self, token: str, side: Side, price: int, size: int, tif: TimeInForce, post_only: bool) -> None:
+        self.place_and_check(token, side, price, size, tif, post_only)
+
+    @precondition(lambda self: any(self.positions.values()))
+    @rule(data=st.data(), price=on_grid, tif=st.sampled_from(TimeInForce), post_only=st.booleans())
+    def sell_holdings(self, data: st.DataObject, price: int, tif: TimeInForce, post_only: bool) -> None:
+        token = data.draw(st.sampled_from([t for t in TOKENS if self.positions[t]]), label="token")
+        held = self.positions[token]
+        size = data.draw(st.one_of(st.just(held), st.integers(1, held)), label="size")
+        self.place_and_check(token, SELL, price, size, tif, post_only)
+
+    def place_and_check(self, token: str, side: Side, price: int, size: int, tif: TimeInForce, post_only: bool) -> None:
         info = MARKET_OF[token]
         ledger, cid = self.executor.ledger, self.next_id("i")
         available_cash, available_shares = ledger.available_cash(), ledger.available_shares(token)
@@ -318,7 +341,7 @@ class ExecutorMachine(RuleBasedStateMachine):
                 "insufficient_shares"
             ]
 
-    @rule(engaged=st.booleans())
+    @rule(engaged=st.sampled_from([True, False, False, False]))  # engaged a quarter of the time
     def kill_switch(self, engaged: bool) -> None:
         cid = self.next_id("k")
         self.executor.handle(KillSwitch(cid=cid, reason="test", engaged=engaged))

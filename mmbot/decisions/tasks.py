@@ -8,6 +8,7 @@ intents go straight to the executor in the same task — no extra hop (DESIGN §
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import trio
@@ -26,14 +27,24 @@ class DecisionLoop:
         self._slots = slots
         self._executor = executor
         self._strategies = strategies
+        self._backlog: deque[Any] = deque()
+        self._updates: deque[BookUpdate] = deque()
         self.book_updates = 0
         self.halted = False
 
     def step(self) -> int:
-        """Handle everything pending now; returns how many messages were handled."""
+        """Handle everything pending now; returns how many messages were handled.
+
+        Messages are taken one at a time from a backlog, so if handling one raises (a bug: the
+        supervisor restarts the task) the ones after it are still there for the restarted loop;
+        the message that raised is not retried.
+        """
         handled = 0
         executor = self._executor
-        for msg in self._inbox.drain():
+        backlog = self._backlog
+        backlog.extend(self._inbox.drain())
+        while backlog:
+            msg = backlog.popleft()
             handled += 1
             if isinstance(msg, MarketResolved):
                 msg = MarketClosing(cid=msg.cid, market=msg.market, winning_token=msg.winning_token)
@@ -43,7 +54,10 @@ class DecisionLoop:
             if isinstance(msg, Fill) and not self.halted:
                 for intent in self._strategies.on_fill(msg, executor):
                     executor.handle(intent)
-        for update in self._slots.take_all():
+        updates = self._updates
+        updates.extend(self._slots.take_all())
+        while updates:
+            update = updates.popleft()
             handled += 1
             self.book_updates += 1
             if self.halted:
@@ -62,5 +76,5 @@ class DecisionLoop:
         task_status.started()
         doorbell = self._inbox.doorbell
         while True:
+            self.step()  # first of all whatever a crashed predecessor left in the backlog
             await doorbell.wait()
-            self.step()
