@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from mmbot.decisions.ledger import InsufficientFunds, Ledger
 from mmbot.decisions.markets import Markets
-from mmbot.decisions.orders import IllegalTransition, Order, OrderEvent, Orders, OrderStatus
+from mmbot.decisions.orders import IllegalTransition, Order, OrderEvent, Orders, OrderStatus, is_legal
 from mmbot.decisions.risk import Risk
 from mmbot.model import (
     ONE,
@@ -73,6 +73,7 @@ class Executor:
         self._ids = ids
         self._publish_fill = publish_fill
         self._merges_pending: dict[str, str] = {}  # market -> merge cid
+        self._fill_ids: set[str] = set()  # every fill booked, so a repeated one is not booked twice
         self._day = clock.now_ns() // DAY_NS
         self._day_start_equity = self.equity()
         self.counts = {"intents": 0, "orders": 0, "fills": 0, "rejections": 0}
@@ -153,9 +154,11 @@ class Executor:
             return intent.size
         info = self.markets.get(intent.market)
         fee = 0
-        if info is not None and not intent.post_only:
-            # p(1-p) peaks at 0.5: a fill at or below the limit can cost at most this in fees
+        if info is not None and not intent.post_only and info.fee_rate:
+            # p(1-p) peaks at 0.5: a fill at or below the limit can cost at most this in fees,
+            # plus half a fee unit (5 micro) of rounding on each fill of at least 0.01 share
             fee = taker_fee(intent.size, min(intent.price, ONE // 2), info.fee_rate, info.fee_exponent)
+            fee += 5 * -(-intent.size // 10_000)
         amount = -((-intent.price * intent.size) // ONE) + fee  # cost rounds up
         self.ledger.reserve_buy(order_id, amount)
         return amount
@@ -201,7 +204,7 @@ class Executor:
         if order is None:
             self._error(msg.cid, "ack for an unknown order", msg.order_id)
             return
-        if order.status is OrderStatus.PENDING_SUBMIT:
+        if is_legal(order.status, OrderEvent.ACCEPTED):  # also under a pending cancel, or after UNKNOWN
             self._transition(order, OrderEvent.ACCEPTED, msg.cid)
         self._sink.record("ack", msg.cid, {"order_id": msg.order_id}, market=order.market, token=order.token)
 
@@ -210,7 +213,8 @@ class Executor:
         if order is None:
             self._error(msg.cid, "reject for an unknown order", msg.order_id)
             return
-        self._transition(order, OrderEvent.REJECTED, msg.cid)
+        if not self._transition(order, OrderEvent.REJECTED, msg.cid):
+            return  # a reject that contradicts what we know: the reservation stays, reconciliation decides
         self.ledger.release(order.order_id)
         self.counts["rejections"] += 1
         self._sink.record(
@@ -219,10 +223,18 @@ class Executor:
 
     def _on_fill(self, fill: Fill) -> None:
         order = self.orders.get(fill.order_id)
-        if order is None or not order.is_open:
-            # a venue fact we did not expect: keep it for reconciliation, never lose it
-            self._error(fill.cid, "fill for an unknown or finished order", fill.order_id)
+        problem = None
+        if fill.fill_id in self._fill_ids:
+            problem = f"fill {fill.fill_id} was booked already"
+        elif order is None or not order.is_open:
+            problem = "fill for an unknown or finished order"
+        elif fill.size > order.remaining:
+            problem = f"fill of {fill.size} exceeds the {order.remaining} remaining"
+        if problem is not None:
+            # a venue fact we did not expect: recorded, left to reconciliation, never half-applied
+            self._error(fill.cid, problem, fill.order_id)
             return
+        self._fill_ids.add(fill.fill_id)
         self.ledger.apply_fill(
             fill.order_id, token=fill.token, side=fill.side, price=fill.price, size=fill.size, fee=fill.fee
         )
@@ -281,10 +293,10 @@ class Executor:
 
     def _on_merged(self, msg: MergeDone) -> None:
         info = self.markets.get(msg.market)
-        pending = self._merges_pending.pop(msg.market, None)
-        if info is None or pending != msg.cid:
+        if info is None or self._merges_pending.get(msg.market) != msg.cid:
             self._error(msg.cid, "merge answer for no merge of ours", msg.market)
             return
+        del self._merges_pending[msg.market]
         self.ledger.release(_merge_hold(msg.cid, 0))
         self.ledger.release(_merge_hold(msg.cid, 1))
         self.ledger.merge(info.tokens[0], info.tokens[1], msg.size)
@@ -337,8 +349,8 @@ class Executor:
         """Ask the venue to cancel every open order (of one market): the safe stop."""
         count = 0
         for order in self.orders.open_orders(market=market):
-            if order.status in (OrderStatus.PENDING_CANCEL, OrderStatus.UNKNOWN):
-                continue
+            if order.status is OrderStatus.PENDING_CANCEL:
+                continue  # already asked; an UNKNOWN order may be resting, so it is asked too
             self._on_cancel(CancelOrder(cid=cid, cause=cid, strategy=order.strategy, order_id=order.order_id, reason=reason))
             count += 1
         return count
@@ -407,11 +419,13 @@ class Executor:
 
     # ------------------------------------------------------------------ helpers
 
-    def _transition(self, order: Order, event: OrderEvent, cid: str) -> None:
+    def _transition(self, order: Order, event: OrderEvent, cid: str) -> bool:
         try:
             self.orders.transition(order.order_id, event)
         except IllegalTransition as exc:
             self._error(cid, f"illegal transition: {exc}", order.order_id)
+            return False
+        return True
 
     def _record_intent(self, intent: PlaceOrder | MergeSets, action: str) -> None:
         info = self.markets.get(intent.market)

@@ -16,9 +16,9 @@ Choices worth knowing:
 * DONE means the venue ended an order that will not fill further. After our cancel request it
   is CANCELED; without one (FAK/FOK remainder, GTD expiry, venue-side cancellation) EXPIRED.
 * Terminal states (FILLED, CANCELED, REJECTED, EXPIRED) accept nothing, not even a late
-  acknowledgement or a late fill. A late fill for a CANCELED order is still real money: the
-  executor books it in the ledger and records the IllegalTransition as an error for
-  reconciliation, but the order does not reopen.
+  acknowledgement or a late fill. A late fill for a finished order is still a venue fact: the
+  executor records it as an `error` row and leaves it to reconciliation, which books it through
+  a Correction; the order does not reopen.
 """
 
 from __future__ import annotations
