@@ -95,7 +95,7 @@ class Engine:
 
     def record_pnl(self, cid: str, kind: str = "pnl") -> dict[str, Any]:
         ledger = self.executor.ledger
-        marks = self.executor.marks()
+        marks = self.executor.view.marks()
         payload = {
             "cash": ledger.cash,
             "reserved": ledger.reserved_cash,

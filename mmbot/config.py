@@ -205,7 +205,6 @@ def _first_error(exc: BaseException, path: str = "") -> tuple[str, str]:
         keys = ", ".join(sorted(exc.extra_fields))
         return path or "config", f"unknown key(s) {keys}"
     if isinstance(exc, BaseExceptionGroup):
-        notes = getattr(exc, "__notes__", None)
         for sub in exc.exceptions:
             sub_notes = getattr(sub, "__notes__", [])
             step = ""
@@ -216,7 +215,6 @@ def _first_error(exc: BaseException, path: str = "") -> tuple[str, str]:
                     step = f"[{note.index}]"
             child = f"{path}.{step}" if path and step and not step.startswith("[") else f"{path}{step}"
             return _first_error(sub, child)
-        del notes
     if isinstance(exc, KeyError):
         return path, f"missing required key {exc.args[0]!r}"
     return path or "config", str(exc) or type(exc).__name__

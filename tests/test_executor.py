@@ -723,7 +723,7 @@ def test_a_stale_merge_answer_does_not_lose_the_merge_in_flight() -> None:
     rig.executor.handle(MergeDone(cid="g1", market="m1", size=5 * ONE))
     rig.executor.handle(MergeSets(cid="g2", cause="g2", strategy="test", market="m1", size=5 * ONE))
     rig.executor.handle(MergeDone(cid="g1", market="m1", size=5 * ONE))  # the venue repeats itself
-    assert rig.executor.busy("m1", "merge")
+    assert rig.executor.view.busy("m1", "merge")
     cash = rig.ledger.cash
     rig.executor.handle(MergeDone(cid="g2", market="m1", size=5 * ONE))
     assert rig.ledger.cash == cash + 5 * ONE
@@ -756,7 +756,7 @@ def test_an_ack_during_a_pending_cancel_counts_when_the_cancel_is_refused() -> N
     rig.executor.handle(OrderAccepted(cid="i1", order_id=request.order_id))
     rig.executor.handle(CancelRejected(cid="x1", order_id=request.order_id, reason="NOT_FOUND"))
     assert rig.executor.orders.get(request.order_id).status is OrderStatus.LIVE
-    assert not rig.executor.busy("m1", "test")
+    assert not rig.executor.view.busy("m1", "test")
 
 
 def test_a_repeated_fill_id_is_booked_once() -> None:

@@ -14,9 +14,9 @@ from mmbot.decisions.ledger import InsufficientFunds, Ledger
 from mmbot.decisions.markets import Markets
 from mmbot.decisions.orders import IllegalTransition, Order, OrderEvent, Orders, OrderStatus, is_legal
 from mmbot.decisions.risk import Risk
+from mmbot.decisions.view import StateView
 from mmbot.model import (
     ONE,
-    BookState,
     CancelOrder,
     CancelRejected,
     CancelRequest,
@@ -38,8 +38,6 @@ from mmbot.model import (
     taker_fee,
 )
 from mmbot.ports import Clock, EventSink, OrderGateway
-
-DAY_NS = 86_400 * 1_000_000_000
 
 
 def _merge_hold(cid: str, leg: int) -> str:
@@ -73,9 +71,10 @@ class Executor:
         self._ids = ids
         self._publish_fill = publish_fill
         self._merges_pending: dict[str, str] = {}  # market -> merge cid
+        self.view = StateView(
+            ledger=ledger, orders=orders, books=books, markets=markets, clock=clock, merges_pending=self._merges_pending
+        )
         self._fill_ids: set[str] = set()  # every fill booked, so a repeated one is not booked twice
-        self._day = clock.now_ns() // DAY_NS
-        self._day_start_equity = self.equity()
         self.counts = {"intents": 0, "orders": 0, "fills": 0, "rejections": 0}
 
     # ------------------------------------------------------------------ dispatch
@@ -91,7 +90,7 @@ class Executor:
     def _on_place(self, intent: PlaceOrder) -> None:
         self.counts["intents"] += 1
         self._record_intent(intent, "place")
-        verdict = self.risk.check(intent, self, self._clock.now_ns())
+        verdict = self.risk.check(intent, self.view, self._clock.now_ns())
         if not verdict.accepted:
             self._verdict(intent, False, verdict.reason)
             return
@@ -354,68 +353,6 @@ class Executor:
             self._on_cancel(CancelOrder(cid=cid, cause=cid, strategy=order.strategy, order_id=order.order_id, reason=reason))
             count += 1
         return count
-
-    # ------------------------------------------------------------------ views for risk and strategies
-
-    def now_ns(self) -> int:
-        return self._clock.now_ns()
-
-    def book(self, token: str):
-        return self.books.get(token)
-
-    def book_state(self, token: str) -> BookState | None:
-        book = self.books.get(token)
-        return None if book is None else book.state
-
-    def market(self, market: str):
-        return self.markets.get(market)
-
-    def position(self, token: str) -> int:
-        return self.ledger.position(token)
-
-    def available_shares(self, token: str) -> int:
-        return self.ledger.available_shares(token)
-
-    def open_orders(self) -> int:
-        return self.orders.open_count()
-
-    def open_buy_shares(self, token: str) -> int:
-        return sum(o.remaining for o in self.orders.open_orders(token=token) if o.side is Side.BUY)
-
-    def gross_exposure(self) -> int:
-        return self.ledger.cost_basis() + self.orders.open_buy_notional()
-
-    def marks(self) -> dict[str, int]:
-        marks = {}
-        for token in self.ledger.tokens():
-            book = self.books.get(token)
-            if book is not None and book.best_bid is not None and book.best_ask is not None:
-                marks[token] = (book.best_bid + book.best_ask) // 2
-        return marks
-
-    def equity(self) -> int:
-        return self.ledger.cash + self.ledger.cost_basis() + self.ledger.unrealised(self.marks())
-
-    def daily_pnl(self) -> int:
-        day = self._clock.now_ns() // DAY_NS
-        if day != self._day:
-            self._day, self._day_start_equity = day, self.equity()
-        return self.equity() - self._day_start_equity
-
-    def quotes(self, market: str, strategy: str) -> list[Order]:
-        return [
-            o
-            for o in self.orders.open_orders(market=market, strategy=strategy)
-            if o.status is not OrderStatus.PENDING_CANCEL
-        ]
-
-    def busy(self, market: str, strategy: str) -> bool:
-        if strategy == "merge":
-            return market in self._merges_pending
-        return any(
-            o.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.PENDING_CANCEL, OrderStatus.UNKNOWN)
-            for o in self.orders.open_orders(market=market, strategy=strategy)
-        )
 
     # ------------------------------------------------------------------ helpers
 

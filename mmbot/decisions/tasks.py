@@ -52,7 +52,7 @@ class DecisionLoop:
                 continue  # the markets registry learnt it already; nothing to decide
             executor.handle(msg)
             if isinstance(msg, Fill) and not self.halted:
-                for intent in self._strategies.on_fill(msg, executor):
+                for intent in self._strategies.on_fill(msg, executor.view):
                     executor.handle(intent)
         updates = self._updates
         updates.extend(self._slots.take_all())
@@ -63,7 +63,7 @@ class DecisionLoop:
             if self.halted:
                 continue
             assert isinstance(update, BookUpdate)
-            for intent in self._strategies.on_book(update, executor):
+            for intent in self._strategies.on_book(update, executor.view):
                 executor.handle(intent)
         return handled
 

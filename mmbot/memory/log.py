@@ -14,7 +14,6 @@ One database per run. Besides ``events`` there is a one-row ``runs`` table descr
 from __future__ import annotations
 
 import enum
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable

@@ -1,0 +1,99 @@
+"""The read-only window onto the executor's state that risk and the strategies are given.
+
+Risk (``RiskView``) and the strategies (``StrategyView``) decide from what this shows; neither can
+change anything through it. The executor owns the one instance and stays the single writer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from mmbot.decisions.ledger import Ledger
+from mmbot.decisions.markets import Markets
+from mmbot.decisions.orders import Order, Orders, OrderStatus
+from mmbot.model import BookState, MarketInfo, Side
+from mmbot.ports import Clock
+
+DAY_NS = 86_400 * 1_000_000_000
+
+
+class StateView:
+    def __init__(
+        self,
+        *,
+        ledger: Ledger,
+        orders: Orders,
+        books: Any,  # decisions.book.Books
+        markets: Markets,
+        clock: Clock,
+        merges_pending: Mapping[str, str],
+    ) -> None:
+        self.ledger = ledger
+        self.orders = orders
+        self.books = books
+        self.markets = markets
+        self._clock = clock
+        self._merges_pending = merges_pending
+        self._day = clock.now_ns() // DAY_NS
+        self._day_start_equity = self.equity()
+
+    def now_ns(self) -> int:
+        return self._clock.now_ns()
+
+    def book(self, token: str):
+        return self.books.get(token)
+
+    def book_state(self, token: str) -> BookState | None:
+        book = self.books.get(token)
+        return None if book is None else book.state
+
+    def market(self, market: str) -> MarketInfo | None:
+        return self.markets.get(market)
+
+    def position(self, token: str) -> int:
+        return self.ledger.position(token)
+
+    def available_shares(self, token: str) -> int:
+        return self.ledger.available_shares(token)
+
+    def open_orders(self) -> int:
+        return self.orders.open_count()
+
+    def open_buy_shares(self, token: str) -> int:
+        return sum(o.remaining for o in self.orders.open_orders(token=token) if o.side is Side.BUY)
+
+    def gross_exposure(self) -> int:
+        return self.ledger.cost_basis() + self.orders.open_buy_notional()
+
+    def marks(self) -> dict[str, int]:
+        marks = {}
+        for token in self.ledger.tokens():
+            book = self.books.get(token)
+            if book is not None and book.best_bid is not None and book.best_ask is not None:
+                marks[token] = (book.best_bid + book.best_ask) // 2
+        return marks
+
+    def equity(self) -> int:
+        return self.ledger.cash + self.ledger.cost_basis() + self.ledger.unrealised(self.marks())
+
+    def daily_pnl(self) -> int:
+        day = self._clock.now_ns() // DAY_NS
+        if day != self._day:
+            self._day, self._day_start_equity = day, self.equity()
+        return self.equity() - self._day_start_equity
+
+    def quotes(self, market: str, strategy: str) -> list[Order]:
+        return [
+            o
+            for o in self.orders.open_orders(market=market, strategy=strategy)
+            if o.status is not OrderStatus.PENDING_CANCEL
+        ]
+
+    def busy(self, market: str, strategy: str) -> bool:
+        if strategy == "merge":
+            return market in self._merges_pending
+        return any(
+            o.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.PENDING_CANCEL, OrderStatus.UNKNOWN)
+            for o in self.orders.open_orders(market=market, strategy=strategy)
+        )
+
