@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import cProfile
 import functools
+import gc
 import hashlib
 import json
 import pstats
@@ -37,6 +38,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from itertools import groupby
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
@@ -118,18 +120,28 @@ def _generator_fingerprint() -> str:
     return h.hexdigest()
 
 
+def _level_changes(frame: str) -> int:
+    """Entries of the price_change messages in a generated frame: each one carries best_bid."""
+    return frame.count('"best_bid"')
+
+
 def cached_recording(spec: Spec) -> tuple[Path, dict[str, Any]]:
     """The recording for ``spec`` and its metadata, generated once and then read from the cache."""
     key = hashlib.sha256(f"{spec!r}{FlowParams()!r}{_generator_fingerprint()}".encode()).hexdigest()[:12]
     path = CACHE / f"{spec.tokens}tok-{spec.price_changes}pc-{spec.duration_s}s-seed{spec.seed}-{key}.jsonl.gz"
     meta_path = path.with_name(path.name + ".meta.json")
     if path.is_file() and meta_path.is_file():
-        return path, json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text())
+        if "level_changes" not in meta:  # a cache from before the field existed
+            meta["level_changes"] = sum(_level_changes(text) for _, channel, text in iter_frames(path)
+                                        if channel == "market")
+            meta_path.write_text(json.dumps(meta))
+        return path, meta
     CACHE.mkdir(parents=True, exist_ok=True)
     started = monotonic_ns()
     sim = simulation(spec)
     partial = path.with_name(path.name + ".part.gz")
-    price_changes = frames = 0
+    price_changes = frames = level_changes = 0
     with RecordingWriter(partial) as writer:
         writer.write_header(sim.header)
         for t_ns, channel, text in sim.frames():
@@ -137,12 +149,14 @@ def cached_recording(spec: Spec) -> tuple[Path, dict[str, Any]]:
             if channel == "market":
                 frames += 1
                 price_changes += text.count('"event_type":"price_change"')
+                level_changes += _level_changes(text)
                 if spec.price_changes and price_changes >= spec.price_changes:
                     break
     meta = {
         "tokens": 2 * len(sim.header.markets),
         "market_frames": frames,
         "price_changes": price_changes,
+        "level_changes": level_changes,
         "generated_s": round((monotonic_ns() - started) / 1e9, 1),  # float-ok: a duration
     }
     partial.rename(path)
@@ -192,10 +206,11 @@ class Probe:
             if isinstance(request, SubmitRequest):
                 now = monotonic_ns()
                 frame = self._cause.partition(".")[0]  # array elements have cids "f12.3"
-                if frame[:1] == "f" and frame[1:].isdigit() and starts[int(frame[1:]) & mask][0] == frame:
-                    latencies.append(now - starts[int(frame[1:]) & mask][1])
+                cid, decoded = starts[int(frame[1:]) & mask] if frame[1:].isdigit() else ("", 0)
+                if frame[:1] == "f" and cid == frame:
+                    latencies.append(now - decoded)
                 else:
-                    self.unattributed += 1  # caused by a fill or a timer, not a frame
+                    self.unattributed += 1  # caused by a fill or a timer, not by a frame
             send(request)
 
         return timed_send
@@ -218,10 +233,13 @@ class Probe:
 
 
 class StepTimes(trio.abc.Instrument):
-    """The longest single step of every Trio task, by task name: how long it held the loop."""
+    """Per Trio task name: the longest single step (how long it held the loop), how many steps,
+    and how many took over 1 ms."""
+
+    SLOW_NS = 1_000_000
 
     def __init__(self) -> None:
-        self.longest_ns: dict[str, int] = {}
+        self.tasks: dict[str, list[int]] = {}  # name -> [longest ns, steps, slow steps]
         self._started = 0
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
@@ -229,8 +247,26 @@ class StepTimes(trio.abc.Instrument):
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
         took = monotonic_ns() - self._started
-        if took > self.longest_ns.get(task.name, 0):
-            self.longest_ns[task.name] = took
+        stats = self.tasks.get(task.name)
+        if stats is None:
+            stats = self.tasks[task.name] = [0, 0, 0]
+        stats[1] += 1
+        if took > stats[0]:
+            stats[0] = took
+        if took > self.SLOW_NS:
+            stats[2] += 1
+
+    def summary(self) -> dict[str, Any]:
+        by_task = {
+            name: {"longest_ms": round(longest / 1e6, 3), "steps": steps, "over_1ms": slow}  # float-ok: ms
+            for name, (longest, steps, slow) in sorted(self.tasks.items())
+        }
+        writer = [t["longest_ms"] for name, t in by_task.items() if name.endswith("EventLog.run")]
+        return {
+            "writer": max(writer, default=0.0),
+            "any": max((t["longest_ms"] for t in by_task.values()), default=0.0),
+            "by_task": by_task,
+        }
 
 
 @contextlib.contextmanager
@@ -279,8 +315,33 @@ def _engine_counts(engine: app.Engine) -> dict[str, Any]:
     }
 
 
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def _peak_rss_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    """This process's peak RSS. ``ru_maxrss`` is the fallback only: on Linux it carries the
+    parent's peak across fork+exec, so a child of a big parent would report the parent's."""
+    peak = _status_kib("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _reset_peak_rss_kib() -> int:
+    """Restart the peak-RSS count from now (Linux: clear_refs 5); returns the RSS it starts from."""
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return _peak_rss_kib()  # cannot reset: the import-time peak stays the baseline
+    return _status_kib("VmRSS") or 0
 
 
 # --------------------------------------------------------------------------- the two paths
@@ -288,15 +349,15 @@ def _peak_rss_kib() -> int:
 
 def run_replay(recording: Path, db: Path, seed: int) -> dict[str, Any]:
     """``mmbot replay``'s own code path, instrumented from outside."""
-    idle_kib = _peak_rss_kib()
+    idle_kib = _reset_peak_rss_kib()  # everything imported, nothing built yet
     probe, steps, engines = Probe(), StepTimes(), []
-    last_progress = [0]
+    last_progress = [0, 0]  # wall and CPU ns after the last instant's frames were handled
 
     def progress(_: int) -> None:
-        last_progress[0] = monotonic_ns()
+        last_progress[0], last_progress[1] = monotonic_ns(), time.process_time_ns()
 
     with instrumented(probe, engines):
-        started = monotonic_ns()
+        cpu_started, started = time.process_time_ns(), monotonic_ns()
         run_digest = trio.run(
             functools.partial(app.replay, config=Config(seed=seed), recording=recording, db_path=db,
                               seed=seed, on_progress=progress),
@@ -305,15 +366,13 @@ def run_replay(recording: Path, db: Path, seed: int) -> dict[str, Any]:
         )
         finished = monotonic_ns()
     counts = _engine_counts(engines[0])
-    by_task = {name: round(ns / 1e6, 3) for name, ns in sorted(steps.longest_ns.items())}  # float-ok: ms
-    writer = [ms for name, ms in by_task.items() if name.endswith("EventLog.run")]
     return {
         **counts,
         "seconds": (last_progress[0] - started) / 1e9,  # float-ok: frames handled, before the drain
+        "cpu_seconds": (last_progress[1] - cpu_started) / 1e9,  # float-ok: all threads
         "wall_s": round((finished - started) / 1e9, 2),  # float-ok: with drain, close and digest
         "tick_to_submit_us": probe.summary(),
-        "stall_ms": {"writer": max(writer, default=0.0), "any": max(by_task.values(), default=0.0),
-                     "by_task": by_task},
+        "stall_ms": steps.summary(),
         "idle_rss_kib": idle_kib,
         "peak_rss_kib": _peak_rss_kib(),
         "digest": run_digest,
@@ -335,7 +394,7 @@ def run_no_trio(recording: Path, db: Path, seed: int) -> dict[str, Any]:
     probe, engines = Probe(), []
     config = Config(seed=seed)
     with instrumented(probe, engines):
-        started = monotonic_ns()
+        cpu_started, started = time.process_time_ns(), monotonic_ns()
         header = read_header(recording)
         clock = FrameClock(header.start_ns)
         log = EventLog(db, clock=clock, wall=wall_ns, batch_rows=config.log.batch_rows, batch_ms=config.log.batch_ms)
@@ -367,7 +426,7 @@ def run_no_trio(recording: Path, db: Path, seed: int) -> dict[str, Any]:
                     on_frame(text, t_ns)
             loop.step()
             last_ns = t_ns
-        handled = monotonic_ns()
+        handled, cpu_handled = monotonic_ns(), time.process_time_ns()
 
         # app.replay's ending: let answers come back, halt, drain, final rows. Its shielded
         # drain is cut by move_on_after at exactly last + 10 s, so timers due then never fire.
@@ -384,6 +443,7 @@ def run_no_trio(recording: Path, db: Path, seed: int) -> dict[str, Any]:
     return {
         **counts,
         "seconds": (handled - started) / 1e9,  # float-ok: a duration
+        "cpu_seconds": (cpu_handled - cpu_started) / 1e9,  # float-ok: a duration
         "flush_s": round((flushed - flush_started) / 1e9, 2),  # float-ok: a duration
         "tick_to_submit_us": probe.summary(),
         "peak_rss_kib": _peak_rss_kib(),
@@ -437,13 +497,18 @@ def _rss_per_token(seed: int) -> tuple[dict[str, float], float]:  # float-ok: Ki
     return per_token, round((large_kib - small_kib) / (large - small), 1)  # float-ok
 
 
-def report(args: argparse.Namespace) -> dict[str, Any]:
+def main_recording(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     events = QUICK_EVENTS if args.quick else args.events
     spec = main_spec(events, args.tokens, args.seed)
     recording, meta = cached_recording(spec)
     while meta["price_changes"] < events:  # the generator was slower than the bound assumed
         spec = spec._replace(duration_s=spec.duration_s * 2)
         recording, meta = cached_recording(spec)
+    return recording, meta
+
+
+def report(args: argparse.Namespace) -> dict[str, Any]:
+    recording, meta = main_recording(args)
     replay = run_child("replay", recording, args.seed)
     no_trio = run_child("no-trio", recording, args.seed)
     rate = round(replay["events"] / replay["seconds"])
@@ -455,10 +520,14 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         "frames": replay["frames"],
         "events": replay["events"],
         "price_change_events": meta["price_changes"],
+        "level_changes": meta["level_changes"],
         "malformed": replay["malformed"],
         "events_per_s": rate,
         "events_per_s_no_trio": ceiling,
         "ratio": round(rate / ceiling, 3),  # float-ok
+        "level_changes_per_s": round(meta["level_changes"] / replay["seconds"]),
+        "events_per_cpu_s": round(replay["events"] / replay["cpu_seconds"]),
+        "events_per_cpu_s_no_trio": round(no_trio["events"] / no_trio["cpu_seconds"]),
         "tick_to_submit_us": latency,
         "tick_to_submit_us_no_trio": no_trio["tick_to_submit_us"],
         "longest_stall_ms": replay["stall_ms"],
@@ -504,9 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.child, args.recording, args.seed)))
         return 0
     if args.profile:
-        events = QUICK_EVENTS if args.quick else args.events
-        recording, _ = cached_recording(main_spec(events, args.tokens, args.seed))
-        child(args.profile, recording, args.seed, profile=True)
+        child(args.profile, main_recording(args)[0], args.seed, profile=True)
         return 0
     print(json.dumps(report(args), separators=(",", ":")))
     return 0

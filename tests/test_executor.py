@@ -18,16 +18,15 @@ from collections import Counter
 from typing import Any
 
 import attrs
-import pytest
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from mmbot.config import RiskConfig
 from mmbot.decisions.book import Books
 from mmbot.decisions.executor import Executor
-from mmbot.decisions.ledger import Ledger, LedgerInvariantError
+from mmbot.decisions.ledger import Ledger
 from mmbot.decisions.markets import Markets
-from mmbot.decisions.orders import Orders, OrderStatus, Overfill
+from mmbot.decisions.orders import Orders, OrderStatus
 from mmbot.decisions.risk import Risk
 from mmbot.model import (
     ONE,
