@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import attrs
+
 from mmbot.decisions.ledger import InsufficientFunds, Ledger
 from mmbot.decisions.markets import Markets
 from mmbot.decisions.orders import IllegalTransition, Order, OrderEvent, Orders, OrderStatus, is_legal
@@ -101,10 +103,9 @@ class Executor:
             self._verdict(intent, False, exc.reason)
             return
         self._verdict(intent, True, "ok")
-        self.orders.new(
-            order_id=order_id,
+        request = SubmitRequest(
             cid=intent.cid,
-            strategy=intent.strategy,
+            order_id=order_id,
             market=intent.market,
             token=intent.token,
             side=intent.side,
@@ -112,6 +113,10 @@ class Executor:
             size=intent.size,
             tif=intent.tif,
             post_only=intent.post_only,
+        )
+        self.orders.new(
+            **attrs.asdict(request, recurse=False),
+            strategy=intent.strategy,
             created_ns=self._clock.now_ns(),
             group=intent.group,
         )
@@ -132,19 +137,7 @@ class Executor:
             market=intent.market,
             token=intent.token,
         )
-        self._gateway.send(
-            SubmitRequest(
-                cid=intent.cid,
-                order_id=order_id,
-                market=intent.market,
-                token=intent.token,
-                side=intent.side,
-                price=intent.price,
-                size=intent.size,
-                tif=intent.tif,
-                post_only=intent.post_only,
-            )
-        )
+        self._gateway.send(request)
 
     def _reserve(self, order_id: str, intent: PlaceOrder) -> int:
         """Capital before I/O: a buy holds its worst cost plus the largest fee it could pay."""
