@@ -341,6 +341,7 @@ class PlaceOrder:
     group: str = ""
     pair_cost: int | None = None  # what a complete set costs if this order fills, fees included
     reason: str = ""
+    cause_ns: int | None = None  # when the fact that prompted it was received
 
 
 @message
@@ -350,6 +351,7 @@ class CancelOrder:
     strategy: str
     order_id: str
     reason: str
+    cause_ns: int | None = None
 
 
 @message
@@ -361,6 +363,7 @@ class MergeSets:
     strategy: str
     market: str
     size: int
+    cause_ns: int | None = None
 
 
 Intent = PlaceOrder | CancelOrder | MergeSets

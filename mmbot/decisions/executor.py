@@ -360,17 +360,15 @@ class Executor:
     def _record_intent(self, intent: PlaceOrder | MergeSets, action: str) -> None:
         info = self.markets.get(intent.market)
         book = {}
-        cause_recv_ns = None
         for token in info.tokens if info else ():
             b = self.books.get(token)
             if b is not None:
                 book[token] = [b.best_bid, b.best_ask]
-                cause_recv_ns = max(cause_recv_ns or 0, b.updated_ns)
         payload: dict[str, Any] = {
             "strategy": intent.strategy,
             "action": action,
             "cause": intent.cause,
-            "cause_recv_ns": cause_recv_ns,
+            "cause_recv_ns": intent.cause_ns,
             "book": book,
             "size": intent.size,
         }

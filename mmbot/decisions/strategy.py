@@ -212,6 +212,7 @@ class CompleteSetTaker:
             PlaceOrder(
                 cid=self._ids.next("i"),
                 cause=update.cid,
+                cause_ns=update.recv_ns,
                 strategy=self.name,
                 market=info.market,
                 token=token,
@@ -291,6 +292,7 @@ class CompleteSetMaker:
         return PlaceOrder(
             cid=self._ids.next("i"),
             cause=update.cid,
+            cause_ns=update.recv_ns,
             strategy=self.name,
             market=info.market,
             token=token,
@@ -305,7 +307,8 @@ class CompleteSetMaker:
 
     def _cancel(self, update, quote: OrderLike, reason: str) -> CancelOrder:
         return CancelOrder(
-            cid=self._ids.next("i"), cause=update.cid, strategy=self.name, order_id=quote.order_id, reason=reason
+            cid=self._ids.next("i"), cause=update.cid, cause_ns=update.recv_ns, strategy=self.name,
+            order_id=quote.order_id, reason=reason,
         )
 
     def _pull(self, update, quotes, reason) -> list[Intent]:
@@ -347,7 +350,9 @@ class SetMerger:
         sets = round_down(min(view.available_shares(t) for t in info.tokens), SHARE_STEP)
         if sets < cfg.min_sets:
             return []
-        return [MergeSets(cid=self._ids.next("i"), cause=fill.cid, strategy=self.name, market=info.market, size=sets)]
+        return [MergeSets(
+            cid=self._ids.next("i"), cause=fill.cid, cause_ns=fill.ts_ns, strategy=self.name, market=info.market, size=sets
+        )]
 
 
 class Strategies:
