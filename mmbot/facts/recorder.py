@@ -1,9 +1,11 @@
 """The recorder: every frame a feed receives, written to a recording (DESIGN §10), off the hot path.
 
 Feeds call ``on_frame`` (synchronous, never blocks: the frame goes into an unbounded stream); the
-recorder's own task writes what is pending in batches, in a worker thread, so a slow disk never
-stalls a websocket reader. On cancellation it writes everything still pending, then closes the
-file — a recording ends at the last frame received, not at the last batch.
+recorder's own task writes what is pending in batches of at most ``BATCH`` frames to a buffered
+file, yielding to the loop between batches, so a websocket reader never waits behind the disk.
+(A worker thread was tried and rejected for the event log: handing the GIL back and forth per
+write starves it; see docs/event-log.md.) On cancellation it writes everything still pending,
+then closes the file — a recording ends at the last frame received, not at the last batch.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import trio
 
 from mmbot.facts.bus import Stream
 from mmbot.facts.recording import RecordingHeader, RecordingWriter
+
+BATCH = 1_000
 
 
 class Recorder:
@@ -35,16 +39,16 @@ class Recorder:
             self._writer.write_frame(t_ns, channel, text)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        await trio.to_thread.run_sync(self._writer.write_header, self._header)
+        self._writer.write_header(self._header)
         task_status.started()
         unwritten: list[tuple[int, str, str]] = []
         try:
             while True:
                 unwritten = await self._pending.receive_batch()
-                # a cancellation can land before the thread starts: frames stay in `unwritten`
-                await trio.to_thread.run_sync(self._write, unwritten)
-                unwritten = []
+                while unwritten:
+                    self._write(unwritten[:BATCH])
+                    unwritten = unwritten[BATCH:]
+                    await trio.lowlevel.checkpoint()  # a cancellation here leaves `unwritten` for below
         finally:
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(self._write, unwritten + self._pending.drain())
-                await trio.to_thread.run_sync(self._writer.close)
+            self._write(unwritten + self._pending.drain())
+            self._writer.close()
