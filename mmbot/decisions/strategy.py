@@ -170,6 +170,8 @@ class CompleteSetTaker:
 
     def _buy_sets(self, update, info, cfg: TakerConfig, book_yes, book_no) -> list[Intent]:
         limit = ONE - cfg.min_edge
+        if book_yes.best_ask is None or book_no.best_ask is None or book_yes.best_ask + book_no.best_ask > limit:
+            return []  # the cheapest set already costs too much, before fees: the common case
 
         def cheap(p1: int, p2: int, q: int) -> bool:
             return p1 + p2 + self._fee_per_set(info, p1, p2, q) <= limit
@@ -191,6 +193,8 @@ class CompleteSetTaker:
         if held < info.min_size:
             return []
         floor = ONE + cfg.min_edge
+        if book_yes.best_bid is None or book_no.best_bid is None or book_yes.best_bid + book_no.best_bid < floor:
+            return []
 
         def dear(p1: int, p2: int, q: int) -> bool:
             return p1 + p2 - self._fee_per_set(info, p1, p2, q) >= floor
