@@ -15,7 +15,6 @@ Nothing then depends on Trio's (deliberately random) scheduling order.
 from __future__ import annotations
 
 from itertools import groupby
-from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 import trio
@@ -70,8 +69,3 @@ class RecordedFeed:
             await self._scheduler.fire_until(self.last_ns + self._drain_ns)
             await trio.testing.wait_all_tasks_blocked()
 
-
-def frames_from(path: str | Path) -> Iterable[tuple[int, str, str]]:
-    from mmbot.facts.recording import iter_frames
-
-    return iter_frames(path)
