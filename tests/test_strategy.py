@@ -68,6 +68,7 @@ class FakeView:
     positions: dict = attrs.Factory(dict)
     open_quotes: list = attrs.Factory(list)
     is_busy: bool = False
+    room: int = 40
 
     def now_ns(self):
         return self.now
@@ -89,6 +90,9 @@ class FakeView:
 
     def busy(self, market, strategy):
         return self.is_busy
+
+    def order_room(self):
+        return self.room
 
 
 def update(token=YES) -> BookUpdate:
@@ -196,6 +200,13 @@ def test_maker_keeps_quotes_that_are_close_enough_and_replaces_others() -> None:
     intents = maker(config).on_book(update(), FakeView(balanced_books(), open_quotes=quotes))
     assert [type(i).__name__ for i in intents] == ["CancelOrder", "PlaceOrder"]
     assert intents[0].order_id == "o2" and intents[1].token == NO and intents[1].price == p("0.48")
+
+
+def test_maker_at_the_open_order_limit_cancels_but_does_not_place() -> None:
+    config = cfg(maker=MakerConfig(target_edge=p("0.04"), size=10 * ONE, refresh_threshold=p("0.02")))
+    quotes = [FakeOrder("o2", NO, Side.BUY, p("0.40"))]
+    intents = maker(config).on_book(update(), FakeView(balanced_books(), open_quotes=quotes, room=0))
+    assert [(type(i).__name__, i.order_id) for i in intents] == [("CancelOrder", "o2")]
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,8 @@ class Executor:
         self._publish_fill = publish_fill
         self._merges_pending: dict[str, str] = {}  # market -> merge cid
         self.view = StateView(
-            ledger=ledger, orders=orders, books=books, markets=markets, clock=clock, merges_pending=self._merges_pending
+            ledger=ledger, orders=orders, books=books, markets=markets, clock=clock,
+            merges_pending=self._merges_pending, max_open_orders=risk.config.max_open_orders,
         )
         self._fill_ids: set[str] = set()  # every fill booked, so a repeated one is not booked twice
         self.counts = {"intents": 0, "orders": 0, "fills": 0, "rejections": 0}

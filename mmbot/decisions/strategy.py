@@ -65,6 +65,8 @@ class StrategyView(Protocol):
         """Our open orders of that strategy in that market, not already being cancelled."""
     def busy(self, market: str, strategy: str) -> bool:
         """True while an order or merge of that strategy in that market awaits the venue."""
+    def order_room(self) -> int:
+        """How many more orders risk's open-order limit allows right now."""
 
 
 def round_down(value: int, step: int) -> int:
@@ -265,7 +267,9 @@ class CompleteSetMaker:
             if keep:
                 continue
             intents.extend(self._cancel(update, q, "requote") for q in mine)
-            if price is not None:
+            # a replacement takes the room its cancelled quote frees only once the venue confirms:
+            # at the open-order limit, cancel now and quote again on a later update
+            if price is not None and view.order_room() > 0:
                 intents.append(self._bid(update, info, token, price, cfg.size, sum(p or 0 for p in wanted)))
         return intents
 

@@ -27,6 +27,7 @@ class StateView:
         markets: Markets,
         clock: Clock,
         merges_pending: Mapping[str, str],
+        max_open_orders: int,
     ) -> None:
         self.ledger = ledger
         self.orders = orders
@@ -34,6 +35,7 @@ class StateView:
         self.markets = markets
         self._clock = clock
         self._merges_pending = merges_pending
+        self._max_open_orders = max_open_orders
         self._day = clock.now_ns() // DAY_NS
         self._day_start_equity = self.equity()
 
@@ -97,3 +99,5 @@ class StateView:
             for o in self.orders.open_orders(market=market, strategy=strategy)
         )
 
+    def order_room(self) -> int:
+        return self._max_open_orders - self.orders.open_count()
