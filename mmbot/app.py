@@ -197,6 +197,9 @@ def build_engine(
 
 
 def paper_gateway(config: Config) -> Callable[..., OrderGateway]:
+    """The gateway factory for replay and paper mode. Factories all take the same keywords; the
+    event sink is for gateways that log their own traffic (the live one), the paper venue does not."""
+
     def factory(*, books, markets, scheduler, clock, respond, rng, sink: EventSink) -> OrderGateway:
         return PaperGateway(
             books=books,
