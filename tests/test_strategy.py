@@ -158,7 +158,7 @@ def test_taker_sells_held_sets_into_rich_bids() -> None:
 
 
 def test_walk_pair_stops_at_max_size() -> None:
-    size, w1, w2, _ = walk_pair([(1, 10)], [(2, 10)], lambda a, b, q: True, 7)
+    size, w1, w2 = walk_pair([(1, 10)], [(2, 10)], lambda a, b, q: True, 7)
     assert (size, w1, w2) == (7, 1, 2)
 
 

@@ -82,23 +82,21 @@ def walk_pair(
     second: list[tuple[int, int]],
     accept: Callable[[int, int, int], bool],
     max_size: int,
-) -> tuple[int, int, int, int]:
+) -> tuple[int, int, int]:
     """Walk two ladders best-first, taking equal sizes from both while ``accept(p1, p2, q)`` holds.
 
-    Returns (size, worst price on the first ladder, worst on the second, total fees-free cost).
+    Returns (size, worst price taken on the first ladder, worst on the second).
     """
     i = j = 0
     left1 = first[0][1] if first else 0
     left2 = second[0][1] if second else 0
-    size = cost = 0
-    worst1 = worst2 = 0
+    size = worst1 = worst2 = 0
     while i < len(first) and j < len(second) and size < max_size:
         p1, p2 = first[i][0], second[j][0]
         take = min(left1, left2, max_size - size)
         if take <= 0 or not accept(p1, p2, take):
             break
         size += take
-        cost += p1 * take + p2 * take
         worst1, worst2 = p1, p2
         left1 -= take
         left2 -= take
@@ -108,7 +106,7 @@ def walk_pair(
         if left2 == 0:
             j += 1
             left2 = second[j][1] if j < len(second) else 0
-    return size, worst1, worst2, cost // ONE
+    return size, worst1, worst2
 
 
 class CompleteSetTaker:
@@ -180,7 +178,7 @@ class CompleteSetTaker:
 
         yes, no = info.tokens
         asks_yes, asks_no = self._ladder(book_yes, yes, Side.SELL), self._ladder(book_no, no, Side.SELL)
-        size, worst_yes, worst_no, _ = walk_pair(asks_yes, asks_no, cheap, cfg.max_sets)
+        size, worst_yes, worst_no = walk_pair(asks_yes, asks_no, cheap, cfg.max_sets)
         size = round_down(size, SHARE_STEP)
         if size < info.min_size:
             return []
@@ -202,7 +200,7 @@ class CompleteSetTaker:
             return p1 + p2 - self._fee_per_set(info, p1, p2, q) >= floor
 
         bids_yes, bids_no = self._ladder(book_yes, yes, Side.BUY), self._ladder(book_no, no, Side.BUY)
-        size, worst_yes, worst_no, _ = walk_pair(bids_yes, bids_no, dear, min(cfg.max_sets, held))
+        size, worst_yes, worst_no = walk_pair(bids_yes, bids_no, dear, min(cfg.max_sets, held))
         size = round_down(size, SHARE_STEP)
         if size < info.min_size:
             return []
