@@ -95,3 +95,15 @@ async def test_messages_after_a_crashing_one_survive_the_restart(tmp_path, autoj
         await trio.sleep(5)
         nursery.cancel_scope.cancel()
     assert handled == ["a", "poison", "b", "c"]
+
+
+async def test_a_malformed_frame_is_counted_recorded_and_skipped(tmp_path) -> None:
+    engine = engine_for(tmp_path)
+    engine.frames.on_frame('[{"event_type":"book","market":"0xm"}, {"event_type":"mystery"}]', 5)
+    engine.frames.on_frame(book_frame(YES, ["0.45"], ["0.55"]), 6)
+    assert engine.frames.malformed == 2 and engine.frames.frames == 2
+    assert engine.books.get(YES).best_bid == 450_000  # the feed carried on
+    engine.log.flush_sync()
+    rows = [row for row in select_rows(tmp_path / "run.db") if row.kind == "frame_malformed"]
+    assert [row.cid for row in rows] == ["f1.0", "f1.1"]
+    assert "unknown event_type 'mystery'" in rows[1].payload["error"]
