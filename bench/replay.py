@@ -468,7 +468,7 @@ def run_no_trio(recording: Path, db: Path, seed: int) -> dict[str, Any]:
             for _, channel, text in group:
                 if channel == "market":
                     on_frame(text, t_ns)
-            loop.step()
+                    loop.step()  # RecordedFeed settles after every frame (DESIGN §8)
             last_ns = t_ns
         handled, cpu_handled = monotonic_ns(), time.process_time_ns()
 

@@ -6,8 +6,9 @@ that has frames, in this fixed order (DESIGN §8):
 1. every scheduler timer due up to that instant fires (paper acknowledgements, boundaries,
    statistics), instant by instant, and the system goes quiescent after each;
 2. the clock moves to the instant (one ``sleep_until`` per distinct instant, DESIGN §13);
-3. all frames of the instant are handed to their channel's handler, in file order;
-4. the system goes quiescent (``wait_all_tasks_blocked``) before the next instant.
+3. the frames of the instant are handed to their channel's handler one by one, in file order,
+   and the system goes quiescent (``wait_all_tasks_blocked``) after each (DESIGN §8), so every
+   frame is decided on before the next arrives, as it would be live.
 
 Nothing then depends on Trio's (deliberately random) scheduling order.
 """
@@ -55,8 +56,8 @@ class RecordedFeed:
                     continue
                 handler(text, t_ns)
                 self.delivered += 1
+                await trio.testing.wait_all_tasks_blocked()  # decide on this frame before the next
             self.last_ns = t_ns
-            await trio.testing.wait_all_tasks_blocked()
             if not started:
                 task_status.started()
                 started = True
