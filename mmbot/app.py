@@ -287,7 +287,8 @@ async def replay(
             await decisions.start(functools.partial(run_decisions, engine, seed=seed))
             await feed.run()
             with trio.move_on_after(SHUTDOWN_GRACE_S, shield=True):
-                await stop_safely(engine, "end of recording", drain_until=(feed.last_ns or 0) + 2 * 1_000_000_000 * SHUTDOWN_GRACE_S)
+                # the feed has drained its own grace already; give the cancels the same again
+                await stop_safely(engine, "end of recording", drain_until=clock.now_ns() + SHUTDOWN_GRACE_S * 1_000_000_000)
             decisions.cancel_scope.cancel()
         engine.record_stats("final")
         engine.record_pnl("final", kind="run_end")

@@ -161,12 +161,8 @@ class Executor:
         if order is None or not order.is_open or order.status is OrderStatus.PENDING_CANCEL:
             return
         self.orders.transition(order.order_id, OrderEvent.CANCEL_REQUESTED)
-        self._sink.record(
-            "cancel",
-            intent.cid,
-            {"order_id": order.order_id, "reason": intent.reason, "strategy": intent.strategy},
-            market=order.market,
-            token=order.token,
+        self._order_row(
+            "cancel", intent.cid, order, {"order_id": order.order_id, "reason": intent.reason, "strategy": intent.strategy}
         )
         self._gateway.send(CancelRequest(cid=intent.cid, order_id=order.order_id))
 
@@ -199,7 +195,7 @@ class Executor:
             return
         if is_legal(order.status, OrderEvent.ACCEPTED):  # also under a pending cancel, or after UNKNOWN
             self._transition(order, OrderEvent.ACCEPTED, msg.cid)
-        self._sink.record("ack", msg.cid, {"order_id": msg.order_id}, market=order.market, token=order.token)
+        self._order_row("ack", msg.cid, order, {"order_id": msg.order_id})
 
     def _on_rejected(self, msg: OrderRejected) -> None:
         order = self.orders.get(msg.order_id)
@@ -210,9 +206,7 @@ class Executor:
             return  # a reject that contradicts what we know: the reservation stays, reconciliation decides
         self.ledger.release(order.order_id)
         self.counts["rejections"] += 1
-        self._sink.record(
-            "reject", msg.cid, {"order_id": msg.order_id, "reason": msg.reason}, market=order.market, token=order.token
-        )
+        self._order_row("reject", msg.cid, order, {"order_id": msg.order_id, "reason": msg.reason})
 
     def _on_fill(self, fill: Fill) -> None:
         order = self.orders.get(fill.order_id)
@@ -264,13 +258,7 @@ class Executor:
         if order.is_open:
             self._transition(order, OrderEvent.DONE, msg.cid)
         self.ledger.release(order.order_id)
-        self._sink.record(
-            "order_done",
-            msg.cid,
-            {"order_id": msg.order_id, "reason": msg.reason, "filled": order.filled},
-            market=order.market,
-            token=order.token,
-        )
+        self._order_row("order_done", msg.cid, order, {"order_id": msg.order_id, "reason": msg.reason, "filled": order.filled})
 
     def _on_cancel_rejected(self, msg: CancelRejected) -> None:
         order = self.orders.get(msg.order_id)
@@ -396,6 +384,9 @@ class Executor:
             market=intent.market,
             token=getattr(intent, "token", ""),
         )
+
+    def _order_row(self, kind: str, cid: str, order: Order, payload: dict[str, Any]) -> None:
+        self._sink.record(kind, cid, payload, market=order.market, token=order.token)
 
     def _error(self, cid: str, error: str, subject: str) -> None:
         self._sink.record("error", cid, {"where": "executor", "error": error, "subject": subject})

@@ -109,14 +109,23 @@ def walk_pair(
     return size, worst1, worst2
 
 
-class CompleteSetTaker:
+class _Strategy:
+    """What every strategy is given: its per-market settings and the run's id counters."""
+
+    name = ""
+
+    def __init__(self, *, config_for: Callable[[str], StrategiesConfig], ids: Ids) -> None:
+        self._config_for = config_for
+        self._ids = ids
+
+
+class CompleteSetTaker(_Strategy):
     """Takes both asks when a complete set is cheap, or both bids when sets we hold are dear."""
 
     name = "taker"
 
     def __init__(self, *, config_for: Callable[[str], StrategiesConfig], ids: Ids) -> None:
-        self._config_for = config_for
-        self._ids = ids
+        super().__init__(config_for=config_for, ids=ids)
         # (token, side, price) -> (size the book showed, size we set out to take). Until the feed
         # shows that level changed, our own take is not in the book yet: do not count it twice.
         self._taken: dict[tuple[str, Side, int], tuple[int, int]] = {}
@@ -232,14 +241,10 @@ class CompleteSetTaker:
         ]
 
 
-class CompleteSetMaker:
+class CompleteSetMaker(_Strategy):
     """Rests bids on both tokens so that a filled pair is a complete set below 1 - target_edge."""
 
     name = "maker"
-
-    def __init__(self, *, config_for: Callable[[str], StrategiesConfig], ids: Ids) -> None:
-        self._config_for = config_for
-        self._ids = ids
 
     def on_book(self, update: BookUpdate, view: StrategyView) -> list[Intent]:
         info = view.market(update.market)
@@ -339,14 +344,10 @@ def _fair_yes(book_yes: BookLike, book_no: BookLike) -> int | None:
     return sum(mids) // len(mids) if mids else None
 
 
-class SetMerger:
+class SetMerger(_Strategy):
     """Merges complete sets back into pUSD once enough have accumulated (a ledger op in paper)."""
 
     name = "merge"
-
-    def __init__(self, *, config_for: Callable[[str], StrategiesConfig], ids: Ids) -> None:
-        self._config_for = config_for
-        self._ids = ids
 
     def on_fill(self, fill: Fill, view: StrategyView) -> list[Intent]:
         info = view.market(fill.market)
