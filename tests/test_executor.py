@@ -263,6 +263,18 @@ class ExecutorMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ intents
 
+    @rule(token=st.sampled_from(TOKENS), bid=st.integers(1, 50), one_sided=st.booleans())
+    def book_moves(self, token: str, bid: int, one_sided: bool) -> None:
+        """The market moves (marks change the running equity); a one-sided book has no mark."""
+        info = next(i for i in MARKETS if token in i.tokens)
+        self.executor.books.apply(
+            BookSnapshot(
+                cid=self.next_id("snap"), recv_ns=NOW_NS, market=info.market, token=token,
+                bids=((bid * TICK, 100 * ONE),), asks=() if one_sided else (((bid + 10) * TICK, 100 * ONE),),
+                venue_ts_ms=NOW_NS // 1_000_000, tick=TICK,
+            )
+        )
+
     @rule(
         token=st.sampled_from(TOKENS), side=st.integers(0, 3).map(lambda n: SELL if n == 3 else BUY),
         price=prices, size=sizes,
@@ -514,6 +526,9 @@ class ExecutorMachine(RuleBasedStateMachine):
     @invariant()
     def orders_match_what_was_sent_and_filled(self) -> None:
         orders = self.executor.orders
+        orders.check()  # the indexes and the running buy notional agree with a full scan
+        view, ledger = self.executor.view, self.executor.ledger
+        assert view.equity() == ledger.cash + ledger.cost_basis() + ledger.unrealised(view.marks())
         for order in orders.open_orders():
             assert order.order_id in self.submitted
         for order_id, request in self.submitted.items():

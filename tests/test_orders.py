@@ -247,3 +247,47 @@ def test_random_sequences_follow_the_table_or_change_nothing(steps: list[tuple[s
         assert order.is_open is (order in orders.open_orders())
         if status in TERMINAL:
             raise AssertionError(f"{status} accepted {event}")
+
+
+# --------------------------------------------------------------------------- indexes
+
+index_steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("new"), st.sampled_from(["M1", "M2"]), st.sampled_from(["Y", "N"]),
+                  st.sampled_from(Side), st.integers(1, 999_999), st.integers(1, 10 * ONE)),
+        st.tuples(st.just("event"), st.integers(0, 30), st.sampled_from(OrderEvent)),
+        st.tuples(st.just("fill"), st.integers(0, 30), st.integers(1, 5 * ONE)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(index_steps)
+def test_open_order_indexes_and_buy_notional_always_equal_a_full_scan(steps: list[tuple]) -> None:
+    orders = Orders()
+    ids: list[str] = []
+    for step in steps:
+        if step[0] == "new":
+            _, market, token, side, price, size = step
+            ids.append(f"o{len(ids)}")
+            _place(orders, ids[-1], market=market, token=f"{market}{token}", side=side, price=price, size=size)
+        elif ids:
+            order_id = ids[step[1] % len(ids)]
+            try:
+                if step[0] == "event":
+                    orders.transition(order_id, step[2])
+                else:
+                    orders.record_fill(order_id, step[2])
+            except IllegalTransition:
+                pass
+        orders.check()
+        for market in ("M1", "M2"):
+            scan = [o for o in orders.open_orders() if o.market == market and o.strategy == "maker"]
+            assert orders.open_orders(market=market, strategy="maker") == scan
+            for token in (f"{market}Y", f"{market}N"):
+                assert orders.open_orders(token=token) == [o for o in orders.open_orders() if o.token == token]
+                for side in Side:
+                    assert orders.open_shares(token, side) == sum(
+                        o.remaining for o in orders.open_orders() if o.token == token and o.side is side
+                    )

@@ -50,6 +50,9 @@ class FakeBook:
             return sorted(self.bids, reverse=True)[:depth]
         return sorted(self.asks)[:depth]
 
+    def size_at(self, side, price):
+        return dict(self.bids if side is Side.BUY else self.asks).get(price, 0)
+
 
 @attrs.define
 class FakeOrder:

@@ -115,6 +115,10 @@ class Book:
             return sorted(items)
         return heapq.nsmallest(depth, items)
 
+    def size_at(self, side: Side, price: int) -> int:
+        """The size resting at exactly ``price`` on ``side`` (0 when there is no level)."""
+        return (self.bids if side is _BUY else self.asks).get(price, 0)
+
     def size_at_or_better(self, side: Side, limit: int) -> int:
         """Resting size on ``side`` priced at ``limit`` or better for whoever trades against it.
 
@@ -173,6 +177,7 @@ class Books:
         self._mismatches = 0
         self._crossings = 0
         self._resyncs = 0
+        self._touched: set[str] = set()  # tokens apply() listed since take_touched()
         self._handlers: dict[type, Callable[[Any], list[str]]] = {
             PriceChange: self._on_price_change,
             BookSnapshot: self._on_snapshot,
@@ -192,7 +197,16 @@ class Books:
         handler = self._handlers.get(type(msg))
         if handler is None:
             raise TypeError(f"not a market message: {type(msg).__name__}")
-        return handler(msg)
+        touched = handler(msg)
+        if touched:
+            self._touched.update(touched)
+        return touched
+
+    def take_touched(self) -> set[str]:
+        """The tokens ``apply`` listed since the last call (every level write is among them;
+        for one consumer: the view's running equity), then forget them."""
+        touched, self._touched = self._touched, set()
+        return touched
 
     def get(self, token: str) -> Book | None:
         return self._books.get(token)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import attrs
 
 from mmbot.decisions.ledger import InsufficientFunds, Ledger
 from mmbot.decisions.markets import Markets
@@ -116,7 +115,8 @@ class Executor:
             post_only=intent.post_only,
         )
         self.orders.new(
-            **attrs.asdict(request, recurse=False),
+            order_id=order_id, cid=intent.cid, market=intent.market, token=intent.token, side=intent.side,
+            price=intent.price, size=intent.size, tif=intent.tif, post_only=intent.post_only,
             strategy=intent.strategy,
             created_ns=self._clock.now_ns(),
             group=intent.group,

@@ -68,6 +68,8 @@ class Ledger:
         self._share_reservations: dict[str, tuple[str, int]] = {}  # order id -> (token, shares)
         self._reserved_shares: dict[str, int] = {}  # token -> Σ share reservations
         self._positions: dict[str, Position] = {}
+        self._cost_basis = 0  # Σ position cost, kept as positions change (risk reads it per order)
+        self._moved: set[str] = set()  # tokens whose position changed since take_moved()
 
     # ----------------------------------------------------------------- reading
 
@@ -100,7 +102,13 @@ class Ledger:
 
     def cost_basis(self) -> int:
         """Σ cost basis of every position: the position half of gross exposure."""
-        return sum(p.cost for p in self._positions.values())
+        return self._cost_basis
+
+    def take_moved(self) -> set[str]:
+        """The tokens whose position changed since the last call (for one consumer: the view's
+        running equity), then forget them."""
+        moved, self._moved = self._moved, set()
+        return moved
 
     def unrealised(self, marks: Mapping[str, int]) -> int:
         """Σ shares × mark − cost basis over the positions that have a mark."""
@@ -306,6 +314,8 @@ class Ledger:
         if token in self._positions or shares <= 0 or cost < 0:
             raise ValueError(f"cannot adopt {shares} of {token} at cost {cost}")
         self._positions[token] = Position(shares=shares, cost=cost)
+        self._cost_basis += cost
+        self._moved.add(token)
         self._contributed += cost
 
     # ----------------------------------------------------------------- invariants
@@ -335,6 +345,8 @@ class Ledger:
         for token in self._reserved_shares:
             if token not in self._positions:
                 problems.append(f"{token}: shares reserved but none held")
+        if self._cost_basis != sum(p.cost for p in self._positions.values()):
+            problems.append("running cost basis differs from the positions' sum")
         if self.cash + self.cost_basis() != self._contributed + self.realised:
             problems.append("cash + cost basis != contributed + realised")
         if problems:
@@ -352,6 +364,8 @@ class Ledger:
         else:
             self._positions.pop(token, None)
             cost = 0
+        self._cost_basis += cost - old_cost
+        self._moved.add(token)
         self.cash += cash_delta
         self.fees_paid += fee
         self.realised += cash_delta + (cost - old_cost)

@@ -144,12 +144,21 @@ class Order:
         return self.status not in TERMINAL
 
 
+_NONE: dict[str, "Order"] = {}
+
+
 class Orders:
     """Every order we placed, in creation order, with the open ones indexed."""
 
     def __init__(self) -> None:
         self._all: dict[str, Order] = {}
         self._open: dict[str, Order] = {}  # insertion order is creation order
+        # The open orders again, by market and by token (each in creation order), and the open
+        # buys' notional kept as a running sum: risk and the strategies ask these on every
+        # order and book update, and a scan of every open order there grows with the venue.
+        self._open_by_market: dict[str, dict[str, Order]] = {}
+        self._open_by_token: dict[str, dict[str, Order]] = {}
+        self._buy_notional = 0
         self._before_cancel: dict[str, OrderStatus] = {}
 
     def new(
@@ -178,6 +187,10 @@ class Orders:
         )
         self._all[order_id] = order
         self._open[order_id] = order
+        self._open_by_market.setdefault(market, {})[order_id] = order
+        self._open_by_token.setdefault(token, {})[order_id] = order
+        if side is Side.BUY:
+            self._buy_notional += notional(price, size)
         return order
 
     def get(self, order_id: str) -> Order | None:
@@ -201,7 +214,7 @@ class Orders:
             self._before_cancel.pop(order_id, None)
         order.status = target
         if target in TERMINAL:
-            del self._open[order_id]
+            self._close(order)
         return target
 
     def record_fill(self, order_id: str, size: int) -> OrderStatus:
@@ -213,14 +226,23 @@ class Orders:
             raise Overfill(f"order {order_id}: fill of {size} exceeds the {order.remaining} remaining")
         event = E.FILLED if order.filled + size == order.size else E.PARTIAL_FILL
         status = self.transition(order_id, event)  # raises before anything changed
+        if order.side is Side.BUY and status not in TERMINAL:  # a closed order left the sum already
+            self._buy_notional += notional(order.price, order.remaining - size) - notional(order.price, order.remaining)
         order.filled += size
         return status
 
     def open_orders(
         self, *, market: str | None = None, token: str | None = None, strategy: str | None = None
     ) -> list[Order]:
+        """Open orders matching every filter given, in creation order."""
+        if token is not None:
+            candidates = self._open_by_token.get(token, _NONE)
+        elif market is not None:
+            candidates = self._open_by_market.get(market, _NONE)
+        else:
+            candidates = self._open
         return [
-            o for o in self._open.values()
+            o for o in candidates.values()
             if (market is None or o.market == market)
             and (token is None or o.token == token)
             and (strategy is None or o.strategy == strategy)
@@ -231,11 +253,23 @@ class Orders:
 
     def open_buy_notional(self) -> int:
         """Σ remaining × price of open buys, each rounded up as a buyer's cost is."""
-        return sum(notional(o.price, o.remaining) for o in self._open.values() if o.side is Side.BUY)
+        return self._buy_notional
 
     def open_shares(self, token: str, side: Side) -> int:
         """Remaining size of the open orders on ``token`` on one side."""
-        return sum(o.remaining for o in self._open.values() if o.token == token and o.side is side)
+        return sum(o.remaining for o in self._open_by_token.get(token, _NONE).values() if o.side is side)
+
+    def check(self) -> None:
+        """Raise AssertionError if an index or the running notional disagrees with a full scan."""
+        by_market: dict[str, dict[str, Order]] = {}
+        by_token: dict[str, dict[str, Order]] = {}
+        for order_id, order in self._open.items():
+            by_market.setdefault(order.market, {})[order_id] = order
+            by_token.setdefault(order.token, {})[order_id] = order
+        assert {m: list(d) for m, d in self._open_by_market.items()} == {m: list(d) for m, d in by_market.items()}
+        assert {t: list(d) for t, d in self._open_by_token.items()} == {t: list(d) for t, d in by_token.items()}
+        scan = sum(notional(o.price, o.remaining) for o in self._open.values() if o.side is Side.BUY)
+        assert self._buy_notional == scan, (self._buy_notional, scan)
 
     def forget_closed(self) -> int:
         """Drop ended orders from memory (the event log keeps them); returns how many."""
@@ -251,6 +285,17 @@ class Orders:
             self._before_cancel[order_id] = S.PARTIALLY_FILLED
         elif event is E.ACCEPTED and before in (S.PENDING_SUBMIT, S.UNKNOWN):
             self._before_cancel[order_id] = S.LIVE
+
+    def _close(self, order: Order) -> None:
+        order_id = order.order_id
+        del self._open[order_id]
+        for index, key in ((self._open_by_market, order.market), (self._open_by_token, order.token)):
+            group = index[key]
+            del group[order_id]
+            if not group:
+                del index[key]
+        if order.side is Side.BUY:
+            self._buy_notional -= notional(order.price, order.remaining)
 
     def _require(self, order_id: str) -> Order:
         order = self._all.get(order_id)

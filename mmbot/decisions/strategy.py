@@ -41,6 +41,7 @@ class BookLike(Protocol):
     best_ask: int | None
 
     def levels(self, side: Side, depth: int | None = None) -> list[tuple[int, int]]: ...
+    def size_at(self, side: Side, price: int) -> int: ...
 
 
 class OrderLike(Protocol):
@@ -75,6 +76,15 @@ def round_down(value: int, step: int) -> int:
 
 def sets_fundable(view: StrategyView, info: MarketInfo) -> bool:
     return all((book := view.book(t)) is not None and book.state is BookState.SYNCED for t in info.tokens)
+
+
+def _tops_may_pay(book_yes: BookLike, book_no: BookLike, min_edge: int) -> bool:
+    """Whether the best asks sum to at most 1 - min_edge or the best bids to at least 1 + min_edge:
+    fees only widen the gap, so when neither holds no set can be bought or sold at an edge."""
+    ask_yes, ask_no, bid_yes, bid_no = book_yes.best_ask, book_no.best_ask, book_yes.best_bid, book_no.best_bid
+    if ask_yes is not None and ask_no is not None and ask_yes + ask_no <= ONE - min_edge:
+        return True
+    return bid_yes is not None and bid_no is not None and bid_yes + bid_no >= ONE + min_edge
 
 
 def walk_pair(
@@ -146,13 +156,12 @@ class CompleteSetTaker(_Strategy):
 
     def _remember(self, token: str, side: Side, ladder_before: list[tuple[int, int]], book: BookLike, worst: int, size: int) -> None:
         """Note how much of each level down to ``worst`` an order of ``size`` will take."""
-        shown = dict(book.levels(side))
         left = size
         for price, available in ladder_before:
             if left <= 0 or (side is Side.SELL and price > worst) or (side is Side.BUY and price < worst):
                 break
             take = min(left, available)
-            seen, before = self._taken.get((token, side, price), (shown[price], 0))
+            seen, before = self._taken.get((token, side, price), (book.size_at(side, price), 0))
             self._taken[(token, side, price)] = (seen, before + take)
             left -= take
 
@@ -161,11 +170,13 @@ class CompleteSetTaker(_Strategy):
         cfg = self._config_for(update.market).taker
         if info is None or not cfg.enabled or not sets_fundable(view, info):
             return []
-        if view.busy(info.market, self.name):
-            return []
         yes, no = info.tokens
         book_yes, book_no = view.book(yes), view.book(no)
         assert book_yes is not None and book_no is not None
+        if not _tops_may_pay(book_yes, book_no, cfg.min_edge):
+            return []  # the common case, decided before anything costlier is looked at
+        if view.busy(info.market, self.name):
+            return []
         intents = self._buy_sets(update, info, cfg, book_yes, book_no)
         if not intents:
             intents = self._sell_sets(update, info, cfg, view, book_yes, book_no)

@@ -65,6 +65,10 @@ class DecisionLoop:
             assert isinstance(update, BookUpdate)
             for intent in self._strategies.on_book(update, executor.view):
                 executor.handle(intent)
+        if handled:
+            # value the positions whose marks just moved now, after this step's orders went out,
+            # rather than inside risk's check of the next order
+            executor.view.equity()
         return handled
 
     def halt(self, cid: str, reason: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from mmbot.decisions.ledger import Ledger
 from mmbot.decisions.markets import Markets
 from mmbot.decisions.orders import Order, Orders, OrderStatus
-from mmbot.model import BookState, MarketInfo, Side
+from mmbot.model import BookState, MarketInfo, Side, notional_down
 from mmbot.ports import Clock
 
 DAY_NS = 86_400 * 1_000_000_000
@@ -36,6 +36,11 @@ class StateView:
         self._clock = clock
         self._merges_pending = merges_pending
         self._max_open_orders = max_open_orders
+        # What each position counts for in equity (shares at the mid, or at cost without one),
+        # and their sum: refreshed only for tokens whose book or position changed, so risk's
+        # daily-loss check costs the same with 50 tokens or 5,000.
+        self._valued: dict[str, int] = {}
+        self._valued_total = 0
         self._day = clock.now_ns() // DAY_NS
         self._day_start_equity = self.equity()
 
@@ -62,7 +67,7 @@ class StateView:
         return self.orders.open_count()
 
     def open_buy_shares(self, token: str) -> int:
-        return sum(o.remaining for o in self.orders.open_orders(token=token) if o.side is Side.BUY)
+        return self.orders.open_shares(token, Side.BUY)
 
     def gross_exposure(self) -> int:
         return self.ledger.cost_basis() + self.orders.open_buy_notional()
@@ -76,7 +81,26 @@ class StateView:
         return marks
 
     def equity(self) -> int:
-        return self.ledger.cash + self.ledger.cost_basis() + self.ledger.unrealised(self.marks())
+        """Cash plus every position at its mark (cost basis where the book has no mid):
+        ``cash + cost_basis + unrealised(marks())``, kept as a running sum."""
+        return self.ledger.cash + self._positions_value()
+
+    def _positions_value(self) -> int:
+        books, ledger, valued = self.books, self.ledger, self._valued
+        for token in books.take_touched() | ledger.take_moved():
+            before = valued.pop(token, 0)
+            held = ledger.holding(token)
+            value = 0
+            if held.shares:
+                book = books.get(token)
+                if book is not None and book.best_bid is not None and book.best_ask is not None:
+                    # marked value rounds DOWN, as in Ledger.unrealised
+                    value = notional_down((book.best_bid + book.best_ask) // 2, held.shares)
+                else:
+                    value = held.cost
+                valued[token] = value
+            self._valued_total += value - before
+        return self._valued_total
 
     def daily_pnl(self) -> int:
         day = self._clock.now_ns() // DAY_NS
