@@ -14,6 +14,7 @@ import enum
 from decimal import Decimal, InvalidOperation
 
 import attrs
+import msgspec
 
 ONE = 1_000_000  # 1.0 in micro-units: one pUSD, one share, price 1.0
 
@@ -134,9 +135,12 @@ class BookSnapshot:
     hash: str = ""
 
 
-@message
-class LevelChange:
-    """One entry of a price_change: the new total size at a price (0 removes the level)."""
+class LevelChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One entry of a price_change: the new total size at a price (0 removes the level).
+
+    A frozen msgspec Struct, not attrs: a part of a message, not a message, built ~10 times per
+    frame on the hot path, where it costs a sixth of a frozen attrs instance (DESIGN §13).
+    """
 
     token: str
     side: Side  # BUY -> bids, SELL -> asks

@@ -160,7 +160,11 @@ def _decode(frame: _Frame, cid: str) -> list[Any]:
 
 
 def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, enum.Enum) else value
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple) and value and isinstance(value[0], msgspec.Struct):  # PriceChange.changes
+        return [{k: _plain(v) for k, v in msgspec.structs.asdict(item).items()} for item in value]
+    return value
 
 
 def _to_json(message: Any) -> str:
