@@ -84,6 +84,10 @@ class BookView(Protocol):
     def bids(self) -> Mapping[int, int]: ...
     @property
     def asks(self) -> Mapping[int, int]: ...
+    @property
+    def best_bid(self) -> int | None: ...
+    @property
+    def best_ask(self) -> int | None: ...
 
     def levels(self, side: Side, depth: int | None = None) -> Sequence[tuple[int, int]]: ...
 
@@ -142,6 +146,9 @@ def _tradable(book: BookView) -> bool:
     return book.state is not BookState.STALE and book.state is not BookState.EMPTY
 
 
+_NO_ORDERS: dict[str, _Order] = {}
+
+
 class PaperGateway:
     """An ``OrderGateway`` answering on the injected clock from the books the feed maintains."""
 
@@ -168,6 +175,9 @@ class PaperGateway:
         self._ack_latency_ns = ack_latency_ns
         self._jitter_ns = jitter_ns
         self._resting: dict[str, _Order] = {}  # insertion order is the order fills are reported in
+        # The same orders by market, each in insertion order: a market message can only fill
+        # orders of its own market, so it need not look at the others.
+        self._resting_in: dict[str, dict[str, _Order]] = {}
         self._consumed: dict[str, dict[_Key, int]] = {}  # token -> level -> size we took
         self._accepted_ids: set[str] = set()  # membership only, never iterated
         self._resolved_markets: set[str] = set()  # membership only, never iterated
@@ -245,6 +255,7 @@ class PaperGateway:
             return
         order.queue_ahead = self._shown(request.token, request.side, request.price)
         self._resting[request.order_id] = order
+        self._resting_in.setdefault(market.market, {})[request.order_id] = order
 
     def _rejection(self, request: SubmitRequest, market: MarketInfo | None, at: int) -> str | None:
         """The venue's reason to refuse ``request`` outright, or None."""
@@ -271,7 +282,7 @@ class PaperGateway:
         return None
 
     def _cancel(self, request: CancelRequest) -> None:
-        order = self._resting.pop(request.order_id, None)
+        order = self._stop_resting(request.order_id)
         if order is None:
             self._respond(CancelRejected(cid=request.cid, order_id=request.order_id, reason=ALREADY_DONE))
         else:
@@ -284,7 +295,7 @@ class PaperGateway:
     # ----------------------------------------------------------------------- market facts
 
     def _on_trade(self, trade: LastTrade) -> None:
-        for order in list(self._resting.values()):
+        for order in self._resting_for({trade.token}):
             if order.request.token == trade.token:
                 price, taker = trade.price, trade.side
             elif order.complement == trade.token:
@@ -310,7 +321,7 @@ class PaperGateway:
             self._fill(order, ours.price, filled, 0, Liquidity.MAKER, ts_ns)
 
     def _on_levels_changed(self, tokens: set[str], ts_ns: int) -> None:
-        for order in list(self._resting.values()):
+        for order in self._resting_for(tokens):
             ours = order.request
             if ours.token in tokens:
                 # Only cancellations shrink a level without a trade (trades already ate the
@@ -323,6 +334,8 @@ class PaperGateway:
         """The book shows the other side at or through our price: it would have matched us."""
         wanted = order.remaining
         ours = order.request
+        if not self._may_cross(ours.token, order.complement, ours.side, ours.price):
+            return  # the usual case, seen from the two best prices alone
         for level in self._takeable(ours.token, order.complement, ours.side, ours.price):
             size = min(wanted, level.available)
             self._consume(level, size)
@@ -336,10 +349,43 @@ class PaperGateway:
         self._resolved_markets.add(msg.market)
         for order_id, order in list(self._resting.items()):
             if order.market.market == msg.market:
-                del self._resting[order_id]
+                self._stop_resting(order_id)
                 self._respond(OrderDone(cid=order.request.cid, order_id=order_id, reason=MARKET_RESOLVED))
 
+    def _resting_for(self, tokens: set[str]) -> list[_Order]:
+        """The resting orders a message about ``tokens`` may concern, in insertion order."""
+        markets = {info.market for token in tokens if (info := self._markets(token)) is not None}
+        if len(markets) == 1:
+            return list(self._resting_in.get(markets.pop(), _NO_ORDERS).values())
+        if not markets:
+            return []  # an order's tokens are always those of a known market
+        return list(self._resting.values())
+
+    def _stop_resting(self, order_id: str) -> _Order | None:
+        order = self._resting.pop(order_id, None)
+        if order is not None:
+            in_market = self._resting_in[order.market.market]
+            del in_market[order_id]
+            if not in_market:
+                del self._resting_in[order.market.market]
+        return order
+
     # ----------------------------------------------------------------------- liquidity
+
+    def _may_cross(self, token: str, complement: str | None, side: Side, limit: int) -> bool:
+        """Whether ``_takeable`` could find anything: the best level of each view reaches
+        ``limit`` (levels further from the top reach it only if the best does)."""
+        book = self._books.get(token)
+        if book is not None and _tradable(book):
+            best = book.best_ask if side is Side.BUY else book.best_bid
+            if best is not None and _reaches(side, best, limit):
+                return True
+        book = self._books.get(complement) if complement is not None else None
+        if book is not None and _tradable(book):
+            best = book.best_bid if side is Side.BUY else book.best_ask
+            if best is not None and _reaches(side, ONE - best, limit):
+                return True
+        return False
 
     def _takeable(self, token: str, complement: str | None, side: Side, limit: int) -> list[_Level]:
         """The liquidity an order on ``side`` of ``token`` up to ``limit`` reaches, best price
@@ -387,7 +433,7 @@ class PaperGateway:
         order.fills += 1
         order.remaining -= size
         if order.remaining == 0:
-            self._resting.pop(ours.order_id, None)
+            self._stop_resting(ours.order_id)
         self._respond(
             Fill(
                 cid=ours.cid,
