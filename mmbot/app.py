@@ -253,8 +253,8 @@ async def replay(
     header = read_header(recording)
     clock = TrioClock(anchor_ns=header.start_ns)
     log = EventLog(
-        # batch_ms of virtual time: fuller batches, so far fewer commits than a commit per step
-        db_path, clock=clock, wall=wall_ns, batch_rows=config.log.batch_rows, batch_ms=config.log.batch_ms
+        # virtual milliseconds say nothing about how many rows wait: batch by count alone
+        db_path, clock=clock, wall=wall_ns, batch_rows=config.log.batch_rows, batch_ms=None
     )
     log.start_run(
         mode="replay",

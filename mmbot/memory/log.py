@@ -15,6 +15,8 @@ One database per run. Besides ``events`` there is a one-row ``runs`` table descr
 from __future__ import annotations
 
 import enum
+import math
+import functools
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable
@@ -51,9 +53,17 @@ RUN_COLUMNS: dict[str, type] = {
 }
 RUN_ID = 1  # one run per database
 
-# sqlite-utils' insert_all builds a dict per row and re-derives the columns; a prepared
-# executemany over ready tuples is several times cheaper and this is the log's only write path.
-_INSERT_EVENTS = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+# sqlite-utils' insert_all builds a dict per row and re-derives the columns; prepared
+# multi-row INSERTs over ready tuples are several times cheaper and the log's only write path.
+_ROWS_PER_STATEMENT = 100  # 800 parameters, far below SQLite's limit of 32,766
+
+
+@functools.lru_cache(maxsize=_ROWS_PER_STATEMENT)
+def _insert_rows(count: int) -> str:
+    """One INSERT of ``count`` rows."""
+    row = f"({', '.join('?' * len(EVENT_COLUMNS))})"
+    return f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {', '.join([row] * count)}"
+
 
 _PendingRow = tuple[int, int, int, str, str, str, str, str]  # in EVENT_COLUMNS order
 
@@ -111,16 +121,17 @@ class EventLog:
         clock: Clock,
         wall: Callable[[], int],
         batch_rows: int = 500,
-        batch_ms: int = 50,
+        batch_ms: int | None = 50,  # None: batch by count only (replay, whose clock is virtual)
     ) -> None:
-        if batch_rows < 1 or batch_ms < 0:
+        if batch_rows < 1 or (batch_ms is not None and batch_ms < 0):
             raise ValueError(f"batch_rows must be >= 1 and batch_ms >= 0, got {batch_rows}, {batch_ms}")
         self._now_ns = clock.now_ns
         self._wall = wall
         self._batch_rows = batch_rows
-        self._batch_s = batch_ms / 1000  # float-ok: a timeout in seconds
+        self._batch_s = math.inf if batch_ms is None else batch_ms / 1000  # float-ok: a timeout in seconds
         self._path = str(db_path)
-        self._conn = sqlite3.connect(self._path)
+        # Used from the writer thread as well as this one, never by both at once (the write lock).
+        self._conn = sqlite3.connect(self._path, check_same_thread=False)
         self._db = sqlite_utils.Database(self._conn)
         self._create_schema()
 
@@ -223,20 +234,20 @@ class EventLog:
             await self._drain()
 
     async def _drain(self) -> None:
-        """Write everything pending, batch_rows per transaction, yielding to the loop between.
+        """Write everything pending, batch_rows per transaction, each on a worker thread.
 
-        The writes run on the Trio thread, a bounded batch at a time (500 rows take ~2 ms), not
-        in a worker thread: sqlite3 gives up the GIL around every row it steps, and a worker
-        then waits up to the interpreter's 5 ms switch interval to get it back from the busy
-        Trio thread each time — measured at a few hundred rows a second, far behind a replay.
-        The caller holds the write lock, so the connection has one user at a time.
+        SQLite runs off the Trio thread (and on the other core), so the loop is never held by a
+        write, however slow the disk. ``_insert`` sends many rows per statement: sqlite3 gives
+        up the GIL around every statement it steps, and with one statement per row the worker
+        waited up to the 5 ms switch interval for the busy Trio thread to hand the GIL back,
+        row after row — a few hundred rows a second. The caller holds the write lock, so the
+        connection has one user at a time.
         """
         due = len(self._pending)  # rows recorded meanwhile wait for the next round
         while due > 0:
             batch = self._next_batch()[:due]
-            self._written(len(batch), self._insert(batch))
+            self._written(len(batch), await trio.to_thread.run_sync(self._insert, batch))
             due -= len(batch)
-            await trio.lowlevel.checkpoint()
 
     def flush_sync(self) -> None:
         """Write everything pending from the calling thread (tests, interpreter exit).
@@ -255,7 +266,9 @@ class EventLog:
     def _insert(self, batch: list[_PendingRow]) -> int:
         started = monotonic_ns()
         with self._conn:  # one transaction, committed on exit
-            self._conn.executemany(_INSERT_EVENTS, batch)
+            for at in range(0, len(batch), _ROWS_PER_STATEMENT):
+                rows = batch[at : at + _ROWS_PER_STATEMENT]
+                self._conn.execute(_insert_rows(len(rows)), [value for row in rows for value in row])
         return monotonic_ns() - started
 
     def _written(self, rows: int, elapsed_ns: int) -> None:
@@ -277,7 +290,7 @@ class EventLog:
             # Synchronous from here: nothing can slip in between the last write and the seal.
             self.flush_sync()
             self._pending = _ClosedBuffer()
-            return self._finish_run()
+            return await trio.to_thread.run_sync(self._finish_run)  # checkpoint and digest: seconds
 
     def _finish_run(self) -> str:
         self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
