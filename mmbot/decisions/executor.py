@@ -91,18 +91,18 @@ class Executor:
 
     def _on_place(self, intent: PlaceOrder) -> None:
         self.counts["intents"] += 1
-        self._record_intent(intent, "place")
         verdict = self.risk.check(intent, self.view, self._clock.now_ns())
         if not verdict.accepted:
+            self._record_intent(intent, "place")
             self._verdict(intent, False, verdict.reason)
             return
         order_id = self._ids.next("o")
         try:
             reserved = self._reserve(order_id, intent)
         except InsufficientFunds as exc:
+            self._record_intent(intent, "place")
             self._verdict(intent, False, exc.reason)
             return
-        self._verdict(intent, True, "ok")
         request = SubmitRequest(
             cid=intent.cid,
             order_id=order_id,
@@ -122,23 +122,30 @@ class Executor:
             group=intent.group,
         )
         self.counts["orders"] += 1
-        self._sink.record(
-            "submit",
-            intent.cid,
-            {
-                "order_id": order_id,
-                "token": intent.token,
-                "side": intent.side.value,
-                "price": intent.price,
-                "size": intent.size,
-                "tif": intent.tif.value,
-                "reserved": reserved,
-                "strategy": intent.strategy,
-            },
-            market=intent.market,
-            token=intent.token,
-        )
-        self._gateway.send(request)
+        # The order leaves first and its three rows follow, stamped with the same instant and in
+        # the same order as ever: logging is off the tick-to-submit path, and nothing between the
+        # send and the rows can change what they say (no await, the books cannot move).
+        try:
+            self._gateway.send(request)
+        finally:  # rows even if a gateway broke its promise not to raise
+            self._record_intent(intent, "place")
+            self._verdict(intent, True, "ok")
+            self._sink.record(
+                "submit",
+                intent.cid,
+                {
+                    "order_id": order_id,
+                    "token": intent.token,
+                    "side": intent.side.value,
+                    "price": intent.price,
+                    "size": intent.size,
+                    "tif": intent.tif.value,
+                    "reserved": reserved,
+                    "strategy": intent.strategy,
+                },
+                market=intent.market,
+                token=intent.token,
+            )
 
     def _reserve(self, order_id: str, intent: PlaceOrder) -> int:
         """Capital before I/O: a buy holds its worst cost plus the largest fee it could pay."""
