@@ -7,6 +7,7 @@ every layer.
 from __future__ import annotations
 
 import functools
+import math
 import random
 from pathlib import Path
 from typing import Any, Callable
@@ -32,11 +33,12 @@ from mmbot.facts.feed import MarketFrames
 from mmbot.facts.recording import iter_frames, read_header
 from mmbot.facts.replay import RecordedFeed
 from mmbot.memory.log import EventLog
-from mmbot.model import BookUpdate, Ids
+from mmbot.model import BookUpdate, Ids, MarketInfo, MarketResolved, NewMarket
 from mmbot.ports import EventSink, OrderGateway
 from mmbot.supervisor import RestartPolicy, supervise
 from mmbot.venues.paper import PaperGateway
 from mmbot.venues.polymarket.wire import decode_market_frame
+from mmbot.venues.polymarket.ws import MarketChannel
 
 SHUTDOWN_GRACE_S = 5  # how long the shielded cancel-all on exit may take
 
@@ -77,6 +79,7 @@ class Engine:
     loop: DecisionLoop
     frames: MarketFrames
     boundaries: Boundaries
+    channel: Any = None  # the live market channel (paper and live modes), for statistics
 
     # ------------------------------------------------------------------ periodic and final rows
 
@@ -176,6 +179,7 @@ def build_engine(
         slots=slots,
         inbox=inbox,
         sink=log,
+        mark_stale=books.mark_stale,
     )
     engine = Engine(
         config=config,
@@ -303,3 +307,88 @@ async def stop_safely(engine: Engine, reason: str, *, drain_until: int | None = 
     if drain_until is not None:
         await engine.scheduler.fire_until(drain_until)
     await trio.testing.wait_all_tasks_blocked()
+
+
+# --------------------------------------------------------------------------- paper on a live feed
+
+
+async def run_paper(
+    *,
+    config: Config,
+    markets: list[MarketInfo],
+    ws_url: str,
+    db_path: str | Path,
+    duration_s: int | None = None,
+    clock: TrioClock | None = None,
+    stop: trio.Event | None = None,
+    tap: Callable[[str, str, int], None] | None = None,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
+) -> Engine:
+    """Paper trading on a live market channel, on the real (or a test's) clock.
+
+    Runs until ``duration_s`` has passed or ``stop`` is set (the CLI sets it on Ctrl-C); then it
+    stops quoting, cancels the paper orders, lets their answers come back, flushes the log and
+    returns the engine (for the summary). ``task_status`` gets the engine once the feed started.
+    ``tap(channel, text, recv_ns)`` sees every frame first (the recorder of ``mmbot run --record``).
+    """
+    clock = clock or TrioClock()
+    log = EventLog(db_path, clock=clock, wall=wall_ns, batch_rows=config.log.batch_rows, batch_ms=config.log.batch_ms)
+    log.start_run(mode="paper", seed=config.seed, recording=ws_url, config_hash=config.digest(), code_version=__version__)
+    engine = build_engine(
+        config=config, clock=clock, log=log, markets=Markets(markets),
+        gateway_factory=paper_gateway(config), seed=config.seed,
+    )
+    log.record("run_start", "run", {"mode": "paper", "seed": config.seed, "ws": ws_url, "markets": len(markets),
+                                    "config_hash": config.digest()})
+    engine.every(config.log.stats_interval_s, engine.record_stats, "stats")
+    engine.every(config.log.stats_interval_s, engine.record_pnl, "pnl")
+    on_frame = engine.frames.on_frame
+    if tap is not None:
+        handle = on_frame
+
+        def on_frame(text: str, recv_ns: int) -> None:
+            tap("market", text, recv_ns)
+            handle(text, recv_ns)
+
+    channel = MarketChannel(
+        url=ws_url, on_frame=on_frame,
+        on_gap=lambda tokens, reason: engine.frames.on_gap(tokens, reason, clock.now_ns()),
+        sink=log, clock=clock, config=config.feed, rng=random.Random(config.seed ^ 0xFEED),
+    )
+    engine.frames.add_observer(_follow_listings(channel))
+    channel.subscribe(token for info in markets for token in info.tokens)
+    stop = trio.Event() if stop is None else stop
+    engine.channel = channel
+    async with trio.open_nursery() as memory:
+        await memory.start(log.run)
+        async with trio.open_nursery() as decisions:
+            await decisions.start(functools.partial(run_decisions, engine, seed=config.seed))
+            async with trio.open_nursery() as facts:
+                await facts.start(engine.scheduler.run)
+                await facts.start(channel.run)
+                task_status.started(engine)
+                with trio.move_on_after(duration_s if duration_s is not None else math.inf):
+                    await stop.wait()
+                with trio.move_on_after(SHUTDOWN_GRACE_S, shield=True):
+                    engine.loop.halt("shutdown", "stopped by the operator" if stop.is_set() else "duration reached")
+                    # the feed stays up while the cancels' answers come back on the scheduler
+                    await trio.sleep(2 * (config.paper.ack_latency_ms + config.paper.latency_jitter_ms) / 1000)  # float-ok
+                facts.cancel_scope.cancel()
+            decisions.cancel_scope.cancel()
+        engine.record_stats("final")
+        engine.record_pnl("final", kind="run_end")
+        await log.close()
+        memory.cancel_scope.cancel()
+    return engine
+
+
+def _follow_listings(channel: MarketChannel) -> Callable[[Any], None]:
+    """Subscribe to markets as they are listed, and let resolved ones go."""
+
+    def observe(msg: Any) -> None:
+        if isinstance(msg, NewMarket):
+            channel.subscribe(msg.tokens)
+        elif isinstance(msg, MarketResolved):
+            channel.unsubscribe(msg.tokens)
+
+    return observe

@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", required=True)
     generate.add_argument("--duration", type=_int_arg("--duration"), default=720, help="seconds of market time")
     generate.add_argument("--markets", type=_int_arg("--markets"), default=4)
+
+    from mmbot import cli_live
+
+    cli_live.add_parsers(sub, _int_arg)
     return parser
 
 
@@ -171,9 +175,11 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mmbot import cli_live
+
     try:
         args = _parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        return {**COMMANDS, **cli_live.COMMANDS}[args.command](args)
     except UsageError as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return EXIT_USAGE

@@ -122,6 +122,18 @@ class LogConfig:
 
 
 @attrs.frozen(kw_only=True)
+class FeedConfig:
+    """The market channel client (protocol doc §2)."""
+
+    ping_s: int = 10  # text PING this often
+    silence_s: int = 30  # no frame and no PONG for this long: reconnect
+    connect_timeout_s: int = 10
+    backoff_initial_ms: int = 1_000  # reconnect delay, doubling up to backoff_max_s
+    backoff_max_s: int = 60
+    max_assets_per_connection: int = 500  # the venue stops sending snapshots past ~500
+
+
+@attrs.frozen(kw_only=True)
 class Config:
     seed: int = 0
     risk: RiskConfig = RiskConfig()
@@ -129,6 +141,7 @@ class Config:
     markets: tuple[MarketOverride, ...] = ()
     paper: PaperConfig = PaperConfig()
     log: LogConfig = LogConfig()
+    feed: FeedConfig = FeedConfig()
 
     def strategies_for(self, market: str) -> StrategiesConfig:
         for override in self.markets:

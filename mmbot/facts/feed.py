@@ -31,16 +31,19 @@ class MarketFrames:
         slots: Any,  # facts.bus.LatestSlots
         inbox: Any,  # facts.bus.Stream
         sink: EventSink,
+        mark_stale: Callable[[list[str], str, str], list[str]] | None = None,
         channel: str = "market",
     ) -> None:
         self._decode = decode
         self._apply_books = apply_books
         self._book_update = book_update
-        self._observers = tuple(observers)
+        self._observers = list(observers)
         self._slots = slots
         self._inbox = inbox
         self._sink = sink
         self._channel = channel
+        self._mark_stale = mark_stale
+        self.gaps = 0
         self.frames = 0
         self.messages = 0
         self.malformed = 0
@@ -67,3 +70,20 @@ class MarketFrames:
                     self._slots.put(token, update)
             if isinstance(msg, (MarketResolved, NewMarket)):
                 self._inbox.send(msg)
+
+    def add_observer(self, observe: Callable[[Any], None]) -> None:
+        """Also show every decoded message to ``observe`` (after the ones given at start)."""
+        self._observers.append(observe)
+
+    def on_gap(self, tokens: list[str], reason: str, recv_ns: int) -> None:
+        """A feed lost these tokens (disconnect, silence): distrust their books until the fresh
+        snapshot a reconnect brings, and tell the decision task, so quotes come down now."""
+        self.gaps += 1
+        cid = f"gap{self.gaps}"
+        changed = self._mark_stale(tokens, reason, cid) if self._mark_stale is not None else []
+        self._sink.record("feed_gap", cid, {"channel": self._channel, "reason": reason, "tokens": len(tokens),
+                                            "stale": len(changed)})
+        for token in changed:
+            update = self._book_update(token, cid, recv_ns)
+            if update is not None:
+                self._slots.put(token, update)

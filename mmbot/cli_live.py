@@ -1,0 +1,236 @@
+"""The commands that talk to a venue over sockets: ``sim``, ``record``, ``run`` and ``status``."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from mmbot.cli import UsageError
+
+SIM_EPOCH_NOTE = "the simulator's markets start at the current wall time"
+
+
+def _fresh_db(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    return path
+
+
+async def _stop_on_signal(stop: Any) -> None:
+    import trio
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            stop.set()
+            return
+
+
+def parse_fault(text: str) -> Any:
+    """``KIND@SECONDS[:VALUE]``, e.g. ``drop@30``, ``stall@60:10``, ``tick@90:0x…:0.001``."""
+    from mmbot.venues.simulator.server import Fault
+
+    kind, at, rest = text.partition("@")
+    seconds, _, value = rest.partition(":")
+    try:
+        return Fault(kind=kind, at_s=int(seconds), value=value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--fault expects KIND@SECONDS[:VALUE]: {exc}") from None
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    import trio
+
+    from mmbot.clock import wall_ns
+    from mmbot.venues.simulator.server import SimServer, SimSettings
+    from mmbot.venues.simulator.venue import LiveVenue
+
+    if args.markets < 1 or args.speed < 1 or (args.rate is not None and args.rate < 1):
+        raise UsageError("mmbot sim: --markets, --speed and --rate expect at least 1")
+    venue = LiveVenue(seed=args.seed, markets=args.markets, start_ns=wall_ns(), interval_s=args.interval)
+    speed = args.speed
+    if args.rate is not None:  # the world's own pace, measured over the warm-up, scaled up to --rate
+        natural = max(1, venue.warmup_frames // 30)
+        speed = max(1, round(args.rate / natural))
+    settings = SimSettings(seed=args.seed, markets=args.markets, interval_s=args.interval, speed=speed,
+                           faults=tuple(args.fault or ()))
+
+    async def main() -> None:
+        server = SimServer(venue, settings=settings)
+        async with trio.open_nursery() as nursery:
+            urls = await nursery.start(lambda task_status: server.run(
+                http_port=args.port, ws_port=args.ws_port, task_status=task_status))
+            print(f"mmbot simulator: {len(venue.markets())} markets, seed {args.seed}, speed x{speed}")
+            for line in urls.lines():
+                print(f"  {line}")
+            print("  Ctrl-C stops it", flush=True)
+            stop = trio.Event()
+            nursery.start_soon(_stop_on_signal, stop)
+            await stop.wait()
+            nursery.cancel_scope.cancel()
+        print(f"stopped: {server.statistics()}")
+
+    trio.run(main)
+    return 0
+
+
+async def _markets(rest: str, wanted: list[str] | None) -> list[Any]:
+    import httpx
+
+    from mmbot.venues.polymarket.discovery import list_markets
+
+    try:
+        async with httpx.AsyncClient(base_url=rest, timeout=10) as client:
+            markets, _ = await list_markets(client)
+    except httpx.HTTPError as exc:
+        raise UsageError(f"mmbot: --rest {rest}: cannot list markets: {exc}") from None
+    if wanted is not None:
+        markets = [m for m in markets if m.market in wanted or m.slug in wanted]
+        if not markets:
+            raise UsageError("mmbot: --markets: none of the markets named is listed and tradeable")
+    return markets
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    import random
+
+    import trio
+
+    from mmbot.clock import TrioClock
+    from mmbot.config import FeedConfig
+    from mmbot.facts.recorder import Recorder
+    from mmbot.facts.recording import RecordingHeader, RecordingWriter
+    from mmbot.venues.polymarket.ws import MarketChannel
+
+    if not args.all and not args.markets:
+        raise UsageError("mmbot record: give --markets ID... or --all")
+
+    class _Quiet:
+        def record(self, kind: str, cid: str, payload: Any = None, **_: Any) -> None:
+            if kind == "feed_down":
+                print(f"record: {payload['connection']} down: {payload['reason']}", file=sys.stderr)
+
+    async def main() -> int:
+        markets = await _markets(args.rest, None if args.all else args.markets)
+        clock = TrioClock()
+        header = RecordingHeader(start_ns=clock.now_ns(), markets=tuple(markets), source=f"mmbot record {args.ws}")
+        recorder = Recorder(RecordingWriter(args.out), header)
+        channel = MarketChannel(
+            url=args.ws, on_frame=lambda text, t: recorder.on_frame("market", text, t),
+            on_gap=lambda tokens, reason: None, sink=_Quiet(), clock=clock, config=FeedConfig(),
+            rng=random.Random(0),
+        )
+        channel.subscribe(t for m in markets for t in m.tokens)
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(recorder.run)
+            await nursery.start(channel.run)
+            nursery.start_soon(_stop_on_signal, stop)
+            with trio.move_on_after(args.duration or math.inf):
+                await stop.wait()
+            nursery.cancel_scope.cancel()
+        print(f"wrote {args.out}: {recorder.frames_written} frames, {len(markets)} markets,"
+              f" {len(channel.connections)} connection(s)")
+        return 0
+
+    return trio.run(main)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import trio
+
+    from mmbot import app
+    from mmbot.config import ConfigError, load_config
+    from mmbot.memory.report import summary
+    from mmbot.report_view import print_summary
+
+    if args.mode != "paper":
+        raise UsageError(f"mmbot run: --mode {args.mode} is not built yet: only --mode paper (live and sim trading"
+                         " with signed orders come with the live gateway)")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise UsageError(f"mmbot: {exc}") from None
+    db = _fresh_db(Path(args.db))
+
+    async def main() -> None:
+        markets = await _markets(args.rest, args.markets)
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signal, stop)
+            print(f"paper trading {len(markets)} markets from {args.ws}; event log {db}; Ctrl-C stops", flush=True)
+            await app.run_paper(config=config, markets=markets, ws_url=args.ws, db_path=db,
+                                duration_s=args.duration, stop=stop)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    print_summary(summary(db), title=f"paper run on {args.ws}")
+    print(f"event log: {db}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from mmbot.memory.status import status
+    from mmbot.model import format_micro
+
+    if not Path(args.db).is_file():
+        raise UsageError(f"mmbot status: {args.db}: no such event log")
+    now = status(args.db)
+    table = Table(title=f"status of {args.db}", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("figures")
+    table.add_row("run", f"{now['mode']}, {'finished' if now['finished'] else 'running (or stopped uncleanly)'}")
+    table.add_row("events / frames", f"{now['events']} / {now['frames']}")
+    for name, feed in sorted(now["feeds"].items()):
+        state = "up" if feed["up"] else f"down ({feed['last_down']})"
+        table.add_row(f"feed {name}", f"{state}, {feed.get('assets', '?')} assets, {feed['sessions']} session(s)")
+    table.add_row("open orders", str(now["open_orders"]))
+    money = {k: ("-" if now[k] is None else format_micro(now[k])) for k in ("cash", "realised", "unrealised")}
+    table.add_row("cash / realised / marked", f"{money['cash']} / {money['realised']} / {money['unrealised']}")
+    table.add_row("positions", ", ".join(f"{t[:10]}… {format_micro(n)}" for t, n in now["positions"].items()) or "none")
+    table.add_row("counts", ", ".join(f"{k} {v}" for k, v in sorted(now["counts"].items())) or "none")
+    Console().print(table)
+    return 0
+
+
+def add_parsers(sub: Any, int_arg: Any) -> None:
+    sim = sub.add_parser("sim", help="run the Polymarket-compatible venue simulator on loopback")
+    sim.add_argument("--port", type=int_arg("--port"), default=8080, help="REST port (0: any free port)")
+    sim.add_argument("--ws-port", type=int_arg("--ws-port"), default=8081, help="market channel port")
+    sim.add_argument("--markets", type=int_arg("--markets"), default=4, help="markets at a time")
+    sim.add_argument("--seed", type=int_arg("--seed"), default=0)
+    sim.add_argument("--rate", type=int_arg("--rate"), help="target market frames per second (sets --speed)")
+    sim.add_argument("--speed", type=int_arg("--speed"), default=1, help="simulated seconds per real second")
+    sim.add_argument("--interval", type=int_arg("--interval"), default=300, help="Up/Down window seconds")
+    sim.add_argument("--fault", type=parse_fault, action="append",
+                     help="KIND@SECONDS[:VALUE]: drop, stall (seconds), delay (ms), tick (market:tick), malformed")
+
+    record = sub.add_parser("record", help="record a live market channel to a recording file")
+    record.add_argument("--ws", required=True, help="market channel URL")
+    record.add_argument("--rest", required=True, help="REST/Gamma base URL (the header lists the markets)")
+    record.add_argument("--markets", nargs="+", help="condition ids or slugs")
+    record.add_argument("--all", action="store_true", help="every tradeable market")
+    record.add_argument("--out", required=True, help="recording to write (.jsonl or .jsonl.gz)")
+    record.add_argument("--duration", type=int_arg("--duration"), help="seconds (default: until Ctrl-C)")
+
+    run = sub.add_parser("run", help="trade on a live market channel (paper)")
+    run.add_argument("--mode", choices=["paper", "live", "sim"], required=True)
+    run.add_argument("--ws", required=True, help="market channel URL")
+    run.add_argument("--rest", required=True, help="REST/Gamma base URL")
+    run.add_argument("--config", help="a TOML config file (defaults otherwise)")
+    run.add_argument("--markets", nargs="+", help="condition ids or slugs (default: every tradeable market)")
+    run.add_argument("--duration", type=int_arg("--duration"), help="seconds (default: until Ctrl-C)")
+    run.add_argument("--db", default="out/paper.db", help="the event log to write")
+
+    status_ = sub.add_parser("status", help="a run's current state, from its event log (live or finished)")
+    status_.add_argument("db")
+
+
+COMMANDS = {"sim": cmd_sim, "record": cmd_record, "run": cmd_run, "status": cmd_status}

@@ -1,0 +1,249 @@
+"""The market channel client: websocket connections that subscribe, keep alive, notice silence,
+reconnect, and shard the venue's assets (protocol doc §2).
+
+A ``MarketConnection`` holds one websocket for at most ``max_assets_per_connection`` assets. It
+sends the text ``PING`` every ``ping_s``; if neither a frame nor a ``PONG`` arrives for
+``silence_s`` it gives the connection up, as it does when the connection drops or cannot be
+opened, and reconnects after a capped, doubling backoff. Subscriptions do not survive a
+reconnect, so it resubscribes everything and the venue answers with a fresh snapshot of every
+book, which replaces the local one. While it is down its assets' books are marked stale
+(``on_gap``), and the gap is recorded.
+
+Every frame goes to ``on_frame(text, recv_ns)`` synchronously: the client never awaits its
+consumers (``facts.feed.MarketFrames.on_frame`` does not block). ``MarketChannel`` spreads
+subscriptions over as many connections as needed and adds or removes assets as markets come and
+go.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from typing import Callable, Iterable
+
+import trio
+import trio_websocket
+
+from mmbot.config import FeedConfig
+from mmbot.ports import Clock, EventSink
+
+FrameSink = Callable[[str, int], None]  # (frame text, receive time ns)
+GapSink = Callable[[list[str], str], None]  # (assets whose books are no longer fed, reason)
+
+MAX_FRAME_BYTES = 64 << 20  # the subscription snapshot is the largest frame: tens of MiB at 500 assets
+
+
+class MarketConnection:
+    def __init__(
+        self, *, name: str, url: str, assets: Iterable[str], on_frame: FrameSink, on_gap: GapSink,
+        sink: EventSink, clock: Clock, config: FeedConfig, rng: random.Random,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self.assets: dict[str, None] = dict.fromkeys(assets)  # ordered: subscriptions in the order asked
+        self._on_frame = on_frame
+        self._on_gap = on_gap
+        self._sink = sink
+        self._clock = clock
+        self._config = config
+        self._rng = rng
+        self._outbox: trio.MemorySendChannel[str] | None = None  # set while connected
+        self.connected = False
+        self.sessions = 0
+        self.frames = 0
+        self.pongs = 0
+        self.down_since_ns: int | None = None
+
+    # ------------------------------------------------------------------ subscriptions
+
+    def subscribe(self, assets: Iterable[str]) -> list[str]:
+        """Add assets (live if connected); returns the ones that were new."""
+        fresh = [a for a in dict.fromkeys(assets) if a not in self.assets]
+        self.assets.update(dict.fromkeys(fresh))
+        if fresh:
+            self._send({"assets_ids": fresh, "operation": "subscribe", "custom_feature_enabled": True})
+        return fresh
+
+    def unsubscribe(self, assets: Iterable[str]) -> list[str]:
+        gone = [a for a in dict.fromkeys(assets) if a in self.assets]
+        for asset in gone:
+            del self.assets[asset]
+        if gone:
+            self._send({"assets_ids": gone, "operation": "unsubscribe"})
+        return gone
+
+    def _send(self, msg: dict[str, object]) -> None:
+        if self._outbox is not None:
+            self._outbox.send_nowait(json.dumps(msg))  # unbounded: a handful of operations at most
+
+    # ------------------------------------------------------------------ the connection's life
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Connect, and reconnect for ever; cancel the task to stop."""
+        task_status.started()
+        cfg = self._config
+        backoff_ms = cfg.backoff_initial_ms
+        while True:
+            sessions_before = self.sessions
+            self._down(await self._session())
+            if self.sessions > sessions_before:  # it did connect: start the backoff afresh
+                backoff_ms = cfg.backoff_initial_ms
+            delay_ms = min(backoff_ms, cfg.backoff_max_s * 1000)
+            delay_ms += self._rng.randrange(delay_ms // 4 + 1)  # jitter: shards do not reconnect in step
+            await trio.sleep(delay_ms / 1000)  # float-ok: a trio sleep
+            backoff_ms = min(backoff_ms * 2, cfg.backoff_max_s * 1000)
+
+    async def _session(self) -> str:
+        """One connection, from opening to losing it; returns why it ended."""
+        cfg = self._config
+        reason = "closed"
+        try:
+            async with trio_websocket.open_websocket_url(
+                self.url, connect_timeout=cfg.connect_timeout_s, disconnect_timeout=2,
+                max_message_size=MAX_FRAME_BYTES,
+            ) as ws:
+                outbox, pending = trio.open_memory_channel[str](math.inf)
+                await ws.send_message(json.dumps(
+                    {"assets_ids": list(self.assets), "type": "market", "custom_feature_enabled": True}
+                ))
+                self._outbox = outbox
+                self._up()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._pinger, ws)
+                    nursery.start_soon(self._writer, ws, pending)
+                    reason = await self._reader(ws)
+                    nursery.cancel_scope.cancel()
+        except* (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError, trio.TooSlowError) as lost:
+            reason = _describe(lost.exceptions[0])
+        finally:
+            self._outbox = None
+        return reason
+
+    async def _reader(self, ws: trio_websocket.WebSocketConnection) -> str:
+        silence = self._config.silence_s
+        while True:
+            with trio.move_on_after(silence) as quiet:
+                try:
+                    text = await ws.get_message()
+                except trio_websocket.ConnectionClosed as exc:
+                    return _describe(exc)
+            if quiet.cancelled_caught:
+                return f"silent for {silence} s"
+            recv_ns = self._clock.now_ns()
+            if text == "PONG":
+                self.pongs += 1
+                continue
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", errors="replace")
+            self.frames += 1
+            self._on_frame(text, recv_ns)
+
+    async def _pinger(self, ws: trio_websocket.WebSocketConnection) -> None:
+        while True:
+            await trio.sleep(self._config.ping_s)
+            try:
+                await ws.send_message("PING")
+            except trio_websocket.ConnectionClosed:
+                return  # the reader sees it too
+
+    async def _writer(self, ws: trio_websocket.WebSocketConnection, pending: trio.MemoryReceiveChannel[str]) -> None:
+        async for text in pending:
+            try:
+                await ws.send_message(text)
+            except trio_websocket.ConnectionClosed:
+                return
+
+    def _up(self) -> None:
+        self.connected = True
+        self.sessions += 1
+        now = self._clock.now_ns()
+        payload: dict[str, object] = {"connection": self.name, "assets": len(self.assets), "session": self.sessions}
+        if self.down_since_ns is not None:
+            payload["gap_ms"] = (now - self.down_since_ns) // 1_000_000
+        self._sink.record("feed_up", self.name, payload)
+        self.down_since_ns = None
+
+    def _down(self, reason: str) -> None:
+        was_connected = self.connected
+        self.connected = False
+        if self.down_since_ns is None:
+            self.down_since_ns = self._clock.now_ns()
+        self._sink.record("feed_down", self.name, {"connection": self.name, "reason": reason,
+                                                   "was_connected": was_connected})
+        if was_connected:
+            self._on_gap(list(self.assets), reason)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, trio.TooSlowError):
+        return "connect timed out"
+    if isinstance(exc, trio_websocket.ConnectionClosed):
+        return f"closed by the venue ({exc.reason.code})"
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+class MarketChannel:
+    """Every subscribed asset, sharded over connections of at most ``max_assets_per_connection``."""
+
+    def __init__(
+        self, *, url: str, on_frame: FrameSink, on_gap: GapSink, sink: EventSink, clock: Clock,
+        config: FeedConfig, rng: random.Random,
+    ) -> None:
+        if config.max_assets_per_connection < 1:
+            raise ValueError("feed.max_assets_per_connection: expected at least 1")
+        self._url = url
+        self._on_frame = on_frame
+        self._on_gap = on_gap
+        self._sink = sink
+        self._clock = clock
+        self._config = config
+        self._rng = rng
+        self.connections: list[MarketConnection] = []
+        self._nursery: trio.Nursery | None = None
+
+    def subscribe(self, assets: Iterable[str]) -> None:
+        """Add assets to connections with room, opening new ones as needed (now, if running)."""
+        wanted = [a for a in dict.fromkeys(assets) if not any(a in c.assets for c in self.connections)]
+        limit = self._config.max_assets_per_connection
+        for conn in self.connections:
+            room = limit - len(conn.assets)
+            if room > 0 and wanted:
+                conn.subscribe(wanted[:room])
+                wanted = wanted[room:]
+        while wanted:
+            conn = MarketConnection(
+                name=f"market-{len(self.connections) + 1}", url=self._url, assets=wanted[:limit],
+                on_frame=self._on_frame, on_gap=self._on_gap, sink=self._sink, clock=self._clock,
+                config=self._config, rng=self._rng,
+            )
+            wanted = wanted[limit:]
+            self.connections.append(conn)
+            if self._nursery is not None:
+                self._nursery.start_soon(conn.run, name=conn.name)
+
+    def unsubscribe(self, assets: Iterable[str]) -> None:
+        gone = set(assets)
+        for conn in self.connections:
+            conn.unsubscribe([a for a in conn.assets if a in gone])
+
+    @property
+    def assets(self) -> int:
+        return sum(len(c.assets) for c in self.connections)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for conn in self.connections:
+                nursery.start_soon(conn.run, name=conn.name)
+            task_status.started()
+            await trio.sleep_forever()
+
+    def statistics(self) -> dict[str, object]:
+        return {
+            "connections": len(self.connections),
+            "connected": sum(c.connected for c in self.connections),
+            "assets": self.assets,
+            "frames": sum(c.frames for c in self.connections),
+            "sessions": sum(c.sessions for c in self.connections),
+        }

@@ -1,0 +1,162 @@
+"""The simulated venue as the server runs it, sans-IO: the seeded world, stepped on times handed in,
+its frames addressed to the assets they concern, and the public REST and Gamma views.
+
+``server.py`` owns the sockets and the clock; everything here is plain calls, so tests can drive a
+venue without any I/O and compare what a client saw with the engine (the oracle).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+import msgspec
+
+from mmbot.model import MarketInfo, Side, format_micro
+from mmbot.venues.simulator import events as ev
+from mmbot.venues.simulator.engine import Engine
+from mmbot.venues.simulator.flow import MS, FlowParams, World
+from mmbot.venues.simulator.frames import FrameRenderer
+from mmbot.venues.simulator.generate import plan_markets
+from mmbot.venues.simulator.prices import SECOND
+
+_ANY = msgspec.json.Decoder()
+
+
+@attrs.frozen
+class OutFrame:
+    """One market-channel frame and who gets it: the connections subscribed to any of ``assets``,
+    or every connection when ``assets`` is None (``new_market``, ``market_resolved``)."""
+
+    text: str
+    assets: frozenset[str] | None
+
+
+def frame_assets(text: str) -> frozenset[str] | None:
+    """The asset ids a rendered frame concerns; None for market-wide lifecycle messages."""
+    decoded = _ANY.decode(text)
+    messages = decoded if isinstance(decoded, list) else [decoded]
+    assets: set[str] = set()
+    for msg in messages:
+        if msg.get("event_type") in ("new_market", "market_resolved"):
+            return None
+        if "price_changes" in msg:
+            assets.update(entry["asset_id"] for entry in msg["price_changes"])
+        elif "asset_id" in msg:
+            assets.add(msg["asset_id"])
+    return frozenset(assets)
+
+
+class LiveVenue:
+    """A seeded world that keeps going: markets listed ``horizon_s`` ahead, stepped on demand."""
+
+    def __init__(
+        self, *, seed: int, markets: int, start_ns: int, interval_s: int = 300, warmup_s: int = 30,
+        horizon_s: int = 86_400, params: FlowParams = FlowParams(),
+    ) -> None:
+        if markets <= 0 or interval_s < 10 or warmup_s < 0 or horizon_s <= 0:
+            raise ValueError("markets must be positive, the interval >= 10 s, warm-up and horizon not negative")
+        self.rng = random.Random(seed)
+        self.engine = Engine()
+        self.plan = plan_markets(
+            self.rng, start_ns=start_ns, end_ns=start_ns + horizon_s * SECOND, markets=markets, interval_s=interval_s
+        )
+        self._renderer = FrameRenderer()
+        begin = start_ns - warmup_s * SECOND
+        self._world = World(self.engine, self.rng, self.plan, begin, params)
+        self.now_ns = begin
+        self.frames_rendered = 0
+        while self.now_ns < start_ns:  # warm-up: the books fill; its frames reach nobody
+            self.step(min(self.now_ns + self.rng.randint(20, 400) * MS, start_ns))
+        self.warmup_frames = self.frames_rendered
+
+    # ------------------------------------------------------------------ the market channel
+
+    def step(self, now_ns: int) -> list[OutFrame]:
+        """Advance the world to ``now_ns`` and return the frames it produced, in order."""
+        self.now_ns = max(self.now_ns, now_ns)
+        self._world.step(self.now_ns)
+        self._world.take_underlying_ticks()
+        texts = self._renderer.render(self.engine.take_events())
+        self.frames_rendered += len(texts)
+        return [OutFrame(text, frame_assets(text)) for text in texts]
+
+    def snapshot(self, assets: list[str]) -> str | None:
+        """The subscription snapshot for the known ones among ``assets`` (None if none is known)."""
+        known = [a for a in assets if self.engine.has_token(a)]
+        return self._renderer.snapshot(self.now_ns, known) if known else None
+
+    def set_tick(self, market: str, tick: int) -> list[OutFrame]:
+        """A tick size change now (fault injection): its frames, to be sent like any others."""
+        self.engine.set_tick(market, tick, self.now_ns)
+        texts = self._renderer.render(self.engine.take_events())
+        return [OutFrame(text, frame_assets(text)) for text in texts]
+
+    # ------------------------------------------------------------------ public REST
+
+    def markets(self) -> tuple[MarketInfo, ...]:
+        return self.engine.markets()
+
+    def book(self, token: str) -> dict[str, Any] | None:
+        """``GET /book``: the subscription ``book`` plus the REST-only fields, or None if unknown."""
+        if not self.engine.has_token(token):
+            return None
+        info = self.engine.market_of(token)
+        book = json.loads(self._renderer.snapshot(self.now_ns, [token]))[0]
+        del book["event_type"]
+        book["min_order_size"] = format_micro(info.min_size)
+        book["neg_risk"] = info.neg_risk
+        book["tick_size"] = format_micro(self.engine.tick(info.market))
+        return book
+
+    def best(self, token: str) -> tuple[int | None, int | None]:
+        return self.engine.best(token)
+
+    def tick(self, token: str) -> int:
+        return self.engine.tick(self.engine.market_of(token).market)
+
+    def gamma_market(self, info: MarketInfo, index: int) -> dict[str, Any]:
+        """A Gamma ``/markets`` entry with the fields the protocol doc lists (§7)."""
+        state = self.engine.market_state(info.market)
+        closed = state is not ev.MarketState.OPEN
+        return {
+            "id": str(1_000_001 + index),
+            "question": info.question,
+            "conditionId": info.market,
+            "questionID": "0x" + info.market[2:].rjust(64, "0")[::-1],
+            "slug": info.slug,
+            "clobTokenIds": json.dumps(list(info.tokens)),  # a JSON-encoded string, as Gamma sends it
+            "outcomes": json.dumps(list(info.outcomes)),
+            "outcomePrices": json.dumps(self._outcome_prices(info)),
+            "active": True,
+            "closed": closed,
+            "archived": False,
+            "enableOrderBook": True,
+            "acceptingOrders": not closed,
+            "negRisk": info.neg_risk,
+            "orderPriceMinTickSize": int(self.engine.tick(info.market)) / 1e6,  # float-ok: Gamma sends a number
+            "orderMinSize": info.min_size // 1_000_000,
+            "endDate": _iso(info.end_ns),
+            "feesEnabled": info.fee_rate > 0,
+            "feeSchedule": {"rate": format_micro(info.fee_rate), "exponent": info.fee_exponent, "takerOnly": True},
+        }
+
+    def _outcome_prices(self, info: MarketInfo) -> list[str]:
+        prices = []
+        for token in info.tokens:
+            bid, ask = self.engine.best(token)
+            prices.append(format_micro((bid + ask) // 2) if bid is not None and ask is not None else "0")
+        return prices
+
+
+def _iso(end_ns: int | None) -> str | None:
+    if end_ns is None:
+        return None
+    return datetime.fromtimestamp(end_ns // SECOND, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def side_of(text: str) -> Side | None:
+    return {"BUY": Side.BUY, "SELL": Side.SELL}.get(text.upper())
