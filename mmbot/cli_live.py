@@ -53,18 +53,16 @@ def cmd_sim(args: argparse.Namespace) -> int:
         raise UsageError("mmbot sim: --markets, --speed and --rate expect at least 1")
     venue = LiveVenue(seed=args.seed, markets=args.markets, start_ns=wall_ns(), interval_s=args.interval)
     speed = args.speed
-    if args.rate is not None:  # the world's own pace, measured over the warm-up, scaled up to --rate
-        natural = max(1, venue.warmup_frames // 30)
-        speed = max(1, round(args.rate / natural))
     settings = SimSettings(seed=args.seed, markets=args.markets, interval_s=args.interval, speed=speed,
-                           faults=tuple(args.fault or ()))
+                           rate=args.rate or 0, faults=tuple(args.fault or ()))
 
     async def main() -> None:
         server = SimServer(venue, settings=settings)
         async with trio.open_nursery() as nursery:
             urls = await nursery.start(lambda task_status: server.run(
                 http_port=args.port, ws_port=args.ws_port, task_status=task_status))
-            print(f"mmbot simulator: {len(venue.markets())} markets, seed {args.seed}, speed x{speed}")
+            pace = f"{args.rate} frames/s" if args.rate else f"speed x{speed}"
+            print(f"mmbot simulator: {len(venue.markets())} markets, seed {args.seed}, {pace}")
             for line in urls.lines():
                 print(f"  {line}")
             print("  Ctrl-C stops it", flush=True)
@@ -206,7 +204,7 @@ def add_parsers(sub: Any, int_arg: Any) -> None:
     sim.add_argument("--ws-port", type=int_arg("--ws-port"), default=8081, help="market channel port")
     sim.add_argument("--markets", type=int_arg("--markets"), default=4, help="markets at a time")
     sim.add_argument("--seed", type=int_arg("--seed"), default=0)
-    sim.add_argument("--rate", type=int_arg("--rate"), help="target market frames per second (sets --speed)")
+    sim.add_argument("--rate", type=int_arg("--rate"), help="market frames per second (the world runs as fast as that needs)")
     sim.add_argument("--speed", type=int_arg("--speed"), default=1, help="simulated seconds per real second")
     sim.add_argument("--interval", type=int_arg("--interval"), default=300, help="Up/Down window seconds")
     sim.add_argument("--fault", type=parse_fault, action="append",

@@ -56,6 +56,7 @@ class SimSettings:
     interval_s: int = 300
     step_ms: int = 100  # how often the world moves (and frames go out)
     speed: int = 1  # simulated seconds per real second
+    rate: int = 0  # if set: market frames per second, the world's clock running as fast as that needs
     queue_frames: int = 10_000  # per connection; a client this far behind is disconnected
     faults: tuple[Fault, ...] = ()
 
@@ -93,6 +94,7 @@ class SimServer:
         self._started_ns = 0
         self._venue_start_ns = venue.now_ns
         self._paused = False
+        self._produced = 0  # frames made in rate mode
         self.counts = {"frames_sent": 0, "frames_dropped_stalled": 0, "slow_disconnects": 0, "pings": 0,
                        "bad_client_messages": 0, "faults": 0}
 
@@ -126,8 +128,19 @@ class SimServer:
         while True:
             deadline += step_ns
             await self._clock.sleep_until(deadline)
-            if not self._paused:
+            if self._paused:
+                continue
+            if not self._settings.rate:
                 self.publish(self.venue.step(self.venue_ns()))
+                continue
+            # Rate mode: move the world on in small steps until it has made this second's share.
+            due = (self._clock.now_ns() - self._started_ns) * self._settings.rate // 1_000_000_000
+            for _ in range(10_000):  # a quiet world cannot hold the loop for ever
+                if self._produced >= due:
+                    break
+                frames = self.venue.step(self.venue.now_ns + 20_000_000)
+                self._produced += len(frames)
+                self.publish(frames)
 
     def pause(self) -> None:
         """Hold the world still (frames already queued still go out); ``resume`` lets it go on."""
