@@ -25,6 +25,13 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["replay", "recordings/sim-7.jsonl.gz", "--seed", "x"], "--seed expects a whole number"),
         (["frobnicate"], "invalid choice"),
         (["report", "missing.db"], "event log missing.db: no such file"),
+        (["run", "--mode", "live", "--ws", "ws://x", "--rest", "http://x"], "--mode live is not built yet"),
+        (["run", "--mode", "paper", "--ws", "ws://x"], "the following arguments are required: --rest"),
+        (["sim", "--fault", "explode@3"], "--fault expects KIND@SECONDS[:VALUE]: fault kind: expected one of"),
+        (["sim", "--fault", "drop@soon"], "--fault expects KIND@SECONDS[:VALUE]"),
+        (["sim", "--markets", "0"], "--markets, --speed and --rate expect at least 1"),
+        (["record", "--ws", "ws://x", "--rest", "http://x", "--out", "f.jsonl"], "give --markets ID... or --all"),
+        (["status", "missing.db"], "missing.db: no such event log"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(args, needle, capsys, monkeypatch) -> None:

@@ -16,6 +16,7 @@ from mmbot.clock import TrioClock
 from mmbot.config import Config
 from mmbot.facts.recorder import Recorder
 from mmbot.facts.recording import RecordingHeader, RecordingWriter
+from mmbot.memory.status import status
 from mmbot.venues.polymarket.discovery import list_markets
 from mmbot.venues.simulator.server import SimServer, SimSettings
 from mmbot.venues.simulator.venue import LiveVenue
@@ -87,3 +88,6 @@ async def test_shutdown_under_load_leaves_no_task_and_every_frame_handled(nurser
     assert stats["frames"] > 1_000 and stats["malformed"] == 0
     assert run_end["open_orders"] == 0  # every paper order cancelled on the way out
     assert rows.execute("SELECT COUNT(*) FROM events WHERE kind = 'error'").fetchone()[0] == 0
+    now = status(tmp_path / "load.db")  # what `mmbot status` shows
+    assert now["mode"] == "paper" and now["finished"] and now["open_orders"] == 0
+    assert now["frames"] == stats["frames"] and set(now["feeds"]) == {"market-1"} and now["feeds"]["market-1"]["up"]

@@ -1,0 +1,46 @@
+"""Market discovery from Gamma listings: the captured entries, and the shapes Gamma varies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mmbot.venues.polymarket.discovery import DiscoveryError, market_info, tradeable
+
+
+def load(fixtures_dir, name: str) -> dict:
+    return json.loads((fixtures_dir / "gamma" / name).read_text())
+
+
+def test_a_captured_up_down_market(fixtures_dir) -> None:
+    entry = load(fixtures_dir, "gamma_market.json")
+    info = market_info(entry)
+    assert tradeable(entry)
+    assert info.market == entry["conditionId"]
+    assert list(info.tokens) == json.loads(entry["clobTokenIds"])  # a JSON-encoded string, decoded again
+    assert info.outcomes == ("Up", "Down")
+    assert info.tick == 10_000 and info.min_size == 5_000_000
+    assert info.end_ns == 1_773_307_500 * 1_000_000_000  # endDate 2026-03-12T09:25:00Z
+    assert info.slug == entry["slug"]
+
+
+def test_a_closed_market_is_not_tradeable_and_a_fine_tick_is_read_exactly(fixtures_dir) -> None:
+    entry = load(fixtures_dir, "gamma_market_closed_binary_accepting_false.json")
+    assert not tradeable(entry)
+    assert market_info(entry).tick == 1_000  # 0.001 as a JSON number, never through a binary float
+
+
+def test_real_arrays_fees_and_bad_entries() -> None:
+    entry = {
+        "conditionId": "0xabc", "clobTokenIds": ["1", "2"], "outcomes": ["Yes", "No"], "orderPriceMinTickSize": 0.01,
+        "orderMinSize": 5, "endDate": "2026-03-19 23:20:15+00", "feesEnabled": True,
+        "feeSchedule": {"rate": 0.072, "exponent": 1}, "enableOrderBook": True, "acceptingOrders": True,
+    }
+    info = market_info(entry)
+    assert info.tokens == ("1", "2") and info.fee_rate == 72_000 and info.end_ns == 1_773_962_415 * 1_000_000_000
+    with pytest.raises(DiscoveryError, match="two tokens"):
+        market_info({**entry, "clobTokenIds": '["1", ""]'})  # hydration lag: empty ids
+    with pytest.raises(DiscoveryError, match="clobTokenIds: not a JSON list"):
+        market_info({**entry, "clobTokenIds": "[1, "})
+    assert market_info({**entry, "endDate": "next Tuesday"}).end_ns is None
