@@ -91,3 +91,23 @@ async def test_shutdown_under_load_leaves_no_task_and_every_frame_handled(nurser
     now = status(tmp_path / "load.db")  # what `mmbot status` shows
     assert now["mode"] == "paper" and now["finished"] and now["open_orders"] == 0
     assert now["frames"] == stats["frames"] and set(now["feeds"]) == {"market-1"} and now["feeds"]["market-1"]["up"]
+
+
+def test_markets_listed_later_are_subscribed_and_resolved_ones_let_go() -> None:
+    from mmbot.model import MarketResolved, NewMarket
+
+    calls = []
+
+    class Channel:
+        def subscribe(self, tokens):
+            calls.append(("subscribe", tuple(tokens)))
+
+        def unsubscribe(self, tokens):
+            calls.append(("unsubscribe", tuple(tokens)))
+
+    observe = app._follow_listings(Channel())
+    observe(NewMarket(cid="f1", recv_ns=1, market="0xm", market_id="7", question="q", slug="s", tokens=("a", "b"),
+                      outcomes=("Yes", "No"), tick=10_000, venue_ts_ms=1))
+    observe(MarketResolved(cid="f2", recv_ns=2, market="0xm", market_id="7", tokens=("a", "b"), winning_token="a",
+                           winning_outcome="Yes", venue_ts_ms=2))
+    assert calls == [("subscribe", ("a", "b")), ("unsubscribe", ("a", "b"))]

@@ -192,31 +192,23 @@ class MarketChannel:
     ) -> None:
         if config.max_assets_per_connection < 1:
             raise ValueError("feed.max_assets_per_connection: expected at least 1")
-        self._url = url
-        self._on_frame = on_frame
-        self._on_gap = on_gap
-        self._sink = sink
-        self._clock = clock
-        self._config = config
-        self._rng = rng
+        self._limit = config.max_assets_per_connection
+        # what every connection shares
+        self._shared = dict(url=url, on_frame=on_frame, on_gap=on_gap, sink=sink, clock=clock, config=config, rng=rng)
         self.connections: list[MarketConnection] = []
         self._nursery: trio.Nursery | None = None
 
     def subscribe(self, assets: Iterable[str]) -> None:
         """Add assets to connections with room, opening new ones as needed (now, if running)."""
         wanted = [a for a in dict.fromkeys(assets) if not any(a in c.assets for c in self.connections)]
-        limit = self._config.max_assets_per_connection
+        limit = self._limit
         for conn in self.connections:
             room = limit - len(conn.assets)
             if room > 0 and wanted:
                 conn.subscribe(wanted[:room])
                 wanted = wanted[room:]
         while wanted:
-            conn = MarketConnection(
-                name=f"market-{len(self.connections) + 1}", url=self._url, assets=wanted[:limit],
-                on_frame=self._on_frame, on_gap=self._on_gap, sink=self._sink, clock=self._clock,
-                config=self._config, rng=self._rng,
-            )
+            conn = MarketConnection(name=f"market-{len(self.connections) + 1}", assets=wanted[:limit], **self._shared)
             wanted = wanted[limit:]
             self.connections.append(conn)
             if self._nursery is not None:
