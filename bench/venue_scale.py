@@ -50,6 +50,12 @@ from mmbot.venues.simulator.venue import frame_assets  # noqa: E402
 
 
 def pool_path(tokens: int, frames: int, seed: int) -> Path:
+    """A cached pool with at least ``frames`` frames if there is one, else where to make it."""
+    for cached in sorted(CACHE.glob(f"venue-{tokens}tok-*f-seed{seed}.jsonl.gz")):
+        if ".partial" in cached.name:
+            continue
+        if int(cached.name.split("-")[2].removesuffix("f")) >= frames:
+            return cached
     return CACHE / f"venue-{tokens}tok-{frames}f-seed{seed}.jsonl.gz"
 
 
@@ -67,8 +73,10 @@ def make_pool(tokens: int, frames: int, seed: int) -> Path:
     while True:
         sim = Simulation(seed=seed, duration_s=duration, markets=markets, warmup_s=10,
                          params=FlowParams(makers_per_market=3))
-        written = write_recording(sim, path)
+        partial = path.with_name(path.name + ".partial.jsonl.gz")  # an interrupted run leaves no pool
+        written = write_recording(sim, partial)
         if written >= frames:
+            partial.rename(path)
             break
         duration *= 2
     took = time.monotonic() - started  # clock-ok

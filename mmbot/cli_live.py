@@ -11,9 +11,6 @@ from typing import Any
 
 from mmbot.cli import UsageError
 
-SIM_EPOCH_NOTE = "the simulator's markets start at the current wall time"
-
-
 def _fresh_db(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):

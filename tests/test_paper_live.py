@@ -4,7 +4,6 @@ replaying that recording to the same decisions, and shutting down cleanly under 
 from __future__ import annotations
 
 import json
-import random
 
 import httpx
 import sqlite_utils

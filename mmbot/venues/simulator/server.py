@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable
+from typing import Any
 
 import attrs
 import trio
@@ -296,26 +296,22 @@ class SimServer:
                 return JSONResponse({"error": "Invalid payload"}, status_code=400)
             return JSONResponse([b for t in wanted if (b := venue.book(t)) is not None])  # unknown: omitted
 
-        def priced(read: Callable[[str], dict[str, Any] | None]) -> Callable[[Request], Any]:
-            async def endpoint(request: Request) -> Response:
-                token = token_of(request)
-                if not venue.engine.has_token(token):
-                    return unknown()
-                answer = read(token) if not request.query_params.get("side") else None
-                if answer is None:
-                    bid, ask = venue.best(token)
-                    side = request.query_params.get("side", "").upper()
-                    price = bid if side == Side.BUY.value else ask if side == Side.SELL.value else None
-                    if price is None:
-                        return JSONResponse({"error": "Invalid side"}, status_code=400)
-                    answer = {"price": format_micro(price)}
-                return JSONResponse(answer)
-
-            return endpoint
-
-        def midpoint(token: str) -> dict[str, Any]:
+        async def price(request: Request) -> Response:
+            token, side = token_of(request), request.query_params.get("side", "").upper()
+            if not venue.engine.has_token(token):
+                return unknown()
+            if side not in (Side.BUY.value, Side.SELL.value):
+                return JSONResponse({"error": "Invalid side"}, status_code=400)
             bid, ask = venue.best(token)
-            return {"mid": format_micro((bid + ask) // 2) if bid is not None and ask is not None else "0"}
+            best = bid if side == Side.BUY.value else ask
+            return JSONResponse({"price": "0" if best is None else format_micro(best)})
+
+        async def midpoint(request: Request) -> Response:
+            token = token_of(request)
+            if not venue.engine.has_token(token):
+                return unknown()
+            bid, ask = venue.best(token)
+            return JSONResponse({"mid": format_micro((bid + ask) // 2) if bid is not None and ask is not None else "0"})
 
         async def tick_size(request: Request) -> Response:
             token = token_of(request)
@@ -363,7 +359,7 @@ class SimServer:
 
         return Starlette(routes=[
             Route("/ok", ok), Route("/time", time_now), Route("/book", book), Route("/books", books, methods=["POST"]),
-            Route("/price", priced(lambda token: None)), Route("/midpoint", priced(midpoint)),
+            Route("/price", price), Route("/midpoint", midpoint),
             Route("/tick-size", tick_size), Route("/neg-risk", neg_risk), Route("/markets", markets),
             Route("/events", events), Route("/admin/fault", fault, methods=["POST"]), Route("/admin/stats", stats),
         ])

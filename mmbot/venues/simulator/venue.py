@@ -7,6 +7,7 @@ venue without any I/O and compare what a client saw with the engine (the oracle)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from datetime import datetime, timezone
@@ -15,7 +16,7 @@ from typing import Any
 import attrs
 import msgspec
 
-from mmbot.model import MarketInfo, Side, format_micro
+from mmbot.model import MarketInfo, format_micro
 from mmbot.venues.simulator import events as ev
 from mmbot.venues.simulator.engine import Engine
 from mmbot.venues.simulator.flow import MS, FlowParams, World
@@ -126,7 +127,7 @@ class LiveVenue:
             "id": str(1_000_001 + index),
             "question": info.question,
             "conditionId": info.market,
-            "questionID": "0x" + info.market[2:].rjust(64, "0")[::-1],
+            "questionID": "0x" + hashlib.sha256(info.market.encode()).hexdigest(),
             "slug": info.slug,
             "clobTokenIds": json.dumps(list(info.tokens)),  # a JSON-encoded string, as Gamma sends it
             "outcomes": json.dumps(list(info.outcomes)),
@@ -156,7 +157,3 @@ def _iso(end_ns: int | None) -> str | None:
     if end_ns is None:
         return None
     return datetime.fromtimestamp(end_ns // SECOND, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def side_of(text: str) -> Side | None:
-    return {"BUY": Side.BUY, "SELL": Side.SELL}.get(text.upper())
