@@ -1,7 +1,9 @@
-"""The market channel client: websocket connections that subscribe, keep alive, notice silence,
-reconnect, and shard the venue's assets (protocol doc §2).
+"""The channel clients: websocket connections that subscribe, keep alive, notice silence,
+reconnect, and shard the venue's assets (protocol doc §2, §3).
 
-A ``MarketConnection`` holds one websocket for at most ``max_assets_per_connection`` assets. It
+A ``ChannelConnection`` holds one websocket for a set of subscription keys: asset ids on the
+market channel (at most ``max_assets_per_connection`` of them), condition ids on the user
+channel (``user_connection``, which authenticates in its first frame). It
 sends the text ``PING`` every ``ping_s``; if neither a frame nor a ``PONG`` arrives for
 ``silence_s`` it gives the connection up, as it does when the connection drops or cannot be
 opened, and reconnects after a capped, doubling backoff. Subscriptions do not survive a
@@ -27,6 +29,7 @@ import trio_websocket
 
 from mmbot.config import FeedConfig
 from mmbot.ports import Clock, EventSink
+from mmbot.venues.polymarket.auth import ApiCredentials
 
 FrameSink = Callable[[str, int], None]  # (frame text, receive time ns)
 GapSink = Callable[[list[str], str], None]  # (assets whose books are no longer fed, reason)
@@ -34,10 +37,22 @@ GapSink = Callable[[list[str], str], None]  # (assets whose books are no longer 
 MAX_FRAME_BYTES = 64 << 20  # the subscription snapshot is the largest frame: tens of MiB at 500 assets
 
 
-class MarketConnection:
+def _market_hello(assets: list[str]) -> dict[str, object]:
+    return {"assets_ids": assets, "type": "market", "custom_feature_enabled": True}
+
+
+def _market_change(assets: list[str], subscribe: bool) -> dict[str, object]:
+    if subscribe:
+        return {"assets_ids": assets, "operation": "subscribe", "custom_feature_enabled": True}
+    return {"assets_ids": assets, "operation": "unsubscribe"}
+
+
+class ChannelConnection:
     def __init__(
         self, *, name: str, url: str, assets: Iterable[str], on_frame: FrameSink, on_gap: GapSink,
         sink: EventSink, clock: Clock, config: FeedConfig, rng: random.Random,
+        hello: Callable[[list[str]], dict[str, object]] = _market_hello,
+        change: Callable[[list[str], bool], dict[str, object]] = _market_change,
     ) -> None:
         self.name = name
         self.url = url
@@ -48,6 +63,8 @@ class MarketConnection:
         self._clock = clock
         self._config = config
         self._rng = rng
+        self._hello = hello  # the first frame: the subscription (and, on the user channel, the credentials)
+        self._change = change  # a live subscribe (True) or unsubscribe (False)
         self._outbox: trio.MemorySendChannel[str] | None = None  # set while connected
         self.connected = False
         self.sessions = 0
@@ -62,7 +79,7 @@ class MarketConnection:
         fresh = [a for a in dict.fromkeys(assets) if a not in self.assets]
         self.assets.update(dict.fromkeys(fresh))
         if fresh:
-            self._send({"assets_ids": fresh, "operation": "subscribe", "custom_feature_enabled": True})
+            self._send(self._change(fresh, True))
         return fresh
 
     def unsubscribe(self, assets: Iterable[str]) -> list[str]:
@@ -70,7 +87,7 @@ class MarketConnection:
         for asset in gone:
             del self.assets[asset]
         if gone:
-            self._send({"assets_ids": gone, "operation": "unsubscribe"})
+            self._send(self._change(gone, False))
         return gone
 
     def _send(self, msg: dict[str, object]) -> None:
@@ -104,9 +121,7 @@ class MarketConnection:
                 max_message_size=MAX_FRAME_BYTES,
             ) as ws:
                 outbox, pending = trio.open_memory_channel[str](math.inf)
-                await ws.send_message(json.dumps(
-                    {"assets_ids": list(self.assets), "type": "market", "custom_feature_enabled": True}
-                ))
+                await ws.send_message(json.dumps(self._hello(list(self.assets))))
                 self._outbox = outbox
                 self._up()
                 async with trio.open_nursery() as nursery:
@@ -195,7 +210,7 @@ class MarketChannel:
         self._limit = config.max_assets_per_connection
         # what every connection shares
         self._shared = dict(url=url, on_frame=on_frame, on_gap=on_gap, sink=sink, clock=clock, config=config, rng=rng)
-        self.connections: list[MarketConnection] = []
+        self.connections: list[ChannelConnection] = []
         self._nursery: trio.Nursery | None = None
 
     def subscribe(self, assets: Iterable[str]) -> None:
@@ -208,7 +223,7 @@ class MarketChannel:
                 conn.subscribe(wanted[:room])
                 wanted = wanted[room:]
         while wanted:
-            conn = MarketConnection(name=f"market-{len(self.connections) + 1}", assets=wanted[:limit], **self._shared)
+            conn = ChannelConnection(name=f"market-{len(self.connections) + 1}", assets=wanted[:limit], **self._shared)
             wanted = wanted[limit:]
             self.connections.append(conn)
             if self._nursery is not None:
@@ -239,3 +254,23 @@ class MarketChannel:
             "frames": sum(c.frames for c in self.connections),
             "sessions": sum(c.sessions for c in self.connections),
         }
+
+
+def user_connection(
+    *, url: str, creds: ApiCredentials, markets: Iterable[str], on_frame: FrameSink, on_gap: GapSink,
+    sink: EventSink, clock: Clock, config: FeedConfig, rng: random.Random,
+) -> ChannelConnection:
+    """The authenticated user channel, filtered by condition ids (none: every market).
+
+    The credentials travel only inside the first frame; nothing here logs a frame we send.
+    """
+
+    def hello(markets_: list[str]) -> dict[str, object]:
+        auth = {"apiKey": creds.api_key, "secret": creds.secret.reveal(), "passphrase": creds.passphrase.reveal()}
+        return {"auth": auth, "markets": markets_, "type": "user"}
+
+    def change(markets_: list[str], subscribe: bool) -> dict[str, object]:
+        return {"operation": "subscribe" if subscribe else "unsubscribe", "markets": markets_}
+
+    return ChannelConnection(name="user", url=url, assets=markets, on_frame=on_frame, on_gap=on_gap, sink=sink,
+                             clock=clock, config=config, rng=rng, hello=hello, change=change)
