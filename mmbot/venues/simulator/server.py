@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from mmbot.clock import TrioClock
 from mmbot.model import Side, format_micro, parse_micro
+from mmbot.venues.simulator.trading import SimTrading, VenueRefusal, json_body
 from mmbot.venues.simulator.venue import LiveVenue, OutFrame
 
 MALFORMED_FRAME = '{"event_type": "price_change", "market": "0xbad", "price_changes": [{"asset_id": 7'
@@ -86,6 +87,7 @@ class _Connection:
 class SimServer:
     def __init__(self, venue: LiveVenue, *, settings: SimSettings, clock: TrioClock | None = None) -> None:
         self.venue = venue
+        self.trading = SimTrading(venue.engine)
         self._clock = clock or TrioClock()
         self._settings = settings
         self._connections: dict[int, _Connection] = {}
@@ -357,9 +359,39 @@ class SimServer:
         async def stats(request: Request) -> Response:
             return JSONResponse(self.statistics())
 
+        trading = self.trading
+
+        def authenticated(handler: Any) -> Any:
+            """L2-checked endpoints: the handler gets the account and the parsed body."""
+            async def endpoint(request: Request) -> Response:
+                raw = await request.body()
+                try:
+                    headers = {k.lower(): v for k, v in request.headers.items()}
+                    account = trading.authenticate(headers, request.method, request.url.path, raw)
+                    body = json_body(raw) if raw else None
+                    return JSONResponse(handler(account, body, request))
+                except VenueRefusal as refusal:
+                    return JSONResponse({"error": refusal.error}, status_code=refusal.status)
+
+            return endpoint
+
+        def now() -> int:
+            return self.venue.now_ns  # the world's clock, as its own orders use
+
+        async def version(request: Request) -> Response:
+            return JSONResponse({"version": 2})
+
         return Starlette(routes=[
             Route("/ok", ok), Route("/time", time_now), Route("/book", book), Route("/books", books, methods=["POST"]),
             Route("/price", price), Route("/midpoint", midpoint),
             Route("/tick-size", tick_size), Route("/neg-risk", neg_risk), Route("/markets", markets),
             Route("/events", events), Route("/admin/fault", fault, methods=["POST"]), Route("/admin/stats", stats),
+            Route("/version", version),
+            Route("/order", authenticated(lambda a, body, r: trading.post(a, body, now())), methods=["POST"]),
+            Route("/orders", authenticated(lambda a, body, r: trading.post_batch(a, body, now())), methods=["POST"]),
+            Route("/order", authenticated(lambda a, body, r: trading.cancel(a, [body["orderID"]], now())),
+                  methods=["DELETE"]),
+            Route("/orders", authenticated(lambda a, body, r: trading.cancel(a, list(body), now())), methods=["DELETE"]),
+            Route("/data/orders", authenticated(
+                lambda a, body, r: {"data": trading.open_orders(a), "next_cursor": "LTE="})),
         ])

@@ -1,0 +1,180 @@
+"""The simulator's trading side, sans-IO: accounts, L2 authentication, signed V2 orders checked and
+matched in the engine, cancels and open orders — with the venue's error strings.
+
+``server.py`` maps its HTTP routes onto these calls. Each check is the venue's: the L2 HMAC over
+the exact body received, the order's EIP-712 signature (the signer is recovered from it and must
+be the account's address), the order version, the tick grid and minimum size (the engine's own
+validation). The order ID is the digest, as on the venue. Not modelled yet: balances and
+allowances, the user channel, heartbeats.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any, Mapping
+
+import attrs
+import coincurve
+from eth_hash.auto import keccak
+
+from mmbot.config import Secret
+from mmbot.model import ONE, Side, TimeInForce, format_micro
+from mmbot.venues.polymarket.auth import (
+    CHAIN_ID, EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, ApiCredentials, OrderV2, SigningError, checksum_address,
+    domain_separator, typed_digest,
+)
+from mmbot.venues.simulator.engine import Engine
+
+UNAUTHORIZED = "Unauthorized/Invalid api key"
+INVALID_SIGNATURE = "invalid signature"
+INVALID_ORDER = "INVALID_ORDER_ERROR"
+MIN_TICK = "INVALID_ORDER_MIN_TICK_SIZE"
+
+
+class VenueRefusal(Exception):
+    """The venue's answer to a bad request: ``status`` and its error string."""
+
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+
+
+@attrs.frozen
+class Account:
+    address: str
+    creds: ApiCredentials
+
+
+def recover_address(digest: bytes, signature: str) -> str:
+    raw = bytes.fromhex(signature.removeprefix("0x"))
+    if len(raw) != 65 or raw[64] not in (27, 28):
+        raise VenueRefusal(400, INVALID_SIGNATURE)
+    try:
+        public = coincurve.PublicKey.from_signature_and_message(raw[:64] + bytes([raw[64] - 27]), digest, hasher=None)
+    except ValueError:
+        raise VenueRefusal(400, INVALID_SIGNATURE) from None
+    return checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
+
+
+class SimTrading:
+    def __init__(self, engine: Engine, *, chain_id: int = CHAIN_ID) -> None:
+        self.engine = engine
+        self._accounts: dict[str, Account] = {}
+        self._domains = {
+            False: domain_separator("Polymarket CTF Exchange", "2", chain_id, EXCHANGE_V2),
+            True: domain_separator("Polymarket CTF Exchange", "2", chain_id, NEG_RISK_EXCHANGE_V2),
+        }
+
+    def add_account(self, address: str, creds: ApiCredentials) -> None:
+        self._accounts[creds.api_key] = Account(address=address, creds=creds)
+
+    # ------------------------------------------------------------------ L2
+
+    def authenticate(self, headers: Mapping[str, str], method: str, path: str, body: bytes) -> Account:
+        account = self._accounts.get(headers.get("poly_api_key", ""))
+        if account is None or headers.get("poly_passphrase") != account.creds.passphrase.reveal():
+            raise VenueRefusal(401, UNAUTHORIZED)
+        message = f"{headers.get('poly_timestamp', '')}{method}{path}".encode() + body
+        expected = base64.urlsafe_b64encode(
+            hmac.new(base64.urlsafe_b64decode(account.creds.secret.reveal()), message, hashlib.sha256).digest()
+        ).decode()
+        if not hmac.compare_digest(expected, headers.get("poly_signature", "")):
+            raise VenueRefusal(401, UNAUTHORIZED)
+        return account
+
+    # ------------------------------------------------------------------ orders
+
+    def post(self, account: Account, body: dict[str, Any], now_ns: int) -> dict[str, Any]:
+        """One ``POST /order`` body → the post response; a refusal raises ``VenueRefusal``."""
+        order, signature, tif, post_only = _parse(body)
+        token = str(order.token_id)
+        if not self.engine.has_token(token):
+            raise VenueRefusal(400, "MARKET_NOT_READY")
+        neg_risk = self.engine.market_of(token).neg_risk
+        digest = typed_digest(self._domains[neg_risk], order.struct_hash())
+        order_id = "0x" + digest.hex()
+        signer = recover_address(digest, signature).lower()
+        if signer != order.signer.lower() or signer != account.address.lower():
+            raise VenueRefusal(400, INVALID_SIGNATURE)
+        price, size = _price_and_size(order)
+        result = self.engine.submit(account.creds.api_key, token, order.side, price, size, tif, post_only, now_ns,
+                                    order_id=order_id)
+        if not result.ok:
+            raise VenueRefusal(400, result.error)
+        return {"success": True, "errorMsg": "", "orderID": order_id, "status": result.status,
+                "makingAmount": "", "takingAmount": "", "transactionsHashes": [], "tradeIDs": []}
+
+    def post_batch(self, account: Account, bodies: list[dict[str, Any]], now_ns: int) -> list[dict[str, Any]]:
+        answers = []
+        for body in bodies:
+            try:
+                answers.append(self.post(account, body, now_ns))
+            except VenueRefusal as refusal:  # a batch leg is refused inside a 200
+                answers.append({"success": False, "errorMsg": refusal.error, "orderID": "", "status": ""})
+        return answers
+
+    def cancel(self, account: Account, order_ids: list[str], now_ns: int) -> dict[str, Any]:
+        canceled, not_canceled = [], {}
+        for order_id in order_ids:
+            view = self.engine.order(order_id)
+            if view is not None and view.owner != account.creds.api_key:
+                not_canceled[order_id] = "order not found"
+                continue
+            result = self.engine.cancel(order_id, now_ns)
+            canceled += result.canceled
+            not_canceled |= dict(result.not_canceled)
+        return {"canceled": canceled, "not_canceled": not_canceled}
+
+    def open_orders(self, account: Account) -> list[dict[str, Any]]:
+        return [
+            {"id": o.order_id, "market": o.market, "asset_id": o.token, "side": o.side.value,
+             "price": format_micro(o.price), "original_size": format_micro(o.original_size),
+             "size_matched": format_micro(o.size_matched), "status": "LIVE"}
+            for o in self.engine.open_orders(owner=account.creds.api_key)
+        ]
+
+
+def _parse(body: dict[str, Any]) -> tuple[OrderV2, str, TimeInForce, bool]:
+    try:
+        wire = body["order"]
+        order = OrderV2(
+            salt=int(wire["salt"]), maker=str(wire["maker"]), signer=str(wire["signer"]),
+            token_id=int(wire["tokenId"]), maker_amount=int(wire["makerAmount"]),
+            taker_amount=int(wire["takerAmount"]), side=Side(wire["side"]),
+            signature_type=int(wire["signatureType"]), timestamp_ms=int(wire["timestamp"]),
+            metadata=str(wire["metadata"]), builder=str(wire["builder"]),
+        )
+        tif = TimeInForce(body.get("orderType", "GTC"))
+        order.struct_hash()  # every field encodable
+    except (KeyError, TypeError, ValueError, SigningError):
+        raise VenueRefusal(400, INVALID_ORDER) from None
+    return order, str(wire.get("signature", "")), tif, bool(body.get("postOnly", False))
+
+
+def _price_and_size(order: OrderV2) -> tuple[int, int]:
+    """Shares and price from the signed amounts: a BUY gives collateral for shares, a SELL the reverse."""
+    collateral, shares = (
+        (order.maker_amount, order.taker_amount) if order.side is Side.BUY else (order.taker_amount, order.maker_amount)
+    )
+    if shares <= 0 or collateral * ONE % shares:
+        raise VenueRefusal(400, MIN_TICK)  # not a price on any grid
+    return collateral * ONE // shares, shares
+
+
+def credentials_for(address: str, seed: int = 0) -> ApiCredentials:
+    """Deterministic simulator credentials for an address (what ``/auth/derive-api-key`` returns)."""
+    digest = hashlib.sha256(f"{seed}:{address.lower()}".encode()).digest()
+    key = "-".join((digest[:4].hex(), digest[4:6].hex(), digest[6:8].hex(), digest[8:10].hex(), digest[10:16].hex()))
+    return ApiCredentials(api_key=key, secret=Secret(value=base64.urlsafe_b64encode(digest).decode()),
+                          passphrase=Secret(value=hashlib.sha256(digest).hexdigest()))
+
+
+def json_body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise VenueRefusal(400, "Invalid payload") from None
