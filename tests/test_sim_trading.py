@@ -37,7 +37,7 @@ async def setup(nursery):  # noqa: ANN001, ANN201
     venue = LiveVenue(seed=4, markets=4, start_ns=1_786_604_100 * 1_000_000_000, warmup_s=10)
     server = SimServer(venue, settings=SimSettings())
     creds = credentials_for(KEY.address)
-    server.trading.add_account(KEY.address, creds)
+    server.add_account(KEY.address, creds)
     urls = await nursery.start(server.run)
     clock = TrioClock(anchor_ns=1_786_604_100 * 1_000_000_000)
     rest = ClobRest(client=httpx.AsyncClient(base_url=urls.rest), creds=creds, address=KEY.address, clock=clock)
@@ -91,3 +91,73 @@ async def test_the_venue_refuses_what_it_should(nursery, autojump_clock) -> None
                         address=KEY.address, clock=TrioClock(anchor_ns=0))
     with pytest.raises(Fatal, match="Unauthorized"):
         await stranger.open_orders()
+
+
+async def test_user_channel_trades_settle_or_fail_and_reconciliation_follows(nursery, autojump_clock) -> None:
+    """A rests a SELL; B's FAK BUY takes it. A's user channel reports the trade MATCHED → MINED →
+    CONFIRMED; with the `fail` fault the next one goes MATCHED → RETRYING → FAILED, and
+    reconciliation reverses the fill A had booked."""
+    from mmbot.decisions.reconcile import Reconciler
+    from mmbot.model import Correction, Fill, Ids, Liquidity, UserTrade
+    from mmbot.venues.polymarket.user_fills import our_legs
+    from mmbot.venues.polymarket.wire_user import decode_user_frame
+    from mmbot.venues.polymarket.ws import user_connection
+    from mmbot.venues.simulator.server import Fault
+    from mmbot.config import FeedConfig
+
+    server, rest_a, gw_a, answers_a, info = await setup(nursery)
+    key_b = SigningKey(Secret(value="0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"))
+    creds_b = credentials_for(key_b.address)
+    server.add_account(key_b.address, creds_b)
+    clock = TrioClock(anchor_ns=1_786_604_100 * 1_000_000_000)
+    rest_b = ClobRest(client=httpx.AsyncClient(base_url=str(rest_a._client.base_url)), creds=creds_b,
+                      address=key_b.address, clock=clock)
+    answers_b: list = []
+    gw_b = LiveGateway(rest=rest_b, signer=OrderSigner(key_b), owner=creds_b.api_key,
+                       markets=lambda t: info if t in info.tokens else None, respond=answers_b.append, sink=Rows(),
+                       clock=clock, rng=random.Random(3))
+    await nursery.start(gw_b.run)
+    creds_a = credentials_for(KEY.address)
+    trades: list[UserTrade] = []
+    user = user_connection(
+        url=server.user_url, creds=creds_a, markets=[], sink=Rows(), clock=clock, config=FeedConfig(),
+        on_frame=lambda text, t: trades.extend(m for m in decode_user_frame(text, recv_ns=t, cid="u")
+                                               if isinstance(m, UserTrade)),
+        on_gap=lambda keys, why: None, rng=random.Random(4),
+    )
+    nursery.start_soon(user.run)
+    await trio.sleep(1)
+    token = info.tokens[0]
+    bid, ask = server.venue.best(token)
+
+    async def cross(n: int) -> None:
+        price = ask - info.tick  # A's SELL improves the best ask; B's FAK BUY takes it
+        gw_a.send(SubmitRequest(cid=f"a{n}", order_id=f"a{n}", market=info.market, token=token, side=Side.SELL,
+                                price=price, size=10 * ONE, tif=TimeInForce.GTC, post_only=True))
+        await settle(answers_a, n)
+        gw_b.send(SubmitRequest(cid=f"b{n}", order_id=f"b{n}", market=info.market, token=token, side=Side.BUY,
+                                price=price, size=10 * ONE, tif=TimeInForce.FAK))
+        await settle(answers_b, n)
+
+    # A holds shares to sell only in the venue's eyes: balances are not modelled by the simulator
+    await cross(1)
+    await trio.sleep(8)
+    ours = {gw_a.venue_ids["a1"]: "a1"}
+    statuses = [leg.status for t in trades for leg in our_legs(t, api_key=creds_a.api_key, addresses=frozenset(),
+                                                               our_ids=ours, taker_fee=lambda *a: 0)]
+    assert statuses == ["MATCHED", "MINED", "CONFIRMED"]
+
+    server.inject(Fault(kind="fail", value=creds_a.api_key))
+    trades.clear()
+    corrections: list[Correction] = []
+    rec = Reconciler(emit=corrections.append, ids=Ids(), timeout_ns=5_000_000_000)
+    await cross(2)
+    ours[gw_a.venue_ids["a2"]] = "a2"
+    rec.on_our_fill(Fill(cid="a2", fill_id="a2.1", order_id="a2", market=info.market, token=token, side=Side.SELL,
+                         price=ask - info.tick, size=10 * ONE, fee=0, liquidity=Liquidity.MAKER, ts_ns=0), 0)
+    await trio.sleep(8)
+    for t in trades:
+        for leg in our_legs(t, api_key=creds_a.api_key, addresses=frozenset(), our_ids=ours, taker_fee=lambda *a: 0):
+            rec.on_leg(leg, 1)
+    assert [t.status for t in trades] == ["MATCHED", "RETRYING", "FAILED"]
+    assert [(c.order_id, c.size_delta, c.reason.split()[-1]) for c in corrections] == [("a2", -10 * ONE, "failed")]

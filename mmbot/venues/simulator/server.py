@@ -27,19 +27,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mmbot.clock import TrioClock
+from mmbot.venues.polymarket.auth import ApiCredentials
 from mmbot.model import Side, format_micro, parse_micro
 from mmbot.venues.simulator.trading import SimTrading, VenueRefusal, json_body
 from mmbot.venues.simulator.venue import LiveVenue, OutFrame
 
 MALFORMED_FRAME = '{"event_type": "price_change", "market": "0xbad", "price_changes": [{"asset_id": 7'
-FAULT_KINDS = ("drop", "stall", "delay", "tick", "malformed")
+FAULT_KINDS = ("drop", "stall", "delay", "tick", "malformed", "fail")
 FOREVER = 1 << 63  # a stall with no end
 
 
 @attrs.frozen(kw_only=True)
 class Fault:
     """One injected fault. ``value``: stall seconds (0 = until the connection is dropped), delay
-    ms (0 clears it), or for ``tick`` "<condition id>:<new tick>"."""
+    ms (0 clears it), for ``tick`` "<condition id>:<new tick>", for ``fail`` the API key whose
+    next trade fails on chain."""
 
     kind: str
     value: str = ""
@@ -91,6 +93,7 @@ class SimServer:
         self._clock = clock or TrioClock()
         self._settings = settings
         self._connections: dict[int, _Connection] = {}
+        self._user_connections: dict[str, dict[int, _Connection]] = {}  # api key -> its connections
         self._opened = 0
         self._delay_s = 0.0  # float-ok: applies to connections opened later too
         self._started_ns = 0
@@ -118,6 +121,7 @@ class SimServer:
             nursery.start_soon(self._flow)
             for fault in self._settings.faults:
                 nursery.start_soon(self._scheduled, fault)
+            self.user_url = f"ws://{host}:{ws_server.port}/ws/user"
             task_status.started(SimUrls(ws=f"ws://{host}:{ws_server.port}/ws/market", rest=binds[0]))
 
     def venue_ns(self) -> int:
@@ -134,6 +138,7 @@ class SimServer:
                 continue
             if not self._settings.rate:
                 self.publish(self.venue.step(self.venue_ns()))
+                self.publish_user()
                 continue
             # Rate mode: move the world on in small steps until it has made this second's share.
             due = (self._clock.now_ns() - self._started_ns) * self._settings.rate // 1_000_000_000
@@ -143,6 +148,7 @@ class SimServer:
                 frames = self.venue.step(self.venue.now_ns + 20_000_000)
                 self._produced += len(frames)
                 self.publish(frames)
+                self.publish_user()
 
     def pause(self) -> None:
         """Hold the world still (frames already queued still go out); ``resume`` lets it go on."""
@@ -172,7 +178,15 @@ class SimServer:
 
     # ------------------------------------------------------------------ one connection
 
+    def add_account(self, address: str, creds: ApiCredentials) -> None:
+        """An account that may trade and listen on the user channel."""
+        self.trading.add_account(address, creds)
+        self.venue.user_feed.add_account(creds.api_key, address)
+
     async def _on_connection(self, request: trio_websocket.WebSocketRequest) -> None:
+        if request.path == "/ws/user":
+            await self._on_user_connection(request)
+            return
         if request.path != "/ws/market":
             await request.reject(404, body=b"unknown channel")
             return
@@ -193,6 +207,35 @@ class SimServer:
             with trio.move_on_after(1) as cleanup:
                 cleanup.shield = True
                 await ws.aclose(code=1012, reason="dropped")
+
+    async def _on_user_connection(self, request: trio_websocket.WebSocketRequest) -> None:
+        ws = await request.accept()
+        try:
+            hello = json.loads(await ws.get_message())
+            auth = hello["auth"]
+            api_key = self.trading.check_credentials(auth["apiKey"], auth["secret"], auth["passphrase"])
+        except (ValueError, KeyError, TypeError, VenueRefusal, trio_websocket.ConnectionClosed):
+            with trio.move_on_after(1) as cleanup:
+                cleanup.shield = True
+                await ws.aclose(code=1008, reason="unauthorized")  # bad credentials look like a close
+            return
+        self._opened += 1
+        send, receive = trio.open_memory_channel[str](self._settings.queue_frames)
+        with trio.CancelScope() as scope:
+            conn = _Connection(self._opened, ws, send, receive, scope, delay_s=self._delay_s)
+            self._user_connections.setdefault(api_key, {})[conn.number] = conn
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._sender, conn)
+                    await self._reader(conn)
+                    nursery.cancel_scope.cancel()
+            finally:
+                del self._user_connections[api_key][conn.number]
+
+    def publish_user(self) -> None:
+        for api_key, text in self.venue.user_feed.take(self.venue.now_ns):
+            for conn in list(self._user_connections.get(api_key, {}).values()):
+                self._enqueue(conn, text)
 
     async def _reader(self, conn: _Connection) -> None:
         while True:
@@ -242,7 +285,9 @@ class SimServer:
     def inject(self, fault: Fault) -> dict[str, Any]:
         """Apply ``fault`` now; returns what it touched (the admin endpoint's answer)."""
         self.counts["faults"] += 1
-        conns = list(self._connections.values())
+        conns = list(self._connections.values()) + [
+            conn for by_key in self._user_connections.values() for conn in by_key.values()
+        ]
         if fault.kind == "drop":
             for conn in conns:
                 conn.scope.cancel()
@@ -258,14 +303,17 @@ class SimServer:
             for conn in conns:
                 conn.delay_s = self._delay_s
             return {"delayed": len(conns), "ms": int(fault.value or 0)}
+        if fault.kind == "fail":  # the account's next trade goes MATCHED -> RETRYING -> FAILED
+            self.venue.user_feed.fail_next.add(fault.value)
+            return {"fail_next_trade_of": fault.value}
         if fault.kind == "tick":
             market, _, tick = fault.value.partition(":")
             frames = self.venue.set_tick(market, parse_micro(tick))
             self.publish(frames)
             return {"market": market, "tick": tick, "frames": len(frames)}
-        for conn in conns:  # malformed
+        for conn in self._connections.values():  # malformed: on the market channel
             self._enqueue(conn, MALFORMED_FRAME)
-        return {"malformed_to": len(conns)}
+        return {"malformed_to": len(self._connections)}
 
     async def _scheduled(self, fault: Fault) -> None:
         await self._clock.sleep_until(self._started_ns + fault.at_s * 1_000_000_000)

@@ -72,6 +72,14 @@ class SimTrading:
     def add_account(self, address: str, creds: ApiCredentials) -> None:
         self._accounts[creds.api_key] = Account(address=address, creds=creds)
 
+    def check_credentials(self, api_key: str, secret: str, passphrase: str) -> str:
+        """The user channel's first frame carries the credentials themselves."""
+        account = self._accounts.get(api_key)
+        if account is None or not (hmac.compare_digest(secret, account.creds.secret.reveal())
+                                   and hmac.compare_digest(passphrase, account.creds.passphrase.reveal())):
+            raise VenueRefusal(401, UNAUTHORIZED)
+        return api_key
+
     # ------------------------------------------------------------------ L2
 
     def authenticate(self, headers: Mapping[str, str], method: str, path: str, body: bytes) -> Account:

@@ -23,6 +23,7 @@ from mmbot.venues.simulator.flow import MS, FlowParams, World
 from mmbot.venues.simulator.frames import FrameRenderer
 from mmbot.venues.simulator.generate import plan_markets
 from mmbot.venues.simulator.prices import SECOND
+from mmbot.venues.simulator.user_frames import UserFeed
 
 _ANY = msgspec.json.Decoder()
 
@@ -66,6 +67,7 @@ class LiveVenue:
             self.rng, start_ns=start_ns, end_ns=start_ns + horizon_s * SECOND, markets=markets, interval_s=interval_s
         )
         self._renderer = FrameRenderer()
+        self.user_feed = UserFeed()  # the accounts' order and trade messages
         begin = start_ns - warmup_s * SECOND
         self._world = World(self.engine, self.rng, self.plan, begin, params)
         self.now_ns = begin
@@ -81,7 +83,9 @@ class LiveVenue:
         self.now_ns = max(self.now_ns, now_ns)
         self._world.step(self.now_ns)
         self._world.take_underlying_ticks()
-        texts = self._renderer.render(self.engine.take_events())
+        events = self.engine.take_events()
+        self.user_feed.on_events(events)
+        texts = self._renderer.render(events)
         self.frames_rendered += len(texts)
         return [OutFrame(text, frame_assets(text)) for text in texts]
 
@@ -93,7 +97,9 @@ class LiveVenue:
     def set_tick(self, market: str, tick: int) -> list[OutFrame]:
         """A tick size change now (fault injection): its frames, to be sent like any others."""
         self.engine.set_tick(market, tick, self.now_ns)
-        texts = self._renderer.render(self.engine.take_events())
+        events = self.engine.take_events()
+        self.user_feed.on_events(events)
+        texts = self._renderer.render(events)
         return [OutFrame(text, frame_assets(text)) for text in texts]
 
     # ------------------------------------------------------------------ public REST
