@@ -161,3 +161,47 @@ async def test_user_channel_trades_settle_or_fail_and_reconciliation_follows(nur
             rec.on_leg(leg, 1)
     assert [t.status for t in trades] == ["MATCHED", "RETRYING", "FAILED"]
     assert [(c.order_id, c.size_delta, c.reason.split()[-1]) for c in corrections] == [("a2", -10 * ONE, "failed")]
+
+
+async def test_trading_faults_throttle_restart_and_a_lost_answer(nursery, autojump_clock) -> None:
+    from mmbot.model import OrderOutcomeUnknown
+    from mmbot.venues.simulator.server import Fault
+
+    server, rest, gw, answers, info = await setup(nursery)
+    token = info.tokens[0]
+    bid, _ = server.venue.best(token)
+
+    def order(n: int) -> SubmitRequest:
+        return SubmitRequest(cid=f"i{n}", order_id=f"o{n}", market=info.market, token=token, side=Side.BUY,
+                             price=bid - 3 * info.tick, size=10 * ONE, tif=TimeInForce.GTC, post_only=True)
+
+    server.inject(Fault(kind="throttle", value="2"))  # two 429s, then through
+    started = trio.current_time()
+    gw.send(order(1))
+    await settle(answers, 1)
+    assert isinstance(answers[0], OrderAccepted) and trio.current_time() - started >= 2  # waited Retry-After twice
+
+    server.inject(Fault(kind="restart", value="5"))  # 425 for five seconds: retried until it is over
+    gw.send(order(2))
+    await settle(answers, 2)
+    assert isinstance(answers[1], OrderAccepted)
+
+    server.inject(Fault(kind="lose", value="1"))  # accepted by the venue, the answer lost
+    gw.send(order(3))
+    await settle(answers, 3)
+    assert answers[2] == OrderOutcomeUnknown(cid="i3", order_id="o3", detail=answers[2].detail)
+    # never resent, and the venue has it under the id we computed before sending: reconcilable
+    assert server.venue.engine.order(gw.venue_ids["o3"]) is not None
+    assert [o["id"] for o in await rest.open_orders()].count(gw.venue_ids["o3"]) == 1
+
+
+def test_shuffled_user_messages_come_twice_and_reversed() -> None:
+    from mmbot.venues.simulator.user_frames import UserFeed
+
+    feed = UserFeed()
+    feed.add_account("k", "0xabc")
+    feed._outbox = [("k", "m1"), ("other", "x"), ("k", "m2")]
+    feed.shuffle_next.add("k")
+    assert feed.take(0) == [("other", "x"), ("k", "m2"), ("k", "m1"), ("k", "m1"), ("k", "m2")]
+    feed._outbox = [("k", "m3")]
+    assert feed.take(0) == [("k", "m3")]  # once only

@@ -33,15 +33,17 @@ from mmbot.venues.simulator.trading import SimTrading, VenueRefusal, json_body
 from mmbot.venues.simulator.venue import LiveVenue, OutFrame
 
 MALFORMED_FRAME = '{"event_type": "price_change", "market": "0xbad", "price_changes": [{"asset_id": 7'
-FAULT_KINDS = ("drop", "stall", "delay", "tick", "malformed", "fail")
+FAULT_KINDS = ("drop", "stall", "delay", "tick", "malformed", "fail", "throttle", "restart", "lose", "shuffle")
 FOREVER = 1 << 63  # a stall with no end
 
 
 @attrs.frozen(kw_only=True)
 class Fault:
     """One injected fault. ``value``: stall seconds (0 = until the connection is dropped), delay
-    ms (0 clears it), for ``tick`` "<condition id>:<new tick>", for ``fail`` the API key whose
-    next trade fails on chain."""
+    ms (0 clears it), for ``tick`` "<condition id>:<new tick>", for ``fail`` and ``shuffle`` an
+    API key (its next trade fails on chain / its next user messages come twice and reversed), for
+    ``throttle`` and ``lose`` a count of trading requests (429 / accepted but answered 502), for
+    ``restart`` seconds of 425."""
 
     kind: str
     value: str = ""
@@ -94,6 +96,8 @@ class SimServer:
         self._settings = settings
         self._connections: dict[int, _Connection] = {}
         self._user_connections: dict[str, dict[int, _Connection]] = {}  # api key -> its connections
+        self._trading_faults = {"throttle": 0, "lose": 0}  # trading requests still to be hit
+        self._restart_until_ns = 0  # the matching engine "restarts" (425) until then
         self._opened = 0
         self._delay_s = 0.0  # float-ok: applies to connections opened later too
         self._started_ns = 0
@@ -306,6 +310,15 @@ class SimServer:
         if fault.kind == "fail":  # the account's next trade goes MATCHED -> RETRYING -> FAILED
             self.venue.user_feed.fail_next.add(fault.value)
             return {"fail_next_trade_of": fault.value}
+        if fault.kind == "shuffle":
+            self.venue.user_feed.shuffle_next.add(fault.value)
+            return {"shuffle_next_messages_of": fault.value}
+        if fault.kind in ("throttle", "lose"):
+            self._trading_faults[fault.kind] += int(fault.value or 1)
+            return {fault.kind: self._trading_faults[fault.kind]}
+        if fault.kind == "restart":
+            self._restart_until_ns = self._clock.now_ns() + int(fault.value or 90) * 1_000_000_000
+            return {"restart_s": int(fault.value or 90)}
         if fault.kind == "tick":
             market, _, tick = fault.value.partition(":")
             frames = self.venue.set_tick(market, parse_micro(tick))
@@ -413,13 +426,23 @@ class SimServer:
             """L2-checked endpoints: the handler gets the account and the parsed body."""
             async def endpoint(request: Request) -> Response:
                 raw = await request.body()
+                faults = self._trading_faults
+                if faults["throttle"]:
+                    faults["throttle"] -= 1
+                    return JSONResponse({"error": "Too Many Requests"}, status_code=429, headers={"Retry-After": "1"})
+                if self._clock.now_ns() < self._restart_until_ns and request.method != "GET":
+                    return JSONResponse({"error": "Too Early"}, status_code=425)
                 try:
                     headers = {k.lower(): v for k, v in request.headers.items()}
                     account = trading.authenticate(headers, request.method, request.url.path, raw)
                     body = json_body(raw) if raw else None
-                    return JSONResponse(handler(account, body, request))
+                    answer = handler(account, body, request)
                 except VenueRefusal as refusal:
                     return JSONResponse({"error": refusal.error}, status_code=refusal.status)
+                if faults["lose"] and request.method == "POST":  # done, but the answer is lost
+                    faults["lose"] -= 1
+                    return JSONResponse({"error": "Bad Gateway"}, status_code=502)
+                return JSONResponse(answer)
 
             return endpoint
 

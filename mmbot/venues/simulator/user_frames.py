@@ -3,7 +3,8 @@
 
 A trade is sent MATCHED when it happens, MINED ``mined_after_ns`` later and CONFIRMED
 ``confirmed_after_ns`` later; ``fail_next`` makes the next trade of an account go MATCHED →
-RETRYING → FAILED instead (a fault the reconciliation tests need). Each account gets the messages
+RETRYING → FAILED instead, and ``shuffle_next`` sends an account's next messages twice, the
+first time in reverse order (faults the reconciliation tests need). Each account gets the messages
 of its own orders only: as taker, the top level is its order; as maker, the top level is the
 taker's order and its fill is in ``maker_orders[]``.
 """
@@ -34,6 +35,7 @@ class UserFeed:
         self._seq = 0
         self._outbox: list[tuple[str, str]] = []
         self.fail_next: set[str] = set()  # api keys whose next trade fails
+        self.shuffle_next: set[str] = set()  # api keys whose next batch of messages comes twice, reversed
 
     def add_account(self, api_key: str, address: str) -> None:
         self._accounts[api_key] = address
@@ -56,6 +58,10 @@ class UserFeed:
             _, _, owner, text = heapq.heappop(self._later)
             self._outbox.append((owner, text))
         taken, self._outbox = self._outbox, []
+        for owner in [o for o in self.shuffle_next if any(key == o for key, _ in taken)]:
+            self.shuffle_next.discard(owner)
+            mine = [m for m in taken if m[0] == owner]
+            taken = [m for m in taken if m[0] != owner] + list(reversed(mine)) + mine
         return taken
 
     # ------------------------------------------------------------------ messages
