@@ -365,7 +365,7 @@ async def run_paper(
             await decisions.start(functools.partial(run_decisions, engine, seed=config.seed))
             async with trio.open_nursery() as facts:
                 await facts.start(engine.scheduler.run)
-                await facts.start(channel.run)
+                await facts.start(functools.partial(_supervised_feed, engine, channel, seed=config.seed))
                 task_status.started(engine)
                 with trio.move_on_after(duration_s if duration_s is not None else math.inf):
                     await stop.wait()
@@ -380,6 +380,30 @@ async def run_paper(
         await log.close()
         memory.cancel_scope.cancel()
     return engine
+
+
+async def _supervised_feed(engine: Engine, channel: MarketChannel, *, seed: int,
+                           task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """The market feed under the supervisor: a crash (a bug; lost connections are not crashes)
+    marks every book stale at once, so quotes come down, and the feed restarts with backoff and
+    resubscribes (fresh snapshots resync the books); repeated crashes trip the breaker."""
+    clock = engine.clock
+
+    async def feed(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await channel.run(task_status=task_status)
+        except Exception:
+            tokens = [token for conn in channel.connections for token in conn.assets]
+            engine.frames.on_gap(tokens, "feed crashed", clock.now_ns())
+            raise
+
+    def trip(service: str, exc: BaseException) -> None:
+        engine.loop.halt(f"breaker-{service}", f"breaker tripped: {exc!r}")
+
+    await supervise(
+        "market-feed", feed, policy=RestartPolicy(rng=random.Random(seed ^ 0xFEED5)), sink=engine.log,
+        on_trip=trip, now=lambda: clock.now_ns() / 1e9, task_status=task_status,  # float-ok: seconds
+    )
 
 
 def _follow_listings(channel: MarketChannel) -> Callable[[Any], None]:

@@ -126,7 +126,12 @@ class _StartedOnce:
 
 
 def _describe(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    """The crash in one line; an exception group (a crash inside the service's own nursery) is
+    described by the exceptions in it, which are what the reader of the log needs."""
+    if isinstance(exc, BaseExceptionGroup):
+        text = "; ".join(_describe(inner) for inner in exc.exceptions)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= 300 else text[:297] + "..."
 
 

@@ -110,3 +110,31 @@ def test_markets_listed_later_are_subscribed_and_resolved_ones_let_go() -> None:
     observe(MarketResolved(cid="f2", recv_ns=2, market="0xm", market_id="7", tokens=("a", "b"), winning_token="a",
                            winning_outcome="Yes", venue_ts_ms=2))
     assert calls == [("subscribe", ("a", "b")), ("unsubscribe", ("a", "b"))]
+
+
+async def test_a_crashing_feed_is_restarted_and_its_books_resync(nursery, autojump_clock, tmp_path) -> None:
+    server, urls, markets = await serve(nursery)
+    engine_box: list = []
+    async with trio.open_nursery() as inner:
+        engine = await inner.start(lambda task_status: app.run_paper(
+            config=Config(), markets=markets, ws_url=urls.ws, db_path=tmp_path / "crash.db", duration_s=60,
+            task_status=task_status))
+        engine_box.append(engine)
+        handle, calls = engine.frames.on_frame, []
+
+        def buggy(text: str, recv_ns: int) -> None:  # a bug on the 30th frame, once
+            calls.append(1)
+            if len(calls) == 30:
+                raise RuntimeError("a bug in the frame pipeline")
+            handle(text, recv_ns)
+
+        for conn in engine.channel.connections:
+            conn._on_frame = buggy
+    db = sqlite_utils.Database(tmp_path / "crash.db")
+    restarts = [json.loads(r[0]) for r in db.execute("SELECT payload FROM events WHERE kind = 'restart'")]
+    assert [r["service"] for r in restarts] == ["market-feed"] and "a bug in the frame pipeline" in restarts[0]["error"]
+    gap = json.loads(db.execute("SELECT payload FROM events WHERE kind = 'feed_gap'").fetchone()[0])
+    assert gap["reason"] == "feed crashed" and gap["stale"] == 2 * len(markets)
+    sessions = [json.loads(r[0])["session"] for r in db.execute("SELECT payload FROM events WHERE kind = 'feed_up'")]
+    assert sessions == [1, 2]  # resubscribed after the restart: fresh snapshots
+    assert db.execute("SELECT COUNT(*) FROM events WHERE kind = 'breaker_trip'").fetchone()[0] == 0
