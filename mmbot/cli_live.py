@@ -195,6 +195,44 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+PRIVATE_KEY_ENV = "MMBOT_PRIVATE_KEY"
+
+
+def cmd_creds(args: argparse.Namespace) -> int:
+    """``mmbot creds derive --rest URL``: API credentials for the key in the environment, printed as
+    the environment lines to keep (the one place mmbot prints a secret: you asked for it)."""
+    import httpx
+    import trio
+
+    from mmbot.clock import TrioClock
+    from mmbot.config import secret_from_env
+    from mmbot.ports import VenueError
+    from mmbot.venues.polymarket.auth import SigningError, SigningKey
+    from mmbot.venues.polymarket.rest import ClobRest
+
+    secret = secret_from_env(PRIVATE_KEY_ENV)
+    if secret is None:
+        raise UsageError(f"mmbot creds: {PRIVATE_KEY_ENV} is not set: expected the signing key's 32 bytes of hex")
+    try:
+        key = SigningKey(secret)
+    except SigningError as exc:
+        raise UsageError(f"mmbot creds: {PRIVATE_KEY_ENV}: {exc}") from None
+
+    async def main() -> Any:
+        async with httpx.AsyncClient(base_url=args.rest, timeout=10) as client:
+            return await ClobRest.create_or_derive_api_key(client, key, TrioClock())
+
+    try:
+        creds = trio.run(main)
+    except VenueError as exc:
+        raise UsageError(f"mmbot creds: {args.rest}: {exc}") from None
+    print(f"# API credentials of {key.address}")
+    print(f"MMBOT_API_KEY={creds.api_key}")
+    print(f"MMBOT_API_SECRET={creds.secret.reveal()}")
+    print(f"MMBOT_API_PASSPHRASE={creds.passphrase.reveal()}")
+    return 0
+
+
 def add_parsers(sub: Any, int_arg: Any) -> None:
     sim = sub.add_parser("sim", help="run the Polymarket-compatible venue simulator on loopback")
     sim.add_argument("--port", type=int_arg("--port"), default=8080, help="REST port (0: any free port)")
@@ -227,5 +265,9 @@ def add_parsers(sub: Any, int_arg: Any) -> None:
     status_ = sub.add_parser("status", help="a run's current state, from its event log (live or finished)")
     status_.add_argument("db")
 
+    creds = sub.add_parser("creds", help="API credentials for the signing key in MMBOT_PRIVATE_KEY")
+    creds.add_argument("action", choices=["derive"])
+    creds.add_argument("--rest", required=True, help="CLOB REST base URL (the simulator's, or Polymarket's)")
 
-COMMANDS = {"sim": cmd_sim, "record": cmd_record, "run": cmd_run, "status": cmd_status}
+
+COMMANDS = {"sim": cmd_sim, "record": cmd_record, "run": cmd_run, "status": cmd_status, "creds": cmd_creds}

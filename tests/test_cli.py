@@ -32,10 +32,12 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["sim", "--markets", "0"], "--markets, --speed and --rate expect at least 1"),
         (["record", "--ws", "ws://x", "--rest", "http://x", "--out", "f.jsonl"], "give --markets ID... or --all"),
         (["status", "missing.db"], "missing.db: no such event log"),
+        (["creds", "derive", "--rest", "http://127.0.0.1:9"], "MMBOT_PRIVATE_KEY is not set"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(args, needle, capsys, monkeypatch) -> None:
     monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("MMBOT_PRIVATE_KEY", raising=False)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1, err

@@ -205,3 +205,18 @@ def test_shuffled_user_messages_come_twice_and_reversed() -> None:
     assert feed.take(0) == [("other", "x"), ("k", "m2"), ("k", "m1"), ("k", "m1"), ("k", "m2")]
     feed._outbox = [("k", "m3")]
     assert feed.take(0) == [("k", "m3")]  # once only
+
+
+async def test_credentials_are_created_by_an_l1_signature_and_then_work(nursery, autojump_clock) -> None:
+    venue = LiveVenue(seed=4, markets=4, start_ns=1_786_604_100 * 1_000_000_000, warmup_s=10)
+    server = SimServer(venue, settings=SimSettings())
+    urls = await nursery.start(server.run)
+    clock = TrioClock(anchor_ns=1_786_604_100 * 1_000_000_000)
+    async with httpx.AsyncClient(base_url=urls.rest) as client:
+        creds = await ClobRest.create_or_derive_api_key(client, KEY, clock)
+        assert creds.api_key == credentials_for(KEY.address).api_key
+        rest = ClobRest(client=client, creds=creds, address=KEY.address, clock=clock)
+        assert await rest.open_orders() == []  # L2 with the derived credentials
+        forged = await client.post("/auth/api-key", headers={
+            "POLY_ADDRESS": "0x" + "12" * 20, "POLY_SIGNATURE": "0x" + "00" * 65, "POLY_TIMESTAMP": "1", "POLY_NONCE": "0"})
+        assert forged.status_code in (400, 401)

@@ -122,12 +122,16 @@ class SigningKey:
 # --------------------------------------------------------------------------- L1 and L2
 
 
-def clob_auth_signature(key: SigningKey, timestamp: str, nonce: int = 0, chain_id: int = CHAIN_ID) -> str:
+def clob_auth_digest(address: str, timestamp: str, nonce: int = 0, chain_id: int = CHAIN_ID) -> bytes:
     struct = keccak(
-        _CLOB_AUTH_TYPE + _address(key.address) + keccak(timestamp.encode()) + _uint(nonce)
+        _CLOB_AUTH_TYPE + _address(address) + keccak(timestamp.encode()) + _uint(nonce)
         + keccak(CLOB_AUTH_MESSAGE.encode())
     )
-    return key.sign(typed_digest(domain_separator("ClobAuthDomain", "1", chain_id), struct))
+    return typed_digest(domain_separator("ClobAuthDomain", "1", chain_id), struct)
+
+
+def clob_auth_signature(key: SigningKey, timestamp: str, nonce: int = 0, chain_id: int = CHAIN_ID) -> str:
+    return key.sign(clob_auth_digest(key.address, timestamp, nonce, chain_id))
 
 
 def l1_headers(key: SigningKey, timestamp: int, nonce: int = 0, chain_id: int = CHAIN_ID) -> dict[str, str]:

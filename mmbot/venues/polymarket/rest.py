@@ -25,8 +25,9 @@ from typing import Any
 import httpx
 import trio
 
+from mmbot.config import Secret
 from mmbot.ports import Clock, Fatal, OutcomeUnknown, Rejected, Retryable
-from mmbot.venues.polymarket.auth import ApiCredentials, l2_headers
+from mmbot.venues.polymarket.auth import ApiCredentials, SigningKey, l1_headers, l2_headers
 
 ORDER_VERSION = 2  # the order struct we sign (auth.py): refuse to trade against any other
 MAX_BATCH = 15  # POST /orders
@@ -78,6 +79,24 @@ class ClobRest:
         version = await self.version()
         if version != ORDER_VERSION:
             raise Fatal(f"the venue's order version is {version}; mmbot signs version {ORDER_VERSION}")
+
+    # ------------------------------------------------------------------ L1
+
+    @staticmethod
+    async def create_or_derive_api_key(client: httpx.AsyncClient, key: SigningKey, clock: Clock,
+                                       nonce: int = 0) -> ApiCredentials:
+        """API credentials for the key's address: created, or the existing ones derived (L1)."""
+        for method, path in (("POST", "/auth/api-key"), ("GET", "/auth/derive-api-key")):
+            headers = l1_headers(key, clock.now_ns() // 1_000_000_000, nonce)
+            try:
+                answer = _outcome(method, path, await client.request(method, path, headers=headers), method != "GET")
+            except Rejected:
+                continue  # already created: derive it instead
+            except httpx.TransportError as exc:
+                raise Retryable(f"{method} {path}: {type(exc).__name__}") from None
+            return ApiCredentials(api_key=str(answer["apiKey"]), secret=Secret(value=str(answer["secret"])),
+                                  passphrase=Secret(value=str(answer["passphrase"])))
+        raise Fatal("the venue neither created nor derived API credentials for this key")
 
     # ------------------------------------------------------------------ trading
 

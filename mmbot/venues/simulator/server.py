@@ -452,12 +452,23 @@ class SimServer:
         async def version(request: Request) -> Response:
             return JSONResponse({"version": 2})
 
+        async def api_key(request: Request) -> Response:
+            try:
+                creds = trading.l1_account({k.lower(): v for k, v in request.headers.items()},
+                                           seed=self._settings.seed)
+            except VenueRefusal as refusal:
+                return JSONResponse({"error": refusal.error}, status_code=refusal.status)
+            self.venue.user_feed.add_account(creds.api_key, request.headers["poly_address"])
+            return JSONResponse({"apiKey": creds.api_key, "secret": creds.secret.reveal(),
+                                 "passphrase": creds.passphrase.reveal()})
+
         return Starlette(routes=[
             Route("/ok", ok), Route("/time", time_now), Route("/book", book), Route("/books", books, methods=["POST"]),
             Route("/price", price), Route("/midpoint", midpoint),
             Route("/tick-size", tick_size), Route("/neg-risk", neg_risk), Route("/markets", markets),
             Route("/events", events), Route("/admin/fault", fault, methods=["POST"]), Route("/admin/stats", stats),
-            Route("/version", version),
+            Route("/version", version), Route("/auth/api-key", api_key, methods=["POST"]),
+            Route("/auth/derive-api-key", api_key),
             Route("/order", authenticated(lambda a, body, r: trading.post(a, body, now())), methods=["POST"]),
             Route("/orders", authenticated(lambda a, body, r: trading.post_batch(a, body, now())), methods=["POST"]),
             Route("/order", authenticated(lambda a, body, r: trading.cancel(a, [body["orderID"]], now())),

@@ -24,7 +24,7 @@ from mmbot.config import Secret
 from mmbot.model import ONE, Side, TimeInForce, format_micro
 from mmbot.venues.polymarket.auth import (
     CHAIN_ID, EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, ApiCredentials, OrderV2, SigningError, checksum_address,
-    domain_separator, typed_digest,
+    clob_auth_digest, domain_separator, typed_digest,
 )
 from mmbot.venues.simulator.engine import Engine
 
@@ -79,6 +79,20 @@ class SimTrading:
                                    and hmac.compare_digest(passphrase, account.creds.passphrase.reveal())):
             raise VenueRefusal(401, UNAUTHORIZED)
         return api_key
+
+    def l1_account(self, headers: Mapping[str, str], *, seed: int = 0) -> ApiCredentials:
+        """``/auth/api-key`` and ``/auth/derive-api-key``: a valid ClobAuth signature from an
+        address gets that address's (deterministic) credentials, and the account exists from then."""
+        try:
+            address, timestamp = headers["poly_address"], headers["poly_timestamp"]
+            digest = clob_auth_digest(address, timestamp, int(headers.get("poly_nonce", "0")))
+        except (KeyError, ValueError, SigningError):
+            raise VenueRefusal(401, UNAUTHORIZED) from None
+        if recover_address(digest, headers.get("poly_signature", "")).lower() != address.lower():
+            raise VenueRefusal(401, UNAUTHORIZED)
+        creds = credentials_for(address, seed)
+        self.add_account(address, creds)
+        return creds
 
     # ------------------------------------------------------------------ L2
 
