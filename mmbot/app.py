@@ -33,7 +33,7 @@ from mmbot.facts.feed import MarketFrames
 from mmbot.facts.recording import iter_frames, read_header
 from mmbot.facts.replay import RecordedFeed
 from mmbot.memory.log import EventLog
-from mmbot.model import BookUpdate, Ids, MarketInfo, MarketResolved, NewMarket
+from mmbot.model import BookUpdate, Fill, Ids, MarketInfo, MarketResolved, NewMarket
 from mmbot.ports import EventSink, OrderGateway
 from mmbot.supervisor import RestartPolicy, supervise
 from mmbot.venues.paper import PaperGateway
@@ -145,6 +145,7 @@ def build_engine(
     markets: Markets,
     gateway_factory: Callable[..., OrderGateway],
     seed: int,
+    publish_fill: Callable[[Fill], None] = lambda fill: None,
 ) -> Engine:
     scheduler = Scheduler(clock)
     doorbell = Doorbell()
@@ -166,6 +167,7 @@ def build_engine(
         sink=log,
         clock=clock,
         ids=ids,
+        publish_fill=publish_fill,
     )
     loop = DecisionLoop(
         inbox=inbox, slots=slots, executor=executor, strategies=Strategies(config_for=config.strategies_for, ids=ids)

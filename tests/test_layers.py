@@ -69,7 +69,7 @@ def test_import_rules(path: Path) -> None:
     if name.startswith(("mmbot.facts", "mmbot.memory")):
         bad = {m for m in mine if m.startswith(("mmbot.decisions", "mmbot.venues"))}
         assert not bad, f"{name} must not import {bad}"
-    root = ("mmbot.app", "mmbot.cli", "mmbot.cli_live")
+    root = ("mmbot.app", "mmbot.app_live", "mmbot.cli", "mmbot.cli_live")
     if name not in root:
         assert not set(root) & mine, f"{name} imports the composition root"
 

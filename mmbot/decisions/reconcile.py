@@ -24,7 +24,7 @@ from typing import Callable
 
 import attrs
 
-from mmbot.model import Correction, Fill, Ids, Side
+from mmbot.model import Correction, Fill, Ids, Liquidity, Side
 
 MATCHED, MINED, CONFIRMED, RETRYING, FAILED = "MATCHED", "MINED", "CONFIRMED", "RETRYING", "FAILED"
 _RANK = {MATCHED: 1, MINED: 2, RETRYING: 2, CONFIRMED: 3, FAILED: 3}
@@ -44,6 +44,7 @@ class VenueLeg:
     size: int
     fee: int
     status: str
+    liquidity: Liquidity = Liquidity.TAKER
 
 
 @attrs.define

@@ -57,6 +57,7 @@ class LiveGateway:
         self._signature_type = signature_type
         self._pending: Stream[VenueRequest] = Stream()
         self.venue_ids: dict[str, str] = {}  # our order id -> the venue's (the digest)
+        self.local_ids: dict[str, str] = {}  # and back
 
     def send(self, request: VenueRequest) -> None:
         self._pending.send(request)
@@ -93,6 +94,7 @@ class LiveGateway:
         )
         venue_id, signature = self._signer.sign(order, neg_risk=info.neg_risk)
         self.venue_ids[request.order_id] = venue_id
+        self.local_ids[venue_id] = request.order_id
         return {"order": order.wire(signature), "owner": self._owner, "orderType": request.tif.value,
                 "postOnly": request.post_only and request.tif in (TimeInForce.GTC, TimeInForce.GTD)}
 

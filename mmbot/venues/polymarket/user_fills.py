@@ -39,6 +39,6 @@ def our_legs(
         legs.append(VenueLeg(
             trade_id=f"{trade.trade_id}:{entry.order_id}", order_id=our_ids.get(entry.order_id, entry.order_id),
             market=trade.market, token=entry.token, side=side, price=entry.price, size=entry.matched_amount,
-            fee=0, status=trade.status,
+            fee=0, status=trade.status, liquidity=Liquidity.MAKER,
         ))
     return legs

@@ -23,6 +23,10 @@ from mmbot.model import (
     parse_micro,
 )
 from mmbot.venues.polymarket.wire_base import (
+    BEST_ASKS,
+    BEST_BIDS,
+    PRICES,
+    SCALE,
     SIDES,
     FrameDecoder,
     Stamp,
@@ -32,6 +36,7 @@ from mmbot.venues.polymarket.wire_base import (
     optional_count,
     optional_price,
     parse_count,
+    parse_decimal,
     parse_price,
     required,
     side_of,
@@ -164,7 +169,7 @@ class _MarketResolved(msgspec.Struct, tag_field="event_type", tag="market_resolv
 
 
 def _levels(levels: list[_Level]) -> tuple[tuple[int, int], ...]:
-    return tuple([(parse_price(level.price), parse_price(level.size)) for level in levels])
+    return tuple([(parse_price(level.price), parse_decimal(level.size)) for level in levels])
 
 
 def _map_book(w: _Book, recv_ns: int, cid: str) -> BookSnapshot:
@@ -182,10 +187,8 @@ def _map_book(w: _Book, recv_ns: int, cid: str) -> BookSnapshot:
     )
 
 
-def _change_entries(w: _PriceChange) -> list[_ChangeEntry]:
-    """The current shape's entries as they are; the two legacy shapes rewritten into them."""
-    if w.price_changes is not None:
-        return w.price_changes
+def _legacy_entries(w: _PriceChange) -> list[_ChangeEntry]:
+    """The two legacy shapes (no ``price_changes``) rewritten into the current shape's entries."""
     token = required(w.asset_id, "asset_id")
     if w.changes is not None:
         return [_ChangeEntry(token, c.price, c.size, c.side, w.hash) for c in w.changes]
@@ -195,21 +198,59 @@ def _change_entries(w: _PriceChange) -> list[_ChangeEntry]:
     raise WireError("price_change with neither price_changes, changes nor a price")
 
 
+def _level_change(e: _ChangeEntry) -> LevelChange:
+    """One entry the slow way: every field through its parser in field order, so the first bad
+    field raises its own WireError; the parsers fill the caches the fast path reads."""
+    return LevelChange(
+        token=e.asset_id,
+        side=side_of(e.side),
+        price=parse_price(e.price),
+        size=parse_price(e.size),
+        best_bid=best_bid_of(e.best_bid),
+        best_ask=best_ask_of(e.best_ask),
+        hash=e.hash or "",
+    )
+
+
 def _map_price_change(w: _PriceChange, recv_ns: int, cid: str) -> PriceChange:
-    # the hottest loop of the feed: every name it calls is a local or a C-level cache
-    price, bid, ask, sides = parse_price, best_bid_of, best_ask_of, SIDES
-    changes = [
-        LevelChange(
-            token=e.asset_id,
-            side=sides.get(e.side) or side_of(e.side),  # side_of only to raise on an unknown side
-            price=price(e.price),
-            size=price(e.size),
-            best_bid=bid(e.best_bid),
-            best_ask=ask(e.best_ask),
-            hash=e.hash or "",
+    # The hottest loop of the feed, so no call per field: side, price and the two tops are
+    # plain dict lookups in the parsers' caches (a miss, or a bad value, takes the whole entry
+    # the slow way), and the size, which seldom repeats, is parse_decimal written out for the
+    # common form (at most six places, at most 18 digits); any other form goes to the parser.
+    entries = w.price_changes
+    if entries is None:
+        entries = _legacy_entries(w)
+    sides, prices, bids, asks, scale = SIDES, PRICES, BEST_BIDS, BEST_ASKS, SCALE
+    changes = []
+    append = changes.append
+    for e in entries:
+        try:
+            side = sides[e.side]
+            price = prices[e.price]
+            best_bid = bids[e.best_bid]
+            best_ask = asks[e.best_ask]
+        except KeyError:
+            append(_level_change(e))
+            continue
+        text = e.size
+        whole, _, frac = text.partition(".")
+        digits = whole + frac
+        places = len(frac)
+        if places <= 6 and len(digits) <= 18 and digits.isdigit() and digits.isascii():
+            size = int(digits) * scale[places]
+        else:
+            size = parse_decimal(text)
+        append(
+            LevelChange(
+                token=e.asset_id,
+                side=side,
+                price=price,
+                size=size,
+                best_bid=best_bid,
+                best_ask=best_ask,
+                hash=e.hash or "",
+            )
         )
-        for e in _change_entries(w)
-    ]
     return PriceChange(
         cid=cid,
         recv_ns=recv_ns,

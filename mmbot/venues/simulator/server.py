@@ -474,6 +474,7 @@ class SimServer:
             Route("/order", authenticated(lambda a, body, r: trading.cancel(a, [body["orderID"]], now())),
                   methods=["DELETE"]),
             Route("/orders", authenticated(lambda a, body, r: trading.cancel(a, list(body), now())), methods=["DELETE"]),
+            Route("/cancel-all", authenticated(lambda a, body, r: trading.cancel_all(a, now())), methods=["DELETE"]),
             Route("/data/orders", authenticated(
                 lambda a, body, r: {"data": trading.open_orders(a), "next_cursor": "LTE="})),
         ])

@@ -151,6 +151,10 @@ class SimTrading:
             not_canceled |= dict(result.not_canceled)
         return {"canceled": canceled, "not_canceled": not_canceled}
 
+    def cancel_all(self, account: Account, now_ns: int) -> dict[str, Any]:
+        result = self.engine.cancel_all(account.creds.api_key, now_ns)
+        return {"canceled": list(result.canceled), "not_canceled": {}}
+
     def open_orders(self, account: Account) -> list[dict[str, Any]]:
         return [
             {"id": o.order_id, "market": o.market, "asset_id": o.token, "side": o.side.value,

@@ -15,7 +15,7 @@ import heapq
 import json
 from typing import Any
 
-from mmbot.model import format_micro
+from mmbot.model import Side, format_micro, notional, notional_down
 from mmbot.venues.simulator import events as ev
 
 SECOND = 1_000_000_000
@@ -36,6 +36,9 @@ class UserFeed:
         self._outbox: list[tuple[str, str]] = []
         self.fail_next: set[str] = set()  # api keys whose next trade fails
         self.shuffle_next: set[str] = set()  # api keys whose next batch of messages comes twice, reversed
+        # each account's truth, from its trades: shares per token, and the pUSD its trades moved
+        self.positions: dict[str, dict[str, int]] = {}
+        self.cash_moved: dict[str, int] = {}
 
     def add_account(self, api_key: str, address: str) -> None:
         self._accounts[api_key] = address
@@ -45,6 +48,8 @@ class UserFeed:
             if isinstance(event, ev.Trade):
                 for owner, role in ((event.taker_owner, "TAKER"), (event.maker_owner, "MAKER")):
                     if owner in self._accounts:
+                        if owner not in self.fail_next:  # a trade that will fail never changes the account
+                            self._account(owner, role, event)
                         self._trade(owner, role, event)
             elif isinstance(event, ev.OrderRested) and event.order.owner in self._accounts:
                 self._outbox.append((event.order.owner, self._order(event.order, "PLACEMENT", "LIVE", event.ts_ns)))
@@ -63,6 +68,20 @@ class UserFeed:
             mine = [m for m in taken if m[0] == owner]
             taken = [m for m in taken if m[0] != owner] + list(reversed(mine)) + mine
         return taken
+
+    def _account(self, owner: str, role: str, trade: ev.Trade) -> None:
+        if role == "TAKER":
+            token, side, price, fee = trade.taker_token, trade.taker_side, trade.taker_price, trade.taker_fee
+        else:
+            token, side, price, fee = trade.maker_token, trade.maker_side, trade.maker_price, 0
+        held = self.positions.setdefault(owner, {})
+        if side is Side.BUY:
+            held[token] = held.get(token, 0) + trade.size
+            moved = -notional(price, trade.size) - fee  # a buyer's cost rounds up, as the ledger's
+        else:
+            held[token] = held.get(token, 0) - trade.size
+            moved = notional_down(price, trade.size) - fee
+        self.cash_moved[owner] = self.cash_moved.get(owner, 0) + moved
 
     # ------------------------------------------------------------------ messages
 

@@ -1,0 +1,54 @@
+"""End to end with signed orders against the simulator over loopback (``--mode sim``): the live
+gateway, the user channel and reconciliation, with faults injected — and afterwards the ledger
+equals the simulator's account, token by token and in cash, exactly."""
+
+from __future__ import annotations
+
+import httpx
+import trio
+
+from mmbot.app_live import run_trading
+from mmbot.clock import TrioClock
+from mmbot.config import Config, MergeConfig, Secret, StrategiesConfig
+from mmbot.venues.polymarket.auth import SigningKey
+from mmbot.venues.polymarket.discovery import list_markets
+from mmbot.venues.simulator.server import Fault, SimServer, SimSettings
+from mmbot.venues.simulator.trading import credentials_for
+from mmbot.venues.simulator.venue import LiveVenue
+
+START_NS = 1_786_604_100 * 1_000_000_000
+KEY = SigningKey(Secret(value="0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"))
+# merges are an on-chain call the live gateway does not make yet: off for this run
+CONFIG = Config(seed=2, strategies=StrategiesConfig(merge=MergeConfig(enabled=False)))
+
+
+async def test_sim_mode_ledger_equals_the_simulators_account_under_faults(nursery, autojump_clock, tmp_path) -> None:
+    venue = LiveVenue(seed=12, markets=4, start_ns=START_NS, warmup_s=20)
+    server = SimServer(venue, settings=SimSettings(seed=0))
+    urls = await nursery.start(server.run)
+    async with httpx.AsyncClient(base_url=urls.rest) as http:
+        markets, _ = await list_markets(http)
+    api_key = credentials_for(KEY.address).api_key
+
+    async def faults() -> None:
+        await trio.sleep(20)
+        server.inject(Fault(kind="throttle", value="2"))
+        await trio.sleep(20)
+        server.inject(Fault(kind="fail", value=api_key))
+        server.inject(Fault(kind="shuffle", value=api_key))
+        await trio.sleep(20)
+        server.inject(Fault(kind="lose", value="1"))
+        server.inject(Fault(kind="restart", value="3"))
+
+    nursery.start_soon(faults)
+    engine = await run_trading(
+        config=CONFIG, markets=markets, ws_url=urls.ws, user_ws_url=server.user_url, rest_url=urls.rest, key=KEY,
+        creds=None, db_path=tmp_path / "sim.db", mode="sim", duration_s=150, clock=TrioClock(anchor_ns=START_NS),
+    )
+    ledger = engine.executor.ledger
+    truth = venue.user_feed.positions.get(api_key, {})
+    counts = engine.executor.counts
+    assert counts["orders"] > 5 and counts["fills"] > 0, counts
+    assert {t: n for t, n in truth.items() if n} == {t: n for t, n in ledger.snapshot()["positions"].items() if n}
+    assert ledger.cash == CONFIG.paper.cash + venue.user_feed.cash_moved.get(api_key, 0)
+    ledger.check()
