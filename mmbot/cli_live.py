@@ -135,21 +135,53 @@ def cmd_record(args: argparse.Namespace) -> int:
     return trio.run(main)
 
 
+API_ENV = ("MMBOT_API_KEY", "MMBOT_API_SECRET", "MMBOT_API_PASSPHRASE")
+
+
+def _trading_secrets(mode: str) -> tuple[Any, Any]:
+    """The signing key and API credentials from the environment; one line naming what is missing.
+    In sim mode the credentials may be left out: they are derived from the key (L1)."""
+    from mmbot.config import secret_from_env
+    from mmbot.venues.polymarket.auth import ApiCredentials, SigningError, SigningKey
+
+    missing = [name for name in (PRIVATE_KEY_ENV, *API_ENV) if secret_from_env(name) is None]
+    if PRIVATE_KEY_ENV in missing or (mode == "live" and missing):
+        raise UsageError(f"mmbot run --mode {mode}: missing from the environment: {', '.join(missing)}")
+    try:
+        key = SigningKey(secret_from_env(PRIVATE_KEY_ENV))
+    except SigningError as exc:
+        raise UsageError(f"mmbot run: {PRIVATE_KEY_ENV}: {exc}") from None
+    if any(name in missing for name in API_ENV):
+        return key, None
+    api_key, secret, passphrase = (secret_from_env(name) for name in API_ENV)
+    return key, ApiCredentials(api_key=api_key.reveal(), secret=secret, passphrase=passphrase)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import trio
 
-    from mmbot import app
+    from mmbot import app, app_live
     from mmbot.config import ConfigError, load_config
     from mmbot.memory.report import summary
+    from mmbot.ports import VenueError
     from mmbot.report_view import print_summary
 
-    if args.mode != "paper":
-        raise UsageError(f"mmbot run: --mode {args.mode} is not built yet: only --mode paper (live and sim trading"
-                         " with signed orders come with the live gateway)")
+    if args.mode == "live":
+        raise UsageError("mmbot run: --mode live is not enabled yet: it runs the --mode sim wiring, which still"
+                         " lacks heartbeats, the start-up balance and positions, and --dry-run")
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(f"mmbot: {exc}") from None
+    key, creds = _trading_secrets(args.mode) if args.mode == "sim" else (None, None)
+    if args.mode == "sim" and config.strategies.merge.enabled:
+        import attrs
+
+        # merging is an on-chain call the live gateway does not make yet: without this the first
+        # merge would wait for an answer that never comes
+        print("mmbot run: merges are not supported with signed orders yet: the merge strategy is off", file=sys.stderr)
+        config = attrs.evolve(config, strategies=attrs.evolve(
+            config.strategies, merge=attrs.evolve(config.strategies.merge, enabled=False)))
     db = _fresh_db(Path(args.db))
 
     async def main() -> None:
@@ -157,13 +189,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, stop)
-            print(f"paper trading {len(markets)} markets from {args.ws}; event log {db}; Ctrl-C stops", flush=True)
-            await app.run_paper(config=config, markets=markets, ws_url=args.ws, db_path=db,
-                                duration_s=args.duration, stop=stop)
+            print(f"{args.mode} trading {len(markets)} markets from {args.ws}; event log {db}; Ctrl-C stops", flush=True)
+            if args.mode == "paper":
+                await app.run_paper(config=config, markets=markets, ws_url=args.ws, db_path=db,
+                                    duration_s=args.duration, stop=stop)
+            else:
+                user_ws = args.user_ws or args.ws.replace("/ws/market", "/ws/user")
+                await app_live.run_trading(config=config, markets=markets, ws_url=args.ws, user_ws_url=user_ws,
+                                           rest_url=args.rest, key=key, creds=creds, db_path=db, mode=args.mode,
+                                           duration_s=args.duration, stop=stop)
             nursery.cancel_scope.cancel()
 
-    trio.run(main)
-    print_summary(summary(db), title=f"paper run on {args.ws}")
+    try:
+        trio.run(main)
+    except VenueError as exc:  # at start-up: wrong version, credentials refused, venue unreachable
+        raise UsageError(f"mmbot run: {exc}") from None
+    print_summary(summary(db), title=f"{args.mode} run on {args.ws}")
     print(f"event log: {db}")
     return 0
 
@@ -253,7 +294,7 @@ def add_parsers(sub: Any, int_arg: Any) -> None:
     record.add_argument("--out", required=True, help="recording to write (.jsonl or .jsonl.gz)")
     record.add_argument("--duration", type=int_arg("--duration"), help="seconds (default: until Ctrl-C)")
 
-    run = sub.add_parser("run", help="trade on a live market channel (paper)")
+    run = sub.add_parser("run", help="trade on a live market channel: paper, or signed orders against the simulator")
     run.add_argument("--mode", choices=["paper", "live", "sim"], required=True)
     run.add_argument("--ws", required=True, help="market channel URL")
     run.add_argument("--rest", required=True, help="REST/Gamma base URL")
@@ -261,6 +302,7 @@ def add_parsers(sub: Any, int_arg: Any) -> None:
     run.add_argument("--markets", nargs="+", help="condition ids or slugs (default: every tradeable market)")
     run.add_argument("--duration", type=int_arg("--duration"), help="seconds (default: until Ctrl-C)")
     run.add_argument("--db", default="out/paper.db", help="the event log to write")
+    run.add_argument("--user-ws", help="user channel URL (default: --ws with /ws/market -> /ws/user)")
 
     status_ = sub.add_parser("status", help="a run's current state, from its event log (live or finished)")
     status_.add_argument("db")

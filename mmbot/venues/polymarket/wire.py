@@ -25,9 +25,10 @@ from mmbot.model import (
 from mmbot.venues.polymarket.wire_base import (
     BEST_ASKS,
     BEST_BIDS,
+    FRACTIONS,
     PRICES,
-    SCALE,
     SIDES,
+    WHOLES,
     FrameDecoder,
     Stamp,
     WireError,
@@ -36,8 +37,8 @@ from mmbot.venues.polymarket.wire_base import (
     optional_count,
     optional_price,
     parse_count,
-    parse_decimal,
     parse_price,
+    parse_size,
     required,
     side_of,
     string_list,
@@ -169,7 +170,7 @@ class _MarketResolved(msgspec.Struct, tag_field="event_type", tag="market_resolv
 
 
 def _levels(levels: list[_Level]) -> tuple[tuple[int, int], ...]:
-    return tuple([(parse_price(level.price), parse_decimal(level.size)) for level in levels])
+    return tuple([(parse_price(level.price), parse_size(level.size)) for level in levels])
 
 
 def _map_book(w: _Book, recv_ns: int, cid: str) -> BookSnapshot:
@@ -205,7 +206,7 @@ def _level_change(e: _ChangeEntry) -> LevelChange:
         token=e.asset_id,
         side=side_of(e.side),
         price=parse_price(e.price),
-        size=parse_price(e.size),
+        size=parse_size(e.size),
         best_bid=best_bid_of(e.best_bid),
         best_ask=best_ask_of(e.best_ask),
         hash=e.hash or "",
@@ -213,33 +214,27 @@ def _level_change(e: _ChangeEntry) -> LevelChange:
 
 
 def _map_price_change(w: _PriceChange, recv_ns: int, cid: str) -> PriceChange:
-    # The hottest loop of the feed, so no call per field: side, price and the two tops are
-    # plain dict lookups in the parsers' caches (a miss, or a bad value, takes the whole entry
-    # the slow way), and the size, which seldom repeats, is parse_decimal written out for the
-    # common form (at most six places, at most 18 digits); any other form goes to the parser.
+    # The hottest loop of the feed, so no call per field: every field is a plain dict lookup in
+    # its parser's cache (the size as its whole part plus its fraction, see parse_size). A miss,
+    # or a bad value, which is never cached, takes the whole entry the slow way.
     entries = w.price_changes
     if entries is None:
         entries = _legacy_entries(w)
-    sides, prices, bids, asks, scale = SIDES, PRICES, BEST_BIDS, BEST_ASKS, SCALE
+    sides, prices, wholes, fractions = SIDES, PRICES, WHOLES, FRACTIONS
+    bids, asks = BEST_BIDS, BEST_ASKS
     changes = []
     append = changes.append
     for e in entries:
         try:
             side = sides[e.side]
             price = prices[e.price]
+            whole, _, frac = e.size.partition(".")
+            size = wholes[whole] + fractions[frac]
             best_bid = bids[e.best_bid]
             best_ask = asks[e.best_ask]
         except KeyError:
             append(_level_change(e))
             continue
-        text = e.size
-        whole, _, frac = text.partition(".")
-        digits = whole + frac
-        places = len(frac)
-        if places <= 6 and len(digits) <= 18 and digits.isdigit() and digits.isascii():
-            size = int(digits) * scale[places]
-        else:
-            size = parse_decimal(text)
         append(
             LevelChange(
                 token=e.asset_id,

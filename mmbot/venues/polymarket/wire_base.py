@@ -86,6 +86,27 @@ def parse_price(text: str) -> int:
     return remember(PRICES, text, parse_decimal(text)) if value is None else value
 
 
+# Sizes seldom repeat as a whole ("264.9", "86.19") but their parts do: a size is the sum of
+# its whole part, in micro-units, and its fraction's. A part is stored only from a size that
+# parsed, and only in the plain form (1-18 digits before the dot, at most six after it), so
+# any sum of stored parts is the value parse_decimal gives the text they spell.
+WHOLES: dict[str, int] = {}  # "264" -> 264_000_000
+FRACTIONS: dict[str, int] = {"": 0}  # "9" -> 900_000, "19" -> 190_000
+
+
+def parse_size(text: str) -> int:
+    """parse_decimal through the WHOLES and FRACTIONS caches: the same value or WireError."""
+    whole, _, frac = text.partition(".")
+    try:
+        return WHOLES[whole] + FRACTIONS[frac]
+    except KeyError:
+        value = parse_decimal(text)
+        if 0 < len(whole) <= 18 and len(frac) <= 6:
+            remember(WHOLES, whole, int(whole) * ONE)
+            remember(FRACTIONS, frac, int(frac) * SCALE[len(frac)] if frac else 0)
+        return value
+
+
 def parse_count(value: str | int, field: str) -> int:
     """A non-negative whole number sent as a string or a JSON integer (timestamps, bps)."""
     if isinstance(value, int):
@@ -199,9 +220,14 @@ _RAW_VALUE = msgspec.json.Decoder(msgspec.Raw)
 
 def _json_opener(text: str | bytes) -> str | None:
     """'[' or '{' when the text is a JSON frame, None for a text control frame."""
+    first = text[:1]
     if isinstance(text, str):
+        if first == "{" or first == "[":  # the common case, without the regex
+            return first
         match = _JSON_START_TEXT.match(text)
         return None if match is None else match.group()[-1]
+    if first == b"{" or first == b"[":
+        return first.decode()
     match = _JSON_START_BYTES.match(text)
     return None if match is None else chr(match.group()[-1])
 
