@@ -52,3 +52,30 @@ async def test_sim_mode_ledger_equals_the_simulators_account_under_faults(nurser
     assert {t: n for t, n in truth.items() if n} == {t: n for t, n in ledger.snapshot()["positions"].items() if n}
     assert ledger.cash == CONFIG.paper.cash + venue.user_feed.cash_moved.get(api_key, 0)
     ledger.check()
+
+
+async def test_secrets_appear_nowhere(nursery, autojump_clock, tmp_path, capsys) -> None:
+    """Known fake secrets through a whole signed session: not in the event log, not on stdout or
+    stderr, not in the reprs of the objects that hold them."""
+    from mmbot.venues.polymarket.auth import ApiCredentials
+
+    venue = LiveVenue(seed=13, markets=4, start_ns=START_NS, warmup_s=10)
+    server = SimServer(venue, settings=SimSettings(seed=0))
+    urls = await nursery.start(server.run)
+    creds = ApiCredentials(api_key="fake-key-0001", secret=Secret(value="ZmFrZS1zZWNyZXQtZmFrZS1zZWNyZXQtZmFrZS1zZWM="),
+                           passphrase=Secret(value="fake-passphrase-0001"))
+    server.add_account(KEY.address, creds)
+    async with httpx.AsyncClient(base_url=urls.rest) as http:
+        markets, _ = await list_markets(http)
+    engine = await run_trading(
+        config=CONFIG, markets=markets, ws_url=urls.ws, user_ws_url=server.user_url, rest_url=urls.rest, key=KEY,
+        creds=creds, db_path=tmp_path / "s.db", mode="sim", duration_s=40, clock=TrioClock(anchor_ns=START_NS),
+    )
+    assert engine.executor.counts["orders"] > 0
+    secrets = ["ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80", creds.secret.reveal(),
+               "fake-passphrase-0001"]
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    out = capsys.readouterr()
+    holders = repr(KEY) + repr(creds) + repr(engine.executor._gateway) + repr(engine.config)
+    for secret in secrets:
+        assert secret.encode() not in stored and secret not in out.out + out.err and secret not in holders

@@ -32,6 +32,7 @@ from mmbot.venues.polymarket.wire_base import (
     FrameDecoder,
     Stamp,
     WireError,
+    attrs_builder,
     best_ask_of,
     best_bid_of,
     optional_count,
@@ -199,6 +200,9 @@ def _legacy_entries(w: _PriceChange) -> list[_ChangeEntry]:
     raise WireError("price_change with neither price_changes, changes nor a price")
 
 
+_new_price_change = attrs_builder(PriceChange)
+
+
 def _level_change(e: _ChangeEntry) -> LevelChange:
     """One entry the slow way: every field through its parser in field order, so the first bad
     field raises its own WireError; the parsers fill the caches the fast path reads."""
@@ -246,13 +250,7 @@ def _map_price_change(w: _PriceChange, recv_ns: int, cid: str) -> PriceChange:
                 hash=e.hash or "",
             )
         )
-    return PriceChange(
-        cid=cid,
-        recv_ns=recv_ns,
-        market=w.market,
-        venue_ts_ms=parse_count(w.timestamp, "timestamp"),
-        changes=tuple(changes),
-    )
+    return _new_price_change(cid, recv_ns, w.market, parse_count(w.timestamp, "timestamp"), tuple(changes))
 
 
 def _map_last_trade(w: _LastTrade, recv_ns: int, cid: str) -> LastTrade:
