@@ -357,7 +357,7 @@ async def run_paper(
         on_gap=lambda tokens, reason: engine.frames.on_gap(tokens, reason, clock.now_ns()),
         sink=log, clock=clock, config=config.feed, rng=random.Random(config.seed ^ 0xFEED),
     )
-    engine.frames.add_observer(_follow_listings(channel))
+    engine.frames.add_observer(follow_listings(channel))
     channel.subscribe(token for info in markets for token in info.tokens)
     stop = trio.Event() if stop is None else stop
     engine.channel = channel
@@ -367,7 +367,7 @@ async def run_paper(
             await decisions.start(functools.partial(run_decisions, engine, seed=config.seed))
             async with trio.open_nursery() as facts:
                 await facts.start(engine.scheduler.run)
-                await facts.start(functools.partial(_supervised_feed, engine, channel, seed=config.seed))
+                await facts.start(functools.partial(supervised_feed, engine, channel, seed=config.seed))
                 task_status.started(engine)
                 with trio.move_on_after(duration_s if duration_s is not None else math.inf):
                     await stop.wait()
@@ -384,7 +384,7 @@ async def run_paper(
     return engine
 
 
-async def _supervised_feed(engine: Engine, channel: MarketChannel, *, seed: int,
+async def supervised_feed(engine: Engine, channel: MarketChannel, *, seed: int,
                            task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """The market feed under the supervisor: a crash (a bug; lost connections are not crashes)
     marks every book stale at once, so quotes come down, and the feed restarts with backoff and
@@ -408,7 +408,7 @@ async def _supervised_feed(engine: Engine, channel: MarketChannel, *, seed: int,
     )
 
 
-def _follow_listings(channel: MarketChannel) -> Callable[[Any], None]:
+def follow_listings(channel: MarketChannel) -> Callable[[Any], None]:
     """Subscribe to markets as they are listed, and let resolved ones go."""
 
     def observe(msg: Any) -> None:

@@ -21,13 +21,14 @@ import httpx
 import trio
 
 from mmbot import __version__
-from mmbot.app import SHUTDOWN_GRACE_S, Engine, _follow_listings, _supervised_feed, build_engine, run_decisions
+from mmbot.app import SHUTDOWN_GRACE_S, Engine, build_engine, follow_listings, run_decisions, supervised_feed
 from mmbot.clock import TrioClock, wall_ns
 from mmbot.config import Config
 from mmbot.decisions.markets import Markets
 from mmbot.decisions.reconcile import FAILED, Reconciler
 from mmbot.memory.log import EventLog
 from mmbot.model import Fill, Ids, MalformedFrame, MarketInfo, OrderDone, UserOrder, UserTrade, parse_micro, taker_fee
+from mmbot.ports import OutcomeUnknown, Rejected, Retryable
 from mmbot.venues.polymarket.auth import ApiCredentials, OrderSigner, SigningKey
 from mmbot.venues.polymarket.gateway import LiveGateway
 from mmbot.venues.polymarket.rest import ClobRest
@@ -79,7 +80,7 @@ async def run_trading(
             sink=log, clock=clock, config=config.feed, rng=random.Random(config.seed ^ 0xFEED),
         )
         engine.channel = channel
-        engine.frames.add_observer(_follow_listings(channel))
+        engine.frames.add_observer(follow_listings(channel))
         channel.subscribe(token for info in markets for token in info.tokens)
         user = user_connection(
             url=user_ws_url, creds=creds, markets=[], sink=log, clock=clock, config=config.feed,
@@ -95,7 +96,7 @@ async def run_trading(
                     await facts.start(engine.scheduler.run)
                     await facts.start(gateway.run)
                     await facts.start(user.run)
-                    await facts.start(functools.partial(_supervised_feed, engine, channel, seed=config.seed))
+                    await facts.start(functools.partial(supervised_feed, engine, channel, seed=config.seed))
                     facts.start_soon(_reconcile_loop, reconciler, rest, gateway, clock, log)
                     task_status.started(engine)
                     with trio.move_on_after(duration_s if duration_s is not None else math.inf):
@@ -158,7 +159,7 @@ async def _reconcile_loop(reconciler: Reconciler, rest: ClobRest, gateway: LiveG
             continue
         try:
             open_now = {o["id"]: o for o in await rest.open_orders()}
-        except Exception as exc:  # noqa: BLE001 - a failed query is retried next second
+        except (Retryable, Rejected, OutcomeUnknown) as exc:  # asked again next second; Fatal stops the run
             log.record("error", "reconcile", {"where": "reconcile", "error": f"query: {exc}"})
             continue
         for order_id in asks:

@@ -104,7 +104,7 @@ def test_markets_listed_later_are_subscribed_and_resolved_ones_let_go() -> None:
         def unsubscribe(self, tokens):
             calls.append(("unsubscribe", tuple(tokens)))
 
-    observe = app._follow_listings(Channel())
+    observe = app.follow_listings(Channel())
     observe(NewMarket(cid="f1", recv_ns=1, market="0xm", market_id="7", question="q", slug="s", tokens=("a", "b"),
                       outcomes=("Yes", "No"), tick=10_000, venue_ts_ms=1))
     observe(MarketResolved(cid="f2", recv_ns=2, market="0xm", market_id="7", tokens=("a", "b"), winning_token="a",
