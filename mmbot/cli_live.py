@@ -138,7 +138,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 API_ENV = ("MMBOT_API_KEY", "MMBOT_API_SECRET", "MMBOT_API_PASSPHRASE")
 
 
-def _trading_secrets(mode: str) -> tuple[Any, Any]:
+def _trading_secrets(mode: str, who: str = "") -> tuple[Any, Any]:
     """The signing key and API credentials from the environment; one line naming what is missing.
     In sim mode the credentials may be left out: they are derived from the key (L1)."""
     from mmbot.config import secret_from_env
@@ -146,7 +146,7 @@ def _trading_secrets(mode: str) -> tuple[Any, Any]:
 
     missing = [name for name in (PRIVATE_KEY_ENV, *API_ENV) if secret_from_env(name) is None]
     if PRIVATE_KEY_ENV in missing or (mode == "live" and missing):
-        raise UsageError(f"mmbot run --mode {mode}: missing from the environment: {', '.join(missing)}")
+        raise UsageError(f"{who or f'mmbot run --mode {mode}'}: missing from the environment: {', '.join(missing)}")
     try:
         key = SigningKey(secret_from_env(PRIVATE_KEY_ENV))
     except SigningError as exc:
@@ -274,6 +274,31 @@ def cmd_creds(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cancel_all(args: argparse.Namespace) -> int:
+    """``mmbot cancel-all --rest URL``: cancel every open order of the account, now."""
+    import httpx
+    import trio
+
+    from mmbot.clock import TrioClock
+    from mmbot.ports import VenueError
+    from mmbot.venues.polymarket.rest import ClobRest
+
+    key, creds = _trading_secrets("sim" if args.derive else "live", "mmbot cancel-all")
+
+    async def main() -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=args.rest, timeout=10) as client:
+            clock = TrioClock()
+            found = creds or await ClobRest.create_or_derive_api_key(client, key, clock)
+            return await ClobRest(client=client, creds=found, address=key.address, clock=clock).cancel_all()
+
+    try:
+        answer = trio.run(main)
+    except (VenueError, httpx.HTTPError) as exc:
+        raise UsageError(f"mmbot cancel-all: {args.rest}: {exc}") from None
+    print(f"cancelled {len(answer.get('canceled', []))} order(s); not cancelled: {answer.get('not_canceled') or 'none'}")
+    return 0
+
+
 def add_parsers(sub: Any, int_arg: Any) -> None:
     sim = sub.add_parser("sim", help="run the Polymarket-compatible venue simulator on loopback")
     sim.add_argument("--port", type=int_arg("--port"), default=8080, help="REST port (0: any free port)")
@@ -307,9 +332,14 @@ def add_parsers(sub: Any, int_arg: Any) -> None:
     status_ = sub.add_parser("status", help="a run's current state, from its event log (live or finished)")
     status_.add_argument("db")
 
+    cancel_all = sub.add_parser("cancel-all", help="cancel every open order of the account in the environment")
+    cancel_all.add_argument("--rest", required=True, help="CLOB REST base URL")
+    cancel_all.add_argument("--derive", action="store_true", help="derive the API credentials from the key (L1)")
+
     creds = sub.add_parser("creds", help="API credentials for the signing key in MMBOT_PRIVATE_KEY")
     creds.add_argument("action", choices=["derive"])
     creds.add_argument("--rest", required=True, help="CLOB REST base URL (the simulator's, or Polymarket's)")
 
 
-COMMANDS = {"sim": cmd_sim, "record": cmd_record, "run": cmd_run, "status": cmd_status, "creds": cmd_creds}
+COMMANDS = {"sim": cmd_sim, "record": cmd_record, "run": cmd_run, "status": cmd_status, "creds": cmd_creds,
+            "cancel-all": cmd_cancel_all}

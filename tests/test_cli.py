@@ -34,6 +34,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["record", "--ws", "ws://x", "--rest", "http://x", "--out", "f.jsonl"], "give --markets ID... or --all"),
         (["status", "missing.db"], "missing.db: no such event log"),
         (["creds", "derive", "--rest", "http://127.0.0.1:9"], "MMBOT_PRIVATE_KEY is not set"),
+        (["cancel-all", "--rest", "http://127.0.0.1:9"], "mmbot cancel-all: missing from the environment: MMBOT_PRIVATE_KEY"),
     ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(args, needle, capsys, monkeypatch) -> None:

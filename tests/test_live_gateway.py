@@ -34,10 +34,14 @@ class Rows:
         self.rows.append((kind, cid, payload))
 
 
-def gateway(handler):  # noqa: ANN001, ANN201
+def gateway(handler, beats: list | None = None):  # noqa: ANN001, ANN201
     seen: list[httpx.Request] = []
+    beats = [] if beats is None else beats
 
     def record(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/heartbeats":  # the gateway's keepalive: answered, not counted
+            beats.append(json.loads(request.content)["heartbeat_id"])
+            return httpx.Response(200, json={"status": "ok", "heartbeat_id": f"h{len(beats)}"})
         seen.append(request)
         return handler(request)
 
@@ -138,3 +142,11 @@ async def test_cancels_become_done_or_refused(nursery, autojump_clock) -> None:
         CancelRejected(cid="c9", order_id="o9", reason="never sent"),
     ]
     assert json.loads(seen[-1].content) == [gw.venue_ids["o1"], gw.venue_ids["o2"]]
+
+
+async def test_heartbeats_echo_the_latest_id_every_five_seconds(nursery, autojump_clock) -> None:
+    beats: list[str] = []
+    gw, _, _, _ = gateway(lambda r: httpx.Response(500), beats)
+    await nursery.start(gw.run)
+    await trio.sleep(12)
+    assert beats == ["", "h1", "h2"]  # at 0, 5 and 10 s, each echoing the id the last one returned

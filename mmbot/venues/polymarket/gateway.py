@@ -37,6 +37,7 @@ from mmbot.venues.polymarket.rest import MAX_BATCH, ClobRest
 
 ACCEPTED_STATUSES = frozenset({"live", "matched", "delayed", "unmatched"})
 MAX_RETRIES = 5
+HEARTBEAT_S = 5  # the venue cancels everything after 10 s without one
 
 
 class LiveGateway:
@@ -63,7 +64,23 @@ class LiveGateway:
         self._pending.send(request)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._heartbeats)
+            task_status.started()
+            await self._requests()
+
+    async def _heartbeats(self) -> None:
+        """Every ``HEARTBEAT_S``: without them the venue cancels every resting order (cancel-on-
+        disconnect), which is the point — if this process dies, its quotes do not outlive it."""
+        beat = ""
+        while True:
+            try:
+                beat = await self._rest.heartbeat(beat)
+            except (Retryable, Rejected, OutcomeUnknown) as exc:
+                self._sink.record("error", "heartbeat", {"where": "gateway", "error": f"heartbeat: {exc}"})
+            await trio.sleep(HEARTBEAT_S)
+
+    async def _requests(self) -> None:
         while True:
             requests = await self._pending.receive_batch()
             submits = [r for r in requests if isinstance(r, SubmitRequest)]

@@ -7,6 +7,8 @@ in wire_base.py and the user channel in wire_user.py; this module is the one to 
 
 from __future__ import annotations
 
+from typing import Callable, Literal
+
 import msgspec
 
 from mmbot.model import (
@@ -27,12 +29,12 @@ from mmbot.venues.polymarket.wire_base import (
     BEST_BIDS,
     FRACTIONS,
     PRICES,
+    BAD_JSON,
     SIDES,
     WHOLES,
     FrameDecoder,
     Stamp,
     WireError,
-    attrs_builder,
     best_ask_of,
     best_bid_of,
     optional_count,
@@ -42,6 +44,7 @@ from mmbot.venues.polymarket.wire_base import (
     parse_size,
     required,
     side_of,
+    slot_setters,
     string_list,
     tick_value,
     valid_tick,
@@ -103,7 +106,7 @@ class _LegacyChange(msgspec.Struct, gc=False):
     side: str
 
 
-class _PriceChange(msgspec.Struct, tag_field="event_type", tag="price_change", gc=False):
+class _PriceChangeFields(msgspec.Struct, gc=False):
     """All three shapes in one Struct: the current one and the two legacy ones (protocol §2)."""
 
     market: str
@@ -115,6 +118,21 @@ class _PriceChange(msgspec.Struct, tag_field="event_type", tag="price_change", g
     price: str | None = None  # legacy: one change at top level
     size: str | None = None
     side: str | None = None
+
+
+class _PriceChange(_PriceChangeFields, tag_field="event_type", tag="price_change", gc=False):
+    """price_change in the market channel's tagged union."""
+
+
+class _PriceChangeFrame(_PriceChangeFields, kw_only=True, gc=False):
+    """A frame that is one price_change object, for decode_market_frame's fast path.
+
+    The tag is an ordinary required field here, checked wherever it stands. The union must
+    find the tag before it can pick a Struct, and the venue writes it last, after the
+    entries: that look-ahead is ~1 µs of a price_change frame's decoding.
+    """
+
+    event_type: Literal["price_change"]
 
 
 class _LastTrade(msgspec.Struct, tag_field="event_type", tag="last_trade_price"):
@@ -189,7 +207,7 @@ def _map_book(w: _Book, recv_ns: int, cid: str) -> BookSnapshot:
     )
 
 
-def _legacy_entries(w: _PriceChange) -> list[_ChangeEntry]:
+def _legacy_entries(w: _PriceChangeFields) -> list[_ChangeEntry]:
     """The two legacy shapes (no ``price_changes``) rewritten into the current shape's entries."""
     token = required(w.asset_id, "asset_id")
     if w.changes is not None:
@@ -200,7 +218,37 @@ def _legacy_entries(w: _PriceChange) -> list[_ChangeEntry]:
     raise WireError("price_change with neither price_changes, changes nor a price")
 
 
-_new_price_change = attrs_builder(PriceChange)
+def _price_change_builder() -> Callable[[str, int, str, int, tuple[LevelChange, ...]], PriceChange]:
+    """PriceChange(cid, recv_ns, market, venue_ts_ms, changes), ~0.3 µs cheaper than __init__."""
+    setters = slot_setters(PriceChange, ("cid", "recv_ns", "market", "venue_ts_ms", "changes"))
+    if setters is None:  # its __init__ does more than store the fields now (tests/test_wire.py)
+
+        def build_slowly(
+            cid: str, recv_ns: int, market: str, venue_ts_ms: int, changes: tuple[LevelChange, ...]
+        ) -> PriceChange:
+            return PriceChange(
+                cid=cid, recv_ns=recv_ns, market=market, venue_ts_ms=venue_ts_ms, changes=changes
+            )
+
+        return build_slowly
+    set_cid, set_recv_ns, set_market, set_venue_ts_ms, set_changes = setters
+    new = object.__new__
+
+    def build(
+        cid: str, recv_ns: int, market: str, venue_ts_ms: int, changes: tuple[LevelChange, ...]
+    ) -> PriceChange:
+        message = new(PriceChange)
+        set_cid(message, cid)
+        set_recv_ns(message, recv_ns)
+        set_market(message, market)
+        set_venue_ts_ms(message, venue_ts_ms)
+        set_changes(message, changes)
+        return message
+
+    return build
+
+
+_new_price_change = _price_change_builder()
 
 
 def _level_change(e: _ChangeEntry) -> LevelChange:
@@ -217,7 +265,7 @@ def _level_change(e: _ChangeEntry) -> LevelChange:
     )
 
 
-def _map_price_change(w: _PriceChange, recv_ns: int, cid: str) -> PriceChange:
+def _map_price_change(w: _PriceChangeFields, recv_ns: int, cid: str) -> PriceChange:
     # The hottest loop of the feed, so no call per field: every field is a plain dict lookup in
     # its parser's cache (the size as its whole part plus its fraction, see parse_size). A miss,
     # or a bad value, which is never cached, takes the whole entry the slow way.
@@ -353,9 +401,28 @@ _MARKET = FrameDecoder(
     },
 )
 
+_PRICE_CHANGE_FRAME = msgspec.json.Decoder(_PriceChangeFrame)
+_FAST_WITHIN = 256  # how far into a frame to look for the "price_changes" key; the venue writes
+# it second, after the market id (~80 characters in)
+
 
 def decode_market_frame(
     text: str | bytes, *, recv_ns: int, cid: str
 ) -> list[MarketMessage | MalformedFrame]:
     """Every message in one market-channel frame, in frame order; never raises on bad input."""
+    # The commonest frame, one price_change object, is first decoded without the union's
+    # look-ahead for the tag. When that decodes and maps, the union would have picked
+    # _PriceChange and read the same fields; anything else (another event, an array, text,
+    # bad input) is decoded again the general way, which also does all the error reporting.
+    # The key test only spares other frames the attempt (skipping a book's levels to reach
+    # its tag costs more than the look-ahead saves).
+    if isinstance(text, str):
+        fast = text.find('"price_changes"', 0, _FAST_WITHIN) >= 0
+    else:
+        fast = isinstance(text, bytes) and text.find(b'"price_changes"', 0, _FAST_WITHIN) >= 0
+    if fast:
+        try:
+            return [_map_price_change(_PRICE_CHANGE_FRAME.decode(text), recv_ns, cid)]
+        except (*BAD_JSON, WireError):
+            pass
     return _MARKET.decode(text, recv_ns, cid)

@@ -42,7 +42,7 @@ class Fault:
     """One injected fault. ``value``: stall seconds (0 = until the connection is dropped), delay
     ms (0 clears it), for ``tick`` "<condition id>:<new tick>", for ``fail`` and ``shuffle`` an
     API key (its next trade fails on chain / its next user messages come twice and reversed), for
-    ``throttle`` and ``lose`` a count of trading requests (429 / accepted but answered 502), for
+    ``throttle`` and ``lose`` a count of order posts (429 / accepted but answered 502), for
     ``restart`` seconds of 425."""
 
     kind: str
@@ -105,7 +105,7 @@ class SimServer:
         self._paused = False
         self._produced = 0  # frames made in rate mode
         self.counts = {"frames_sent": 0, "frames_dropped_stalled": 0, "slow_disconnects": 0, "pings": 0,
-                       "bad_client_messages": 0, "faults": 0}
+                       "bad_client_messages": 0, "faults": 0, "heartbeat_cancels": 0}
 
     # ------------------------------------------------------------------ running
 
@@ -140,6 +140,7 @@ class SimServer:
             await self._clock.sleep_until(deadline)
             if self._paused:
                 continue
+            self.counts["heartbeat_cancels"] += self.trading.expire_heartbeats(self.venue.now_ns)
             if not self._settings.rate:
                 self.publish(self.venue.step(self.venue_ns()))
                 self.publish_user()
@@ -427,7 +428,7 @@ class SimServer:
             async def endpoint(request: Request) -> Response:
                 raw = await request.body()
                 faults = self._trading_faults
-                if faults["throttle"]:
+                if faults["throttle"] and request.url.path in ("/order", "/orders") and request.method == "POST":
                     faults["throttle"] -= 1
                     return JSONResponse({"error": "Too Many Requests"}, status_code=429, headers={"Retry-After": "1"})
                 if self._clock.now_ns() < self._restart_until_ns and request.method != "GET":
@@ -438,7 +439,7 @@ class SimServer:
                     body = json_body(raw) if raw else None
                     answer = handler(account, body, request)
                 except VenueRefusal as refusal:
-                    return JSONResponse({"error": refusal.error}, status_code=refusal.status)
+                    return JSONResponse({"error": refusal.error, **refusal.body}, status_code=refusal.status)
                 if faults["lose"] and request.method == "POST":  # done, but the answer is lost
                     faults["lose"] -= 1
                     return JSONResponse({"error": "Bad Gateway"}, status_code=502)
@@ -474,6 +475,8 @@ class SimServer:
             Route("/order", authenticated(lambda a, body, r: trading.cancel(a, [body["orderID"]], now())),
                   methods=["DELETE"]),
             Route("/orders", authenticated(lambda a, body, r: trading.cancel(a, list(body), now())), methods=["DELETE"]),
+            Route("/heartbeats", authenticated(lambda a, body, r: trading.heartbeat(a, str(body["heartbeat_id"]), now())),
+                  methods=["POST"]),
             Route("/cancel-all", authenticated(lambda a, body, r: trading.cancel_all(a, now())), methods=["DELETE"]),
             Route("/data/orders", authenticated(
                 lambda a, body, r: {"data": trading.open_orders(a), "next_cursor": "LTE="})),

@@ -32,15 +32,17 @@ UNAUTHORIZED = "Unauthorized/Invalid api key"
 INVALID_SIGNATURE = "invalid signature"
 INVALID_ORDER = "INVALID_ORDER_ERROR"
 MIN_TICK = "INVALID_ORDER_MIN_TICK_SIZE"
+HEARTBEAT_LIMIT_NS = 15_000_000_000  # 10 s without a heartbeat, plus the venue's grace
 
 
 class VenueRefusal(Exception):
-    """The venue's answer to a bad request: ``status`` and its error string."""
+    """The venue's answer to a bad request: ``status``, its error string, and any other fields."""
 
     def __init__(self, status: int, error: str) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
+        self.body: dict[str, Any] = {}
 
 
 @attrs.frozen
@@ -64,6 +66,8 @@ class SimTrading:
     def __init__(self, engine: Engine, *, chain_id: int = CHAIN_ID) -> None:
         self.engine = engine
         self._accounts: dict[str, Account] = {}
+        self._beats: dict[str, tuple[str, int]] = {}  # api key -> (latest heartbeat id, when)
+        self._beat_seq = 0
         self._domains = {
             False: domain_separator("Polymarket CTF Exchange", "2", chain_id, EXCHANGE_V2),
             True: domain_separator("Polymarket CTF Exchange", "2", chain_id, NEG_RISK_EXCHANGE_V2),
@@ -71,6 +75,31 @@ class SimTrading:
 
     def add_account(self, address: str, creds: ApiCredentials) -> None:
         self._accounts[creds.api_key] = Account(address=address, creds=creds)
+
+    # ------------------------------------------------------------------ heartbeats
+
+    def heartbeat(self, account: Account, heartbeat_id: str, now_ns: int) -> dict[str, Any]:
+        """``POST /heartbeats``: echo the latest id ("" the first time) to keep orders alive."""
+        key = account.creds.api_key
+        current = self._beats.get(key, ("", 0))[0]
+        if heartbeat_id != current:
+            error = VenueRefusal(400, "invalid heartbeat id")
+            error.body = {"heartbeat_id": current}
+            raise error
+        self._beat_seq += 1
+        fresh = f"hb-{self._beat_seq}"
+        self._beats[key] = (fresh, now_ns)
+        return {"status": "ok", "heartbeat_id": fresh}
+
+    def expire_heartbeats(self, now_ns: int) -> int:
+        """Cancel-on-disconnect: every order of an account whose heartbeats stopped ``HEARTBEAT_LIMIT_NS``
+        ago (after its first one) is cancelled. Returns how many orders that ended."""
+        ended = 0
+        for key, (_, last_ns) in list(self._beats.items()):
+            if now_ns - last_ns > HEARTBEAT_LIMIT_NS:
+                ended += len(self.engine.cancel_all(key, now_ns).canceled)
+                del self._beats[key]
+        return ended
 
     def check_credentials(self, api_key: str, secret: str, passphrase: str) -> str:
         """The user channel's first frame carries the credentials themselves."""
