@@ -25,11 +25,11 @@ from mmbot.model import (
     parse_micro,
 )
 from mmbot.venues.polymarket.wire_base import (
+    BAD_JSON,
     BEST_ASKS,
     BEST_BIDS,
     FRACTIONS,
     PRICES,
-    BAD_JSON,
     SIDES,
     WHOLES,
     FrameDecoder,
@@ -218,10 +218,10 @@ def _legacy_entries(w: _PriceChangeFields) -> list[_ChangeEntry]:
     raise WireError("price_change with neither price_changes, changes nor a price")
 
 
-def _price_change_builder() -> Callable[[str, int, str, int, tuple[LevelChange, ...]], PriceChange]:
+def _price_change_builder() -> Callable[..., PriceChange]:
     """PriceChange(cid, recv_ns, market, venue_ts_ms, changes), ~0.3 µs cheaper than __init__."""
     setters = slot_setters(PriceChange, ("cid", "recv_ns", "market", "venue_ts_ms", "changes"))
-    if setters is None:  # its __init__ does more than store the fields now (tests/test_wire.py)
+    if setters is None:  # its __init__ does more than store the fields now (test_wire_fast.py)
 
         def build_slowly(
             cid: str, recv_ns: int, market: str, venue_ts_ms: int, changes: tuple[LevelChange, ...]
@@ -298,7 +298,8 @@ def _map_price_change(w: _PriceChangeFields, recv_ns: int, cid: str) -> PriceCha
                 hash=e.hash or "",
             )
         )
-    return _new_price_change(cid, recv_ns, w.market, parse_count(w.timestamp, "timestamp"), tuple(changes))
+    venue_ts_ms = parse_count(w.timestamp, "timestamp")
+    return _new_price_change(cid, recv_ns, w.market, venue_ts_ms, tuple(changes))
 
 
 def _map_last_trade(w: _LastTrade, recv_ns: int, cid: str) -> LastTrade:

@@ -202,7 +202,7 @@ def required(value: Any, field: str) -> Any:
     return value
 
 
-def slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...] | None:
+def slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[..., None], ...] | None:
     """The slot setters of a frozen slotted attrs class, for building one without __init__.
 
     A frozen class's __init__ stores each field through object.__setattr__, which is most of
@@ -247,7 +247,7 @@ def _json_opener(text: str | bytes) -> str | None:
         match = _JSON_START_TEXT.match(text)
         return None if match is None else match.group()[-1]
     if first == b"{" or first == b"[":
-        return first.decode()
+        return chr(first[0])
     match = _JSON_START_BYTES.match(text)
     return None if match is None else chr(match.group()[-1])
 
