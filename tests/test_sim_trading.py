@@ -250,3 +250,26 @@ async def test_orders_outlive_a_gateway_only_while_its_heartbeats_last(nursery, 
     await trio.sleep(25)
     assert venue.engine.order(gw.venue_ids["o1"]) is None
     assert server.counts["heartbeat_cancels"] == 1
+
+
+async def test_after_an_engine_restart_only_post_only_orders_go_out_for_two_minutes(nursery, autojump_clock) -> None:
+    from mmbot.venues.simulator.server import Fault
+
+    server, rest, gw, answers, info = await setup(nursery)
+    token = info.tokens[0]
+    bid, ask = server.venue.best(token)
+    server.inject(Fault(kind="restart", value="4"))
+    gw.send(SubmitRequest(cid="i1", order_id="o1", market=info.market, token=token, side=Side.BUY,
+                          price=bid - 3 * info.tick, size=10 * ONE, tif=TimeInForce.GTC, post_only=True))
+    await settle(answers, 1)
+    assert isinstance(answers[0], OrderAccepted)  # waited out the 425s
+    gw.send(SubmitRequest(cid="i2", order_id="o2", market=info.market, token=token, side=Side.BUY, price=ask,
+                          size=10 * ONE, tif=TimeInForce.FAK))
+    await settle(answers, 2)
+    assert answers[1] == OrderRejected(cid="i2", order_id="o2", reason="local: post-only window after an engine restart")
+    await trio.sleep(121)
+    gw.send(SubmitRequest(cid="i3", order_id="o3", market=info.market, token=token, side=Side.BUY, price=ask,
+                          size=10 * ONE, tif=TimeInForce.FAK))
+    await settle(answers, 3)
+    assert isinstance(answers[2], (OrderAccepted, OrderRejected)) and answers[2].order_id == "o3"
+    assert "post-only window" not in getattr(answers[2], "reason", "")

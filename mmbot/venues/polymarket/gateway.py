@@ -11,7 +11,8 @@ comes can still be matched on the user channel. Outcomes, per ``rest.py``:
 * refused (``success: false``, an empty ``orderID`` in a batch, or a 4xx) → ``OrderRejected``
   with the venue's string;
 * ``Retryable`` (429, 425, not sent) → the same batch again after the advised delay: nothing
-  happened at the venue;
+  happened at the venue; after a 425 only post-only orders are sent for two minutes (the venue's
+  post-only window), others are rejected locally;
 * ``OutcomeUnknown`` → ``OrderOutcomeUnknown`` for every order of the batch: the reservation
   stays, nothing is resent, reconciliation decides;
 * ``Fatal`` propagates: the supervisor stops trading.
@@ -33,10 +34,11 @@ from mmbot.model import (
 )
 from mmbot.ports import Clock, EventSink, OutcomeUnknown, Rejected, Retryable
 from mmbot.venues.polymarket.auth import EOA, OrderSigner, OrderV2, SigningError, order_amounts
-from mmbot.venues.polymarket.rest import MAX_BATCH, ClobRest
+from mmbot.venues.polymarket.rest import MAX_BATCH, ClobRest, EngineRestarting
 
 ACCEPTED_STATUSES = frozenset({"live", "matched", "delayed", "unmatched"})
 MAX_RETRIES = 5
+POST_ONLY_WINDOW_NS = 120_000_000_000  # after the last 425, the venue rejects takers this long
 HEARTBEAT_S = 5  # the venue cancels everything after 10 s without one
 
 
@@ -59,6 +61,7 @@ class LiveGateway:
         self._pending: Stream[VenueRequest] = Stream()
         self.venue_ids: dict[str, str] = {}  # our order id -> the venue's (the digest)
         self.local_ids: dict[str, str] = {}  # and back
+        self._post_only_until_ns = 0  # after an engine restart: only post-only orders until then
 
     def send(self, request: VenueRequest) -> None:
         self._pending.send(request)
@@ -117,7 +120,12 @@ class LiveGateway:
 
     async def _submit(self, batch: list[SubmitRequest]) -> None:
         bodies, signed = [], []
+        in_window = self._clock.now_ns() < self._post_only_until_ns
         for request in batch:
+            if in_window and not request.post_only:
+                self._respond(OrderRejected(cid=request.cid, order_id=request.order_id,
+                                            reason="local: post-only window after an engine restart"))
+                continue
             try:
                 bodies.append(self.body(request))
                 signed.append(request)
@@ -130,6 +138,8 @@ class LiveGateway:
                 answers = await self._rest.post_orders(bodies)
                 break
             except Retryable as exc:
+                if isinstance(exc, EngineRestarting):
+                    self._post_only_until_ns = self._clock.now_ns() + POST_ONLY_WINDOW_NS
                 if attempt == MAX_RETRIES:
                     for request in signed:
                         self._respond(OrderRejected(cid=request.cid, order_id=request.order_id,

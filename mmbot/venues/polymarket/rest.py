@@ -39,6 +39,11 @@ LIMITS = {"POST /order": 3_150, "POST /orders": 900, "DELETE /order": 2_700, "DE
 WINDOW_NS = 10_000_000_000
 
 
+class EngineRestarting(Retryable):
+    """HTTP 425: the matching engine is restarting; afterwards the venue takes only post-only
+    orders (and cancels) for about two minutes."""
+
+
 class RateLimiter:
     """A sliding window per endpoint: waits (on the injected clock) instead of earning a 429."""
 
@@ -186,7 +191,7 @@ def _outcome(method: str, path: str, response: httpx.Response, changes_state: bo
         retry = response.headers.get("Retry-After", "")
         raise Retryable(f"{method} {path}: rate limited", retry_after_s=int(retry) if retry.isdigit() else 1)
     if status == 425:
-        raise Retryable(f"{method} {path}: the matching engine is restarting", retry_after_s=2)
+        raise EngineRestarting(f"{method} {path}: the matching engine is restarting", retry_after_s=2)
     if status in (401, 403):
         raise Fatal(f"{method} {path}: {status} {message}")
     if status >= 500:
