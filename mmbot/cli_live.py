@@ -168,7 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.mode == "live":
         raise UsageError("mmbot run: --mode live is not enabled yet: it runs the --mode sim wiring, which still"
-                         " lacks the start-up balance and positions, the post-only window and --dry-run")
+                         " lacks the start-up balance and positions, and --dry-run")
     try:
         config = load_config(args.config)
     except ConfigError as exc:
