@@ -116,9 +116,17 @@ def simulation(spec: Spec) -> Simulation:
     return best
 
 
+# What the recording generator is made of (the simulator's server side is not: editing it must not
+# throw away a cached recording that takes minutes to make).
+GENERATOR_SOURCES = (
+    "mmbot/venues/simulator/generate.py", "mmbot/venues/simulator/engine.py", "mmbot/venues/simulator/flow.py",
+    "mmbot/venues/simulator/frames.py", "mmbot/venues/simulator/prices.py", "mmbot/venues/simulator/book.py",
+    "mmbot/venues/simulator/events.py", "mmbot/facts/recording.py", "mmbot/model.py",
+)
+
+
 def _generator_fingerprint() -> str:
-    sources = sorted((ROOT / "mmbot" / "venues" / "simulator").glob("*.py"))
-    sources.append(ROOT / "mmbot" / "facts" / "recording.py")
+    sources = [ROOT / name for name in GENERATOR_SOURCES]
     h = hashlib.sha256()
     for path in sources:
         h.update(path.read_bytes())

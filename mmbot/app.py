@@ -352,36 +352,60 @@ async def run_paper(
             tap("market", text, recv_ns)
             handle(text, recv_ns)
 
+    market_channel(engine, markets, ws_url, on_frame=on_frame)
+    drain_s = 2 * (config.paper.ack_latency_ms + config.paper.latency_jitter_ms) / 1000  # float-ok: a trio sleep
+    await run_live_tree(engine, services=(), stop=stop, duration_s=duration_s, drain_s=drain_s,
+                        task_status=task_status)
+    return engine
+
+
+def market_channel(engine: Engine, markets: list[MarketInfo], ws_url: str, *,
+                   on_frame: Callable[[str, int], None] | None = None) -> MarketChannel:
+    """The live market channel of a run: every market's tokens subscribed, listings followed,
+    lost connections marking their books stale."""
+    config, clock = engine.config, engine.clock
     channel = MarketChannel(
-        url=ws_url, on_frame=on_frame,
+        url=ws_url, on_frame=on_frame or engine.frames.on_frame,
         on_gap=lambda tokens, reason: engine.frames.on_gap(tokens, reason, clock.now_ns()),
-        sink=log, clock=clock, config=config.feed, rng=random.Random(config.seed ^ 0xFEED),
+        sink=engine.log, clock=clock, config=config.feed, rng=random.Random(config.seed ^ 0xFEED),
     )
     engine.frames.add_observer(follow_listings(channel))
     channel.subscribe(token for info in markets for token in info.tokens)
-    stop = trio.Event() if stop is None else stop
     engine.channel = channel
+    return channel
+
+
+async def run_live_tree(
+    engine: Engine, *, services: tuple[Callable[..., Any], ...], stop: trio.Event | None, duration_s: int | None,
+    drain_s: float, task_status: Any = trio.TASK_STATUS_IGNORED,  # float-ok: a trio sleep
+) -> None:
+    """The nursery tree of a run on a live feed (DESIGN §6): the event log outermost, then the
+    decision task, then the facts — scheduler, supervised market feed and ``services`` (each started
+    with ``nursery.start``). Until ``stop`` or ``duration_s``; then quotes come down, orders are
+    cancelled, ``drain_s`` lets the answers come back, and the final rows are written."""
+    stop = trio.Event() if stop is None else stop
+    config = engine.config
     async with trio.open_nursery() as memory:
-        await memory.start(log.run)
+        await memory.start(engine.log.run)
         async with trio.open_nursery() as decisions:
             await decisions.start(functools.partial(run_decisions, engine, seed=config.seed))
             async with trio.open_nursery() as facts:
                 await facts.start(engine.scheduler.run)
-                await facts.start(functools.partial(supervised_feed, engine, channel, seed=config.seed))
+                await facts.start(functools.partial(supervised_feed, engine, engine.channel, seed=config.seed))
+                for service in services:
+                    await facts.start(service)
                 task_status.started(engine)
                 with trio.move_on_after(duration_s if duration_s is not None else math.inf):
                     await stop.wait()
                 with trio.move_on_after(SHUTDOWN_GRACE_S, shield=True):
                     engine.loop.halt("shutdown", "stopped by the operator" if stop.is_set() else "duration reached")
-                    # the feed stays up while the cancels' answers come back on the scheduler
-                    await trio.sleep(2 * (config.paper.ack_latency_ms + config.paper.latency_jitter_ms) / 1000)  # float-ok
+                    await trio.sleep(drain_s)  # the feeds stay up while the cancels' answers come back
                 facts.cancel_scope.cancel()
             decisions.cancel_scope.cancel()
         engine.record_stats("final")
         engine.record_pnl("final", kind="run_end")
-        await log.close()
+        await engine.log.close()
         memory.cancel_scope.cancel()
-    return engine
 
 
 async def supervised_feed(engine: Engine, channel: MarketChannel, *, seed: int,

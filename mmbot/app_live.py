@@ -11,8 +11,6 @@ is cancelled (a clean slate: nothing rests on decisions of an earlier run).
 
 from __future__ import annotations
 
-import functools
-import math
 import random
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ import httpx
 import trio
 
 from mmbot import __version__
-from mmbot.app import SHUTDOWN_GRACE_S, Engine, build_engine, follow_listings, run_decisions, supervised_feed
+from mmbot.app import Engine, build_engine, market_channel, run_live_tree
 from mmbot.clock import TrioClock, wall_ns
 from mmbot.config import Config
 from mmbot.decisions.markets import Markets
@@ -34,7 +32,7 @@ from mmbot.venues.polymarket.gateway import LiveGateway
 from mmbot.venues.polymarket.rest import ClobRest
 from mmbot.venues.polymarket.user_fills import our_legs
 from mmbot.venues.polymarket.wire_user import decode_user_frame
-from mmbot.venues.polymarket.ws import MarketChannel, user_connection
+from mmbot.venues.polymarket.ws import user_connection
 
 RECONCILE_TIMEOUT_NS = 10_000_000_000
 
@@ -45,7 +43,6 @@ async def run_trading(
     clock: TrioClock | None = None, stop: trio.Event | None = None, task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> Engine:
     clock = clock or TrioClock()
-    stop = trio.Event() if stop is None else stop
     async with httpx.AsyncClient(base_url=rest_url, timeout=10) as http:
         if creds is None:
             creds = await ClobRest.create_or_derive_api_key(http, key, clock)
@@ -74,42 +71,20 @@ async def run_trading(
                                         "config_hash": config.digest()})
         engine.every(config.log.stats_interval_s, engine.record_stats, "stats")
         engine.every(config.log.stats_interval_s, engine.record_pnl, "pnl")
-        channel = MarketChannel(
-            url=ws_url, on_frame=engine.frames.on_frame,
-            on_gap=lambda tokens, reason: engine.frames.on_gap(tokens, reason, clock.now_ns()),
-            sink=log, clock=clock, config=config.feed, rng=random.Random(config.seed ^ 0xFEED),
-        )
-        engine.channel = channel
-        engine.frames.add_observer(follow_listings(channel))
-        channel.subscribe(token for info in markets for token in info.tokens)
+        market_channel(engine, markets, ws_url)
         user = user_connection(
             url=user_ws_url, creds=creds, markets=[], sink=log, clock=clock, config=config.feed,
             on_frame=_user_frames(engine, gateway, reconciler, creds, key, clock),
             on_gap=lambda keys, reason: log.record("user_gap", "user", {"reason": reason}),
             rng=random.Random(config.seed ^ 0x05E4),
         )
-        async with trio.open_nursery() as memory:
-            await memory.start(log.run)
-            async with trio.open_nursery() as decisions:
-                await decisions.start(functools.partial(run_decisions, engine, seed=config.seed))
-                async with trio.open_nursery() as facts:
-                    await facts.start(engine.scheduler.run)
-                    await facts.start(gateway.run)
-                    await facts.start(user.run)
-                    await facts.start(functools.partial(supervised_feed, engine, channel, seed=config.seed))
-                    facts.start_soon(_reconcile_loop, reconciler, rest, gateway, clock, log)
-                    task_status.started(engine)
-                    with trio.move_on_after(duration_s if duration_s is not None else math.inf):
-                        await stop.wait()
-                    with trio.move_on_after(SHUTDOWN_GRACE_S, shield=True):
-                        engine.loop.halt("shutdown", "stopped by the operator" if stop.is_set() else "duration reached")
-                        await trio.sleep(3)  # the cancels' answers, and the user channel's last reports
-                    facts.cancel_scope.cancel()
-                decisions.cancel_scope.cancel()
-            engine.record_stats("final")
-            engine.record_pnl("final", kind="run_end")
-            await log.close()
-            memory.cancel_scope.cancel()
+
+        async def reconcile(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            task_status.started()
+            await _reconcile_loop(reconciler, rest, gateway, clock, log)
+
+        await run_live_tree(engine, services=(gateway.run, user.run, reconcile), stop=stop, duration_s=duration_s,
+                            drain_s=3, task_status=task_status)
     return engine
 
 
