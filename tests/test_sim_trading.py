@@ -33,7 +33,9 @@ class Rows:
         self.rows.append((kind, cid, payload))
 
 
-async def setup(nursery):  # noqa: ANN001, ANN201
+async def setup(nursery, gateway_nursery=None):  # noqa: ANN001, ANN201
+    """A simulator with KEY's account, and a live gateway for it (in ``gateway_nursery`` if given,
+    so a test can stop the gateway alone)."""
     venue = LiveVenue(seed=4, markets=4, start_ns=1_786_604_100 * 1_000_000_000, warmup_s=10)
     server = SimServer(venue, settings=SimSettings())
     creds = credentials_for(KEY.address)
@@ -45,7 +47,7 @@ async def setup(nursery):  # noqa: ANN001, ANN201
     info = venue.markets()[1]
     gw = LiveGateway(rest=rest, signer=OrderSigner(KEY), owner=creds.api_key, markets=lambda t: info if t in info.tokens else None,
                      respond=answers.append, sink=Rows(), clock=clock, rng=random.Random(2))
-    await nursery.start(gw.run)
+    await (gateway_nursery or nursery).start(gw.run)
     return server, rest, gw, answers, info
 
 
@@ -225,21 +227,9 @@ async def test_credentials_are_created_by_an_l1_signature_and_then_work(nursery,
 async def test_orders_outlive_a_gateway_only_while_its_heartbeats_last(nursery, autojump_clock) -> None:
     """Cancel-on-disconnect: while the gateway runs its heartbeats keep the order resting; once it
     stops, the simulator cancels the account's orders ~15 s after the last heartbeat."""
-    venue = LiveVenue(seed=4, markets=4, start_ns=1_786_604_100 * 1_000_000_000, warmup_s=10)
-    server = SimServer(venue, settings=SimSettings())
-    creds = credentials_for(KEY.address)
-    server.add_account(KEY.address, creds)
-    urls = await nursery.start(server.run)
-    clock = TrioClock(anchor_ns=1_786_604_100 * 1_000_000_000)
-    info = venue.markets()[1]
-    token = info.tokens[0]
-    answers: list = []
     async with trio.open_nursery() as gateway_nursery:
-        rest = ClobRest(client=httpx.AsyncClient(base_url=urls.rest), creds=creds, address=KEY.address, clock=clock)
-        gw = LiveGateway(rest=rest, signer=OrderSigner(KEY), owner=creds.api_key,
-                         markets=lambda t: info if t in info.tokens else None, respond=answers.append, sink=Rows(),
-                         clock=clock, rng=random.Random(2))
-        await gateway_nursery.start(gw.run)
+        server, rest, gw, answers, info = await setup(nursery, gateway_nursery)
+        venue, token = server.venue, info.tokens[0]
         bid, _ = venue.best(token)
         gw.send(SubmitRequest(cid="i1", order_id="o1", market=info.market, token=token, side=Side.BUY,
                               price=bid - 3 * info.tick, size=10 * ONE, tif=TimeInForce.GTC, post_only=True))
