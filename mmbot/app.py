@@ -146,7 +146,10 @@ def build_engine(
     gateway_factory: Callable[..., OrderGateway],
     seed: int,
     publish_fill: Callable[[Fill], None] = lambda fill: None,
+    cash: int | None = None,
 ) -> Engine:
+    """``cash``: the ledger's starting pUSD (the venue's balance with signed orders; the config's
+    paper cash if not given)."""
     scheduler = Scheduler(clock)
     doorbell = Doorbell()
     inbox: Stream = Stream(doorbell)
@@ -158,7 +161,7 @@ def build_engine(
         rng=random.Random(seed), sink=log,
     )
     executor = Executor(
-        ledger=Ledger(cash=config.paper.cash),
+        ledger=Ledger(cash=config.paper.cash if cash is None else cash),
         orders=Orders(),
         risk=Risk(config.risk),
         books=books,

@@ -1,12 +1,18 @@
-"""Composition root for trading with signed orders (``--mode sim`` against the simulator; the same
-wiring is what ``--mode live`` will run): the replay/paper engine with the live gateway, the user
-channel and reconciliation.
+"""Composition root for trading with signed orders — ``--mode sim`` against the simulator and
+``--mode live`` against Polymarket, wired identically: the replay/paper engine with the live
+gateway, the user channel and reconciliation.
 
-Fills come from the user channel: the first report of each of our trade legs that has not failed
-becomes a ``Fill`` in the executor's inbox (booked at once: optimistic), and every report goes to
-the reconciler, which reverses a leg that fails later and adopts legs the executor refused or
-never saw. At start-up the venue's order version is checked and every open order of the account
-is cancelled (a clean slate: nothing rests on decisions of an earlier run).
+Start-up, before any strategy may act: the venue's order version is checked; every open order of
+the account is cancelled (a clean slate: nothing rests on an earlier run's decisions); the
+account's pUSD balance becomes the ledger's cash and its shares of each traded token are adopted
+as positions, at the book's midpoint as cost basis (the venue does not know what we paid).
+
+Fills come from the user channel (``user_fills.UserFills``): booked at once (optimistic), every
+report also to the reconciler, which reverses a leg that fails later and adopts legs the executor
+refused or never saw. After a gap in the user channel, once it is back, the trades since the last
+one seen are fetched over REST (``/data/trades``) and go the same way; a trade seen twice is
+booked once. ``dry_run`` signs and logs every order without sending it (nothing is cancelled at
+start-up either): what the strategy would do, with real books and a real account.
 """
 
 from __future__ import annotations
@@ -23,25 +29,30 @@ from mmbot.app import Engine, build_engine, market_channel, run_live_tree
 from mmbot.clock import TrioClock, wall_ns
 from mmbot.config import Config
 from mmbot.decisions.markets import Markets
-from mmbot.decisions.reconcile import FAILED, Reconciler
+from mmbot.decisions.reconcile import Reconciler
 from mmbot.memory.log import EventLog
-from mmbot.model import Fill, Ids, MalformedFrame, MarketInfo, OrderDone, UserOrder, UserTrade, parse_micro, taker_fee
+from mmbot.model import Ids, MarketInfo, notional, parse_micro
 from mmbot.ports import OutcomeUnknown, Rejected, Retryable
-from mmbot.venues.polymarket.auth import ApiCredentials, OrderSigner, SigningKey
+from mmbot.venues.polymarket.auth import EOA, ApiCredentials, OrderSigner, SigningKey
 from mmbot.venues.polymarket.gateway import LiveGateway
 from mmbot.venues.polymarket.rest import ClobRest
-from mmbot.venues.polymarket.user_fills import our_legs
-from mmbot.venues.polymarket.wire_user import decode_user_frame
-from mmbot.venues.polymarket.ws import user_connection
+from mmbot.venues.polymarket.user_fills import UserFills
+from mmbot.venues.polymarket.ws import ChannelConnection, user_connection
 
 RECONCILE_TIMEOUT_NS = 10_000_000_000
+
+
+CATCH_UP_MARGIN_S = 60  # a catch-up asks for trades this long before the last one seen
 
 
 async def run_trading(
     *, config: Config, markets: list[MarketInfo], ws_url: str, user_ws_url: str, rest_url: str, key: SigningKey,
     creds: ApiCredentials | None, db_path: str | Path, mode: str, duration_s: int | None = None,
-    clock: TrioClock | None = None, stop: trio.Event | None = None, task_status: Any = trio.TASK_STATUS_IGNORED,
+    clock: TrioClock | None = None, stop: trio.Event | None = None, dry_run: bool = False,
+    signature_type: int = EOA, funder: str | None = None, task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> Engine:
+    """``funder``: the address holding the funds when it is not the key's own (a Polymarket proxy
+    wallet or Safe, with ``signature_type`` POLY_PROXY or POLY_GNOSIS_SAFE)."""
     clock = clock or TrioClock()
     async with httpx.AsyncClient(base_url=rest_url, timeout=10) as http:
         if creds is None:
@@ -50,78 +61,107 @@ async def run_trading(
         await rest.check_version()
         log = EventLog(db_path, clock=clock, wall=wall_ns, batch_rows=config.log.batch_rows,
                        batch_ms=config.log.batch_ms)
-        log.start_run(mode=mode, seed=config.seed, recording=ws_url, config_hash=config.digest(),
-                      code_version=__version__)
-        cleared = await rest.cancel_all()
-        log.record("startup_cancel_all", "run", {"canceled": len(cleared.get("canceled", []))})
+        log.start_run(mode=f"{mode}-dry-run" if dry_run else mode, seed=config.seed, recording=ws_url,
+                      config_hash=config.digest(), code_version=__version__)
+        if dry_run:
+            resting = await rest.open_orders()
+            log.record("startup_dry_run", "run", {"open_orders_left_alone": len(resting)})
+        else:
+            cleared = await rest.cancel_all()
+            log.record("startup_cancel_all", "run", {"canceled": len(cleared.get("canceled", []))})
+        cash, holdings = await venue_holdings(rest, markets, signature_type)
         built: dict[str, Any] = {}  # the gateway and reconciler, made while the engine is wired
 
         def gateway_factory(*, books, markets, scheduler, clock, respond, rng, sink) -> LiveGateway:  # noqa: ANN001
             built["gateway"] = LiveGateway(rest=rest, signer=OrderSigner(key), owner=creds.api_key,
-                                           markets=markets.for_token, respond=respond, sink=sink, clock=clock, rng=rng)
+                                           markets=markets.for_token, respond=respond, sink=sink, clock=clock, rng=rng,
+                                           maker=funder, signature_type=signature_type, dry_run=dry_run)
             built["reconciler"] = Reconciler(emit=respond, ids=Ids(), timeout_ns=RECONCILE_TIMEOUT_NS)
             return built["gateway"]
 
-        engine = build_engine(config=config, clock=clock, log=log, markets=Markets(markets),
+        engine = build_engine(config=config, clock=clock, log=log, markets=Markets(markets), cash=cash,
                               gateway_factory=gateway_factory, seed=config.seed,
                               publish_fill=lambda fill: built["reconciler"].on_our_fill(fill, clock.now_ns()))
         gateway, reconciler = built["gateway"], built["reconciler"]
-        log.record("run_start", "run", {"mode": mode, "seed": config.seed, "ws": ws_url, "rest": rest_url,
-                                        "address": key.address, "markets": len(markets),
+        engine.executor.adopt_holdings("startup", holdings, basis="venue midpoint at start-up")
+        log.record("run_start", "run", {"mode": mode, "dry_run": dry_run, "seed": config.seed, "ws": ws_url,
+                                        "rest": rest_url, "address": key.address, "funder": funder or key.address,
+                                        "signature_type": signature_type, "markets": len(markets), "cash": cash,
                                         "config_hash": config.digest()})
         engine.every(config.log.stats_interval_s, engine.record_stats, "stats")
         engine.every(config.log.stats_interval_s, engine.record_pnl, "pnl")
         market_channel(engine, markets, ws_url)
-        user = user_connection(
-            url=user_ws_url, creds=creds, markets=[], sink=log, clock=clock, config=config.feed,
-            on_frame=_user_frames(engine, gateway, reconciler, creds, key, clock),
-            on_gap=lambda keys, reason: log.record("user_gap", "user", {"reason": reason}),
-            rng=random.Random(config.seed ^ 0x05E4),
-        )
+        fills = UserFills(api_key=creds.api_key, addresses=frozenset({key.address, funder or key.address}),
+                          our_ids=gateway.local_ids, markets=engine.markets.for_token, respond=engine.inbox.send,
+                          reconcile=reconciler.on_leg, sink=log, since_s=clock.now_ns() // 1_000_000_000)
+        gaps = Gaps()
+
+        def on_gap(keys: list[str], reason: str) -> None:
+            log.record("user_gap", "user", {"reason": reason})
+            gaps.signal()
+
+        user = user_connection(url=user_ws_url, creds=creds, markets=[], sink=log, clock=clock, config=config.feed,
+                               on_frame=fills.on_frame, on_gap=on_gap, rng=random.Random(config.seed ^ 0x05E4))
 
         async def reconcile(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
             task_status.started()
             await _reconcile_loop(reconciler, rest, gateway, clock, log)
 
-        await run_live_tree(engine, services=(gateway.run, user.run, reconcile), stop=stop, duration_s=duration_s,
-                            drain_s=3, task_status=task_status)
+        async def catch_up(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+            task_status.started()
+            await _catch_up_after_gaps(gaps, user, fills, rest, clock, log)
+
+        await run_live_tree(engine, services=(gateway.run, user.run, reconcile, catch_up), stop=stop,
+                            duration_s=duration_s, drain_s=3, task_status=task_status)
     return engine
 
 
-def _user_frames(engine: Engine, gateway: LiveGateway, reconciler: Reconciler, creds: ApiCredentials,
-                 key: SigningKey, clock: TrioClock) -> Any:
-    """User-channel frames → optimistic fills for the executor, every report to the reconciler."""
-    sent: set[str] = set()
-    addresses = frozenset({key.address.lower()})
-    counter = [0]
+async def venue_holdings(rest: ClobRest, markets: list[MarketInfo],
+                         signature_type: int) -> tuple[int, dict[str, tuple[int, int]]]:
+    """The account at the venue: pUSD, and {token: (shares, cost)} of the traded markets' tokens,
+    each valued at its midpoint (at cost 0 if the book has none)."""
+    cash = await rest.collateral_balance(signature_type)
+    holdings = {}
+    for token in (t for info in markets for t in info.tokens):
+        shares = await rest.token_balance(token, signature_type)
+        if shares > 0:
+            mid = await rest.midpoint(token)
+            holdings[token] = (shares, 0 if mid is None else notional(mid, shares))
+    return cash, holdings
 
-    def fee_of(token: str, price: int, size: int) -> int:
-        info = engine.markets.for_token(token)
-        return 0 if info is None else taker_fee(size, price, info.fee_rate, info.fee_exponent)
 
-    def on_frame(text: str, recv_ns: int) -> None:
-        counter[0] += 1
-        for msg in decode_user_frame(text, recv_ns=recv_ns, cid=f"u{counter[0]}"):
-            if isinstance(msg, UserTrade):
-                for leg in our_legs(msg, api_key=creds.api_key, addresses=addresses, our_ids=gateway.local_ids,
-                                    taker_fee=fee_of):
-                    if leg.status != FAILED and leg.trade_id not in sent:
-                        sent.add(leg.trade_id)
-                        engine.inbox.send(Fill(
-                            cid=msg.cid, fill_id=leg.trade_id, order_id=leg.order_id, market=leg.market,
-                            token=leg.token, side=leg.side, price=leg.price, size=leg.size, fee=leg.fee,
-                            liquidity=leg.liquidity, ts_ns=recv_ns,
-                        ))
-                    reconciler.on_leg(leg, recv_ns)
-            elif isinstance(msg, UserOrder) and msg.event == "CANCELLATION":
-                local = gateway.local_ids.get(msg.order_id)
-                if local is not None:
-                    engine.inbox.send(OrderDone(cid=msg.cid, order_id=local, reason=msg.status.lower()))
-            elif isinstance(msg, MalformedFrame):
-                engine.log.record("frame_malformed", msg.cid, {"channel": "user", "error": msg.error,
-                                                               "excerpt": msg.excerpt})
+class Gaps:
+    """Gaps in the user channel not yet caught up: set by the channel, taken by the catch-up."""
 
-    return on_frame
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def signal(self) -> None:
+        self._event.set()
+
+    async def take(self) -> None:
+        await self._event.wait()
+        self._event = trio.Event()  # a gap from now on needs a catch-up of its own
+
+
+async def _catch_up_after_gaps(gaps: Gaps, user: ChannelConnection, fills: UserFills, rest: ClobRest,
+                               clock: TrioClock, log: EventLog) -> None:
+    """After each gap in the user channel, once it is connected again: the trades we may have
+    missed, from ``/data/trades``. A failed fetch is tried again a second later."""
+    while True:
+        await gaps.take()
+        while True:
+            while not user.connected:
+                await trio.sleep(0.2)
+            after_s = fills.last_match_s - CATCH_UP_MARGIN_S
+            try:
+                records = await rest.trades(after_s=after_s)
+                break
+            except (Retryable, Rejected, OutcomeUnknown) as exc:
+                log.record("error", "catch_up", {"where": "catch_up", "error": f"trades: {exc}"})
+                await trio.sleep(1)
+        new = fills.on_records(records, clock.now_ns())
+        log.record("user_catch_up", "user", {"after_s": after_s, "trades": len(records), "new_legs": new})
 
 
 async def _reconcile_loop(reconciler: Reconciler, rest: ClobRest, gateway: LiveGateway, clock: TrioClock,

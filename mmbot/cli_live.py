@@ -43,15 +43,18 @@ def cmd_sim(args: argparse.Namespace) -> int:
     import trio
 
     from mmbot.clock import wall_ns
+    from mmbot.model import ONE
     from mmbot.venues.simulator.server import SimServer, SimSettings
     from mmbot.venues.simulator.venue import LiveVenue
 
     if args.markets < 1 or args.speed < 1 or (args.rate is not None and args.rate < 1):
         raise UsageError("mmbot sim: --markets, --speed and --rate expect at least 1")
+    if args.funding < 0:
+        raise UsageError("mmbot sim: --funding: expected pUSD, at least 0")
     venue = LiveVenue(seed=args.seed, markets=args.markets, start_ns=wall_ns(), interval_s=args.interval)
     speed = args.speed
     settings = SimSettings(seed=args.seed, markets=args.markets, interval_s=args.interval, speed=speed,
-                           rate=args.rate or 0, faults=tuple(args.fault or ()))
+                           rate=args.rate or 0, funding=args.funding * ONE, faults=tuple(args.fault or ()))
 
     async def main() -> None:
         server = SimServer(venue, settings=settings)
@@ -136,6 +139,12 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 API_ENV = ("MMBOT_API_KEY", "MMBOT_API_SECRET", "MMBOT_API_PASSPHRASE")
+SIGNATURE_TYPES = {"eoa": 0, "poly-proxy": 1, "gnosis-safe": 2}  # auth.EOA, POLY_PROXY, POLY_GNOSIS_SAFE
+
+
+def _is_address(text: str) -> bool:
+    hex_part = text.removeprefix("0x")
+    return text.startswith("0x") and len(hex_part) == 40 and all(c in "0123456789abcdefABCDEF" for c in hex_part)
 
 
 def _trading_secrets(mode: str, who: str = "") -> tuple[Any, Any]:
@@ -166,15 +175,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mmbot.ports import VenueError
     from mmbot.report_view import print_summary
 
-    if args.mode == "live":
-        raise UsageError("mmbot run: --mode live is not enabled yet: it runs the --mode sim wiring, which still"
-                         " lacks the start-up balance and positions, and --dry-run")
+    signed = args.mode in ("sim", "live")
+    if args.dry_run and not signed:
+        raise UsageError("mmbot run: --dry-run: expected with --mode live or sim (paper sends nothing anyway)")
+    if args.funder is not None and not _is_address(args.funder):
+        raise UsageError(f"mmbot run: --funder: expected a 0x-prefixed 20-byte hex address, got {args.funder!r}")
+    signature_type = SIGNATURE_TYPES[args.signature_type]
+    if signature_type != 0 and args.funder is None:
+        raise UsageError(f"mmbot run: --signature-type {args.signature_type}: expected --funder, the proxy"
+                         " wallet or Safe that holds the funds")
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(f"mmbot: {exc}") from None
-    key, creds = _trading_secrets(args.mode) if args.mode == "sim" else (None, None)
-    if args.mode == "sim" and config.strategies.merge.enabled:
+    key, creds = _trading_secrets(args.mode) if signed else (None, None)
+    if signed and config.strategies.merge.enabled:
         import attrs
 
         # merging is an on-chain call the live gateway does not make yet: without this the first
@@ -185,11 +200,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     db = _fresh_db(Path(args.db))
 
     async def main() -> None:
-        markets = await _markets(args.rest, args.markets)
+        markets = await _markets(args.gamma or args.rest, args.markets)
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, stop)
-            print(f"{args.mode} trading {len(markets)} markets from {args.ws}; event log {db}; Ctrl-C stops", flush=True)
+            what = f"{args.mode} (dry run: orders signed and logged, none sent)" if args.dry_run else args.mode
+            print(f"{what} trading {len(markets)} markets from {args.ws}; event log {db}; Ctrl-C stops", flush=True)
             if args.mode == "paper":
                 await app.run_paper(config=config, markets=markets, ws_url=args.ws, db_path=db,
                                     duration_s=args.duration, stop=stop)
@@ -197,7 +213,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 user_ws = args.user_ws or args.ws.replace("/ws/market", "/ws/user")
                 await app_live.run_trading(config=config, markets=markets, ws_url=args.ws, user_ws_url=user_ws,
                                            rest_url=args.rest, key=key, creds=creds, db_path=db, mode=args.mode,
-                                           duration_s=args.duration, stop=stop)
+                                           duration_s=args.duration, stop=stop, dry_run=args.dry_run,
+                                           signature_type=signature_type, funder=args.funder)
             nursery.cancel_scope.cancel()
 
     try:
@@ -308,6 +325,8 @@ def add_parsers(sub: Any, int_arg: Any) -> None:
     sim.add_argument("--rate", type=int_arg("--rate"), help="market frames per second (the world runs as fast as that needs)")
     sim.add_argument("--speed", type=int_arg("--speed"), default=1, help="simulated seconds per real second")
     sim.add_argument("--interval", type=int_arg("--interval"), default=300, help="Up/Down window seconds")
+    sim.add_argument("--funding", type=int_arg("--funding"), default=10_000,
+                     help="pUSD each trading account starts with")
     sim.add_argument("--fault", type=parse_fault, action="append",
                      help="KIND@SECONDS[:VALUE]: drop, stall (seconds), delay (ms), tick (market:tick), malformed")
 
@@ -319,10 +338,18 @@ def add_parsers(sub: Any, int_arg: Any) -> None:
     record.add_argument("--out", required=True, help="recording to write (.jsonl or .jsonl.gz)")
     record.add_argument("--duration", type=int_arg("--duration"), help="seconds (default: until Ctrl-C)")
 
-    run = sub.add_parser("run", help="trade on a live market channel: paper, or signed orders against the simulator")
-    run.add_argument("--mode", choices=["paper", "live", "sim"], required=True)
+    run = sub.add_parser("run", help="trade on a live market channel: paper, or signed orders (the simulator or"
+                                     " Polymarket)")
+    run.add_argument("--mode", choices=["paper", "live", "sim"], required=True,
+                     help="paper: simulated fills; sim: signed orders to the simulator; live: signed orders to"
+                          " Polymarket (real money)")
     run.add_argument("--ws", required=True, help="market channel URL")
-    run.add_argument("--rest", required=True, help="REST/Gamma base URL")
+    run.add_argument("--rest", required=True, help="CLOB REST base URL (the simulator's also lists markets)")
+    run.add_argument("--gamma", help="market listing (Gamma) base URL (default: --rest)")
+    run.add_argument("--dry-run", action="store_true", help="sign and log every order, send none (sim, live)")
+    run.add_argument("--signature-type", choices=sorted(SIGNATURE_TYPES), default="eoa",
+                     help="how the funds are held: eoa (the key's own address), poly-proxy, gnosis-safe")
+    run.add_argument("--funder", help="the proxy wallet or Safe holding the funds (with poly-proxy, gnosis-safe)")
     run.add_argument("--config", help="a TOML config file (defaults otherwise)")
     run.add_argument("--markets", nargs="+", help="condition ids or slugs (default: every tradeable market)")
     run.add_argument("--duration", type=int_arg("--duration"), help="seconds (default: until Ctrl-C)")

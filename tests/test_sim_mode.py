@@ -4,12 +4,16 @@ equals the simulator's account, token by token and in cash, exactly."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
+import sqlite_utils
 import trio
 
 from mmbot.app_live import run_trading
 from mmbot.clock import TrioClock
 from mmbot.config import Config, MergeConfig, Secret, StrategiesConfig
+from mmbot.model import ONE
 from mmbot.venues.polymarket.auth import SigningKey
 from mmbot.venues.polymarket.discovery import list_markets
 from mmbot.venues.simulator.server import Fault, SimServer, SimSettings
@@ -28,7 +32,11 @@ async def test_sim_mode_ledger_equals_the_simulators_account_under_faults(nurser
     urls = await nursery.start(server.run)
     async with httpx.AsyncClient(base_url=urls.rest) as http:
         markets, _ = await list_markets(http)
-    api_key = credentials_for(KEY.address).api_key
+    creds = credentials_for(KEY.address)
+    api_key = creds.api_key
+    server.add_account(KEY.address, creds, cash=2_000 * ONE)
+    held = {markets[0].tokens[0]: 30 * ONE, markets[1].tokens[1]: 12_500_000}  # from before this run
+    server.trading.give(api_key, shares=held)
 
     async def faults() -> None:
         await trio.sleep(20)
@@ -39,6 +47,8 @@ async def test_sim_mode_ledger_equals_the_simulators_account_under_faults(nurser
         await trio.sleep(20)
         server.inject(Fault(kind="lose", value="1"))
         server.inject(Fault(kind="restart", value="3"))
+        await trio.sleep(10)
+        server.inject(Fault(kind="stall", value="40"))  # both channels go silent, then reconnect
 
     nursery.start_soon(faults)
     engine = await run_trading(
@@ -50,8 +60,15 @@ async def test_sim_mode_ledger_equals_the_simulators_account_under_faults(nurser
     counts = engine.executor.counts
     assert counts["orders"] > 5 and counts["fills"] > 0, counts
     assert {t: n for t, n in truth.items() if n} == {t: n for t, n in ledger.snapshot()["positions"].items() if n}
-    assert ledger.cash == CONFIG.paper.cash + venue.user_feed.cash_moved.get(api_key, 0)
+    account = server.trading._accounts[api_key]
+    assert ledger.cash == server.trading.cash(account) == 2_000 * ONE + venue.user_feed.cash_moved[api_key]
     ledger.check()
+    rows = sqlite_utils.Database(tmp_path / "sim.db")
+    adopted = {r["token"]: json.loads(r["payload"])["shares"] for r in rows["events"].rows_where("kind = 'position_adopted'")}
+    assert adopted == held
+    catch_ups = [json.loads(r["payload"]) for r in rows["events"].rows_where("kind = 'user_catch_up'")]
+    assert catch_ups and all(c["trades"] > 0 for c in catch_ups), catch_ups
+    print("catch-ups:", catch_ups)
 
 
 async def test_secrets_appear_nowhere(nursery, autojump_clock, tmp_path, capsys) -> None:

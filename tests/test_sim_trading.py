@@ -141,7 +141,7 @@ async def test_user_channel_trades_settle_or_fail_and_reconciliation_follows(nur
                                 price=price, size=10 * ONE, tif=TimeInForce.FAK))
         await settle(answers_b, n)
 
-    # A holds shares to sell only in the venue's eyes: balances are not modelled by the simulator
+    server.trading.give(creds_a.api_key, shares={token: 20 * ONE})  # A has shares to sell
     await cross(1)
     await trio.sleep(8)
     ours = {gw_a.venue_ids["a1"]: "a1"}

@@ -8,7 +8,7 @@ market never stalls the others. Fills update the ledger before they are publishe
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 
 from mmbot.decisions.ledger import InsufficientFunds, Ledger
@@ -78,6 +78,15 @@ class Executor:
         )
         self._fill_ids: set[str] = set()  # every fill booked, so a repeated one is not booked twice
         self.counts = {"intents": 0, "orders": 0, "fills": 0, "rejections": 0}
+
+    def adopt_holdings(self, cid: str, holdings: Mapping[str, tuple[int, int]], *, basis: str) -> None:
+        """At start-up, before any strategy acts: positions found at the venue, {token: (shares,
+        cost)}, taken into the ledger and recorded."""
+        for token, (shares, cost) in holdings.items():
+            self.ledger.adopt_position(token, shares, cost)
+            info = self.markets.for_token(token)
+            self._sink.record("position_adopted", cid, {"shares": shares, "cost": cost, "basis": basis},
+                              market=info.market if info else "", token=token)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -262,8 +271,9 @@ class Executor:
         if order is None:
             self._error(msg.cid, "done for an unknown order", msg.order_id)
             return
-        if order.is_open:
-            self._transition(order, OrderEvent.DONE, msg.cid)
+        if not order.is_open:
+            return  # told twice (the cancel's answer and the user channel): it ended once
+        self._transition(order, OrderEvent.DONE, msg.cid)
         self.ledger.release(order.order_id)
         self._order_row("order_done", msg.cid, order, {"order_id": msg.order_id, "reason": msg.reason, "filled": order.filled})
 

@@ -17,6 +17,10 @@ comes can still be matched on the user channel. Outcomes, per ``rest.py``:
   stays, nothing is resent, reconciliation decides;
 * ``Fatal`` propagates: the supervisor stops trading.
 
+With ``dry_run`` every order is built and signed exactly as it would be sent, recorded as a
+``dry_run_order`` row (the order's fields and venue ID, not its signature) and answered locally as
+resting; cancels are answered locally; nothing is sent and no heartbeat is needed.
+
 Not built yet: merges (an on-chain call, not a CLOB request) are refused with an error row.
 """
 
@@ -46,7 +50,7 @@ class LiveGateway:
     def __init__(
         self, *, rest: ClobRest, signer: OrderSigner, owner: str, markets: Callable[[str], MarketInfo | None],
         respond: Callable[[VenueResponse], None], sink: EventSink, clock: Clock, rng: random.Random,
-        maker: str | None = None, signature_type: int = EOA,
+        maker: str | None = None, signature_type: int = EOA, dry_run: bool = False,
     ) -> None:
         self._rest = rest
         self._signer = signer
@@ -58,6 +62,7 @@ class LiveGateway:
         self._rng = rng
         self._maker = maker or signer.key.address
         self._signature_type = signature_type
+        self._dry_run = dry_run
         self._pending: Stream[VenueRequest] = Stream()
         self.venue_ids: dict[str, str] = {}  # our order id -> the venue's (the digest)
         self.local_ids: dict[str, str] = {}  # and back
@@ -68,7 +73,8 @@ class LiveGateway:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._heartbeats)
+            if not self._dry_run:
+                nursery.start_soon(self._heartbeats)
             task_status.started()
             await self._requests()
 
@@ -133,6 +139,9 @@ class LiveGateway:
                 self._respond(OrderRejected(cid=request.cid, order_id=request.order_id, reason=f"local: {exc}"))
         if not signed:
             return
+        if self._dry_run:
+            self._pretend_sent(signed, bodies)
+            return
         for attempt in range(MAX_RETRIES + 1):
             try:
                 answers = await self._rest.post_orders(bodies)
@@ -169,6 +178,16 @@ class LiveGateway:
             reason = answer.get("errorMsg") or f"refused ({status or 'no status'})"
             self._respond(OrderRejected(cid=request.cid, order_id=request.order_id, reason=str(reason)))
 
+    def _pretend_sent(self, signed: list[SubmitRequest], bodies: list[dict[str, Any]]) -> None:
+        for request, body in zip(signed, bodies):
+            order = {k: v for k, v in body["order"].items() if k != "signature"}
+            venue_id = self.venue_ids[request.order_id]
+            self._sink.record("dry_run_order", request.cid, {
+                "order_id": request.order_id, "venue_order_id": venue_id, "order": order,
+                "order_type": body["orderType"], "post_only": body["postOnly"],
+            }, market=request.market, token=request.token)
+            self._respond(OrderAccepted(cid=request.cid, order_id=request.order_id, venue_order_id=venue_id))
+
     # ------------------------------------------------------------------ cancels
 
     async def _cancel(self, cancels: list[CancelRequest]) -> None:
@@ -176,6 +195,10 @@ class LiveGateway:
         for unknown in (c for c in cancels if c.order_id not in self.venue_ids):
             self._respond(CancelRejected(cid=unknown.cid, order_id=unknown.order_id, reason="never sent"))
         if not by_venue:
+            return
+        if self._dry_run:
+            for request in by_venue.values():
+                self._respond(OrderDone(cid=request.cid, order_id=request.order_id, reason="canceled"))
             return
         try:
             answer = await self._rest.cancel(list(by_venue))

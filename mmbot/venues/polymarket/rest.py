@@ -26,6 +26,7 @@ import httpx
 import trio
 
 from mmbot.config import Secret
+from mmbot.model import ONE, parse_micro
 from mmbot.ports import Clock, Fatal, OutcomeUnknown, Rejected, Retryable
 from mmbot.venues.polymarket.auth import ApiCredentials, SigningKey, l1_headers, l2_headers
 
@@ -132,9 +133,25 @@ class ClobRest:
         return await self._pages("/data/trades", {"after": str(after_s)} if after_s is not None else {})
 
     async def collateral_balance(self, signature_type: int = 0) -> int:
-        answer = await self._call("GET", "/balance-allowance",
-                                  params={"asset_type": "COLLATERAL", "signature_type": str(signature_type)})
-        return int(answer["balance"])
+        """pUSD held (micro), open orders not deducted."""
+        return await self._balance({"asset_type": "COLLATERAL", "signature_type": str(signature_type)})
+
+    async def token_balance(self, token: str, signature_type: int = 0) -> int:
+        """Shares of one outcome token held (micro)."""
+        return await self._balance({"asset_type": "CONDITIONAL", "token_id": token,
+                                    "signature_type": str(signature_type)})
+
+    async def midpoint(self, token: str) -> int | None:
+        """The book's midpoint (micro), or None if the venue has none (an empty or missing book)."""
+        try:
+            answer = await self._call("GET", "/midpoint", params={"token_id": token}, signed=False)
+        except Rejected:
+            return None
+        try:
+            mid = parse_micro(str(answer["mid"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+        return mid if 0 < mid < ONE else None
 
     async def heartbeat(self, heartbeat_id: str) -> str:
         """Keep resting orders alive (cancel-on-disconnect); returns the id to echo next time.
@@ -148,6 +165,13 @@ class ClobRest:
             raise
 
     # ------------------------------------------------------------------ the one way out
+
+    async def _balance(self, params: dict[str, str]) -> int:
+        answer = await self._call("GET", "/balance-allowance", params=params)
+        try:
+            return int(answer["balance"])
+        except (KeyError, TypeError, ValueError):
+            raise Retryable(f"GET /balance-allowance: no balance in {str(answer)[:100]!r}") from None
 
     async def _pages(self, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []

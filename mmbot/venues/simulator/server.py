@@ -29,7 +29,7 @@ from starlette.routing import Route
 from mmbot.clock import TrioClock
 from mmbot.venues.polymarket.auth import ApiCredentials
 from mmbot.model import Side, format_micro, parse_micro
-from mmbot.venues.simulator.trading import SimTrading, VenueRefusal, json_body
+from mmbot.venues.simulator.trading import DEFAULT_FUNDING, SimTrading, VenueRefusal, json_body
 from mmbot.venues.simulator.venue import LiveVenue, OutFrame
 
 MALFORMED_FRAME = '{"event_type": "price_change", "market": "0xbad", "price_changes": [{"asset_id": 7'
@@ -63,6 +63,7 @@ class SimSettings:
     speed: int = 1  # simulated seconds per real second
     rate: int = 0  # if set: market frames per second, the world's clock running as fast as that needs
     queue_frames: int = 10_000  # per connection; a client this far behind is disconnected
+    funding: int = DEFAULT_FUNDING  # pUSD (micro) each trading account starts with
     faults: tuple[Fault, ...] = ()
 
 
@@ -91,7 +92,7 @@ class _Connection:
 class SimServer:
     def __init__(self, venue: LiveVenue, *, settings: SimSettings, clock: TrioClock | None = None) -> None:
         self.venue = venue
-        self.trading = SimTrading(venue.engine)
+        self.trading = SimTrading(venue.engine, venue.user_feed, funding=settings.funding)
         self._clock = clock or TrioClock()
         self._settings = settings
         self._connections: dict[int, _Connection] = {}
@@ -183,10 +184,10 @@ class SimServer:
 
     # ------------------------------------------------------------------ one connection
 
-    def add_account(self, address: str, creds: ApiCredentials) -> None:
-        """An account that may trade and listen on the user channel."""
-        self.trading.add_account(address, creds)
-        self.venue.user_feed.add_account(creds.api_key, address)
+    def add_account(self, address: str, creds: ApiCredentials, *, cash: int | None = None) -> None:
+        """An account that may trade and listen on the user channel, funded with ``cash`` pUSD
+        (the settings' ``funding`` if not given)."""
+        self.trading.add_account(address, creds, cash=cash)
 
     async def _on_connection(self, request: trio_websocket.WebSocketRequest) -> None:
         if request.path == "/ws/user":
@@ -459,7 +460,6 @@ class SimServer:
                                            seed=self._settings.seed)
             except VenueRefusal as refusal:
                 return JSONResponse({"error": refusal.error}, status_code=refusal.status)
-            self.venue.user_feed.add_account(creds.api_key, request.headers["poly_address"])
             return JSONResponse({"apiKey": creds.api_key, "secret": creds.secret.reveal(),
                                  "passphrase": creds.passphrase.reveal()})
 
@@ -480,4 +480,19 @@ class SimServer:
             Route("/cancel-all", authenticated(lambda a, body, r: trading.cancel_all(a, now())), methods=["DELETE"]),
             Route("/data/orders", authenticated(
                 lambda a, body, r: {"data": trading.open_orders(a), "next_cursor": "LTE="})),
+            Route("/data/trades", authenticated(
+                lambda a, body, r: {"data": trading.trades(a, _int_or_none(r.query_params.get("after"))),
+                                    "next_cursor": "LTE="})),
+            Route("/balance-allowance", authenticated(
+                lambda a, body, r: trading.balance_allowance(a, r.query_params.get("asset_type", ""),
+                                                             r.query_params.get("token_id", "")))),
         ])
+
+
+def _int_or_none(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise VenueRefusal(400, f"not an integer: {text[:20]!r}") from None

@@ -4,8 +4,13 @@ matched in the engine, cancels and open orders — with the venue's error string
 ``server.py`` maps its HTTP routes onto these calls. Each check is the venue's: the L2 HMAC over
 the exact body received, the order's EIP-712 signature (the signer is recovered from it and must
 be the account's address), the order version, the tick grid and minimum size (the engine's own
-validation). The order ID is the digest, as on the venue. Not modelled yet: balances and
-allowances, the user channel, heartbeats.
+validation), and the account's balance: a BUY needs its collateral free of the account's other
+open BUYs, a SELL its shares free of the account's other open SELLs of that token (else ``not
+enough balance / allowance``). The order ID is the digest, as on the venue.
+
+An account holds pUSD (its funding plus what its trades moved) and shares, both read off the user
+feed's record of its trades (``user_frames.UserFeed``), which also answers ``/data/trades``.
+Allowances are always granted: approvals are an on-chain step the simulator does not model.
 """
 
 from __future__ import annotations
@@ -21,17 +26,21 @@ import coincurve
 from eth_hash.auto import keccak
 
 from mmbot.config import Secret
-from mmbot.model import ONE, Side, TimeInForce, format_micro
+from mmbot.model import ONE, Side, TimeInForce, format_micro, notional
 from mmbot.venues.polymarket.auth import (
     CHAIN_ID, EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, ApiCredentials, OrderV2, SigningError, checksum_address,
     clob_auth_digest, domain_separator, typed_digest,
 )
 from mmbot.venues.simulator.engine import Engine
+from mmbot.venues.simulator.user_frames import UserFeed
 
 UNAUTHORIZED = "Unauthorized/Invalid api key"
 INVALID_SIGNATURE = "invalid signature"
 INVALID_ORDER = "INVALID_ORDER_ERROR"
 MIN_TICK = "INVALID_ORDER_MIN_TICK_SIZE"
+NOT_ENOUGH_BALANCE = "not enough balance / allowance"
+DEFAULT_FUNDING = 10_000 * ONE  # pUSD an account starts with unless it is given an amount
+UNLIMITED_ALLOWANCE = str(2**256 - 1)
 HEARTBEAT_LIMIT_NS = 15_000_000_000  # 10 s without a heartbeat, plus the venue's grace
 
 
@@ -63,9 +72,13 @@ def recover_address(digest: bytes, signature: str) -> str:
 
 
 class SimTrading:
-    def __init__(self, engine: Engine, *, chain_id: int = CHAIN_ID) -> None:
+    def __init__(self, engine: Engine, feed: UserFeed, *, chain_id: int = CHAIN_ID,
+                 funding: int = DEFAULT_FUNDING) -> None:
         self.engine = engine
+        self.feed = feed
+        self.funding = funding
         self._accounts: dict[str, Account] = {}
+        self._funded: dict[str, int] = {}  # api key -> pUSD it was given
         self._beats: dict[str, tuple[str, int]] = {}  # api key -> (latest heartbeat id, when)
         self._beat_seq = 0
         self._domains = {
@@ -73,8 +86,54 @@ class SimTrading:
             True: domain_separator("Polymarket CTF Exchange", "2", chain_id, NEG_RISK_EXCHANGE_V2),
         }
 
-    def add_account(self, address: str, creds: ApiCredentials) -> None:
-        self._accounts[creds.api_key] = Account(address=address, creds=creds)
+    def add_account(self, address: str, creds: ApiCredentials, *, cash: int | None = None) -> None:
+        """An account that may trade, funded with ``cash`` pUSD (``funding`` if not given); adding
+        it again changes nothing."""
+        if creds.api_key not in self._accounts:
+            self._accounts[creds.api_key] = Account(address=address, creds=creds)
+            self._funded[creds.api_key] = self.funding if cash is None else cash
+            self.feed.add_account(creds.api_key, address)
+
+    def give(self, api_key: str, *, cash: int = 0, shares: Mapping[str, int] | None = None) -> None:
+        """Move pUSD or tokens into an account from outside the venue (a deposit, a split on chain)."""
+        self._funded[api_key] += cash
+        held = self.feed.positions.setdefault(api_key, {})
+        for token, n in (shares or {}).items():
+            held[token] = held.get(token, 0) + n
+
+    # ------------------------------------------------------------------ balances
+
+    def cash(self, account: Account) -> int:
+        key = account.creds.api_key
+        return self._funded.get(key, 0) + self.feed.cash_moved.get(key, 0)
+
+    def shares(self, account: Account, token: str) -> int:
+        return self.feed.positions.get(account.creds.api_key, {}).get(token, 0)
+
+    def balance_allowance(self, account: Account, asset_type: str, token_id: str) -> dict[str, Any]:
+        """``GET /balance-allowance``: pUSD (COLLATERAL) or one token's shares (CONDITIONAL)."""
+        if asset_type == "COLLATERAL":
+            balance = self.cash(account)
+        elif asset_type == "CONDITIONAL" and token_id:
+            balance = self.shares(account, token_id)
+        else:
+            raise VenueRefusal(400, "invalid asset_type or token_id")
+        return {"balance": str(balance), "allowance": UNLIMITED_ALLOWANCE}
+
+    def trades(self, account: Account, after_s: int | None) -> list[dict[str, Any]]:
+        """``GET /data/trades``: the account's trades, each in its latest status."""
+        return self.feed.trades_of(account.creds.api_key, after_s)
+
+    def _check_balance(self, account: Account, token: str, side: Side, price: int, size: int) -> None:
+        mine = self.engine.open_orders(owner=account.creds.api_key)
+        if side is Side.BUY:
+            held = sum(notional(o.price, o.original_size - o.size_matched) for o in mine if o.side is Side.BUY)
+            short = self.cash(account) - held < notional(price, size)
+        else:
+            held = sum(o.original_size - o.size_matched for o in mine if o.side is Side.SELL and o.token == token)
+            short = self.shares(account, token) - held < size
+        if short:
+            raise VenueRefusal(400, NOT_ENOUGH_BALANCE)
 
     # ------------------------------------------------------------------ heartbeats
 
@@ -152,6 +211,7 @@ class SimTrading:
         if signer != order.signer.lower() or signer != account.address.lower():
             raise VenueRefusal(400, INVALID_SIGNATURE)
         price, size = _price_and_size(order)
+        self._check_balance(account, token, order.side, price, size)
         result = self.engine.submit(account.creds.api_key, token, order.side, price, size, tif, post_only, now_ns,
                                     order_id=order_id)
         if not result.ok:

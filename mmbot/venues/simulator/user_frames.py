@@ -6,7 +6,8 @@ A trade is sent MATCHED when it happens, MINED ``mined_after_ns`` later and CONF
 RETRYING → FAILED instead, and ``shuffle_next`` sends an account's next messages twice, the
 first time in reverse order (faults the reconciliation tests need). Each account gets the messages
 of its own orders only: as taker, the top level is its order; as maker, the top level is the
-taker's order and its fill is in ``maker_orders[]``.
+taker's order and its fill is in ``maker_orders[]``. Every trade is also kept in its latest
+status for ``/data/trades``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class UserFeed:
         self._accounts: dict[str, str] = {}  # api key -> maker address
         self._mined_after = mined_after_ns
         self._confirmed_after = confirmed_after_ns
-        self._later: list[tuple[int, int, str, str]] = []  # (due, seq, api key, text)
+        self._later: list[tuple[int, int, str, str, str]] = []  # (due, seq, api key, trade id, text)
         self._seq = 0
         self._outbox: list[tuple[str, str]] = []
         self.fail_next: set[str] = set()  # api keys whose next trade fails
@@ -39,6 +40,7 @@ class UserFeed:
         # each account's truth, from its trades: shares per token, and the pUSD its trades moved
         self.positions: dict[str, dict[str, int]] = {}
         self.cash_moved: dict[str, int] = {}
+        self._records: dict[str, dict[str, dict[str, Any]]] = {}  # api key -> trade id -> latest record
 
     def add_account(self, api_key: str, address: str) -> None:
         self._accounts[api_key] = address
@@ -60,7 +62,8 @@ class UserFeed:
     def take(self, now_ns: int) -> list[tuple[str, str]]:
         """(api key, frame) of everything due by ``now_ns``, in order."""
         while self._later and self._later[0][0] <= now_ns:
-            _, _, owner, text = heapq.heappop(self._later)
+            _, _, owner, trade_id, text = heapq.heappop(self._later)
+            self._records[owner][trade_id] = _record(text)
             self._outbox.append((owner, text))
         taken, self._outbox = self._outbox, []
         for owner in [o for o in self.shuffle_next if any(key == o for key, _ in taken)]:
@@ -68,6 +71,11 @@ class UserFeed:
             mine = [m for m in taken if m[0] == owner]
             taken = [m for m in taken if m[0] != owner] + list(reversed(mine)) + mine
         return taken
+
+    def trades_of(self, owner: str, after_s: int | None = None) -> list[dict[str, Any]]:
+        """The account's trades (``/data/trades`` items) matched at or after ``after_s``, oldest first."""
+        return [r for r in self._records.get(owner, {}).values()
+                if after_s is None or int(r["match_time"]) >= after_s]
 
     def _account(self, owner: str, role: str, trade: ev.Trade) -> None:
         if role == "TAKER":
@@ -101,7 +109,9 @@ class UserFeed:
                 }],
             })
 
-        self._outbox.append((owner, message("MATCHED", trade.ts_ns)))
+        matched = message("MATCHED", trade.ts_ns)
+        self._records.setdefault(owner, {})[trade.trade_id] = _record(matched)
+        self._outbox.append((owner, matched))
         if owner in self.fail_next:
             self.fail_next.discard(owner)
             later = (("RETRYING", self._mined_after), ("FAILED", self._confirmed_after))
@@ -110,7 +120,7 @@ class UserFeed:
         for status, after in later:
             self._seq += 1
             due = trade.ts_ns + after
-            heapq.heappush(self._later, (due, self._seq, owner, message(status, due)))
+            heapq.heappush(self._later, (due, self._seq, owner, trade.trade_id, message(status, due)))
 
     def _order(self, order: ev.OrderView, kind: str, status: str, ts_ns: int) -> str:
         return _dumps({
@@ -121,3 +131,10 @@ class UserFeed:
             "associate_trades": None, "order_type": order.tif.value, "status": status, "expiration": "0",
             "created_at": str(order.created_ns // SECOND), "timestamp": str(ts_ns // 1_000_000),
         })
+
+
+def _record(text: str) -> dict[str, Any]:
+    """A user-channel trade message as a ``/data/trades`` item: the same fields, no envelope."""
+    record = json.loads(text)
+    del record["event_type"], record["type"]
+    return record
