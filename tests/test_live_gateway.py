@@ -150,3 +150,22 @@ async def test_heartbeats_echo_the_latest_id_every_five_seconds(nursery, autojum
     await nursery.start(gw.run)
     await trio.sleep(12)
     assert beats == ["", "h1", "h2"]  # at 0, 5 and 10 s, each echoing the id the last one returned
+
+
+async def test_a_dry_run_signs_and_records_every_order_and_sends_nothing(nursery, autojump_clock) -> None:
+    beats: list = []
+    gw, answers, seen, sink = gateway(lambda request: httpx.Response(500), beats)
+    dry = LiveGateway(rest=gw._rest, signer=OrderSigner(KEY), owner="key-1", markets={YES: MARKET}.get,
+                      respond=answers.append, sink=sink, clock=gw._clock, rng=random.Random(1), dry_run=True)
+    await run(dry, [submit(1), submit(2, price=460_000), CancelRequest(cid="c1", order_id="o1")], nursery)
+    await trio.sleep(30)  # long enough for heartbeats, were any sent
+    assert seen == [] and beats == []
+    assert answers == [
+        OrderAccepted(cid="i1", order_id="o1", venue_order_id=dry.venue_ids["o1"]),
+        OrderAccepted(cid="i2", order_id="o2", venue_order_id=dry.venue_ids["o2"]),
+        OrderDone(cid="c1", order_id="o1", reason="canceled"),
+    ]
+    rows = [payload for kind, _, payload in sink.rows if kind == "dry_run_order"]
+    assert [r["venue_order_id"] for r in rows] == [dry.venue_ids["o1"], dry.venue_ids["o2"]]
+    assert rows[1]["order"]["makerAmount"] == "4600000" and rows[1]["order"]["takerAmount"] == "10000000"
+    assert all("signature" not in r["order"] for r in rows)

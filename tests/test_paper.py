@@ -416,7 +416,7 @@ def test_a_resting_order_is_crossed_through_the_complement_book() -> None:
 def test_no_answer_before_the_latency_has_passed() -> None:
     venue = Venue()
     ladder(venue)
-    order_id = venue.submit(BUY, "0.52", "5")
+    venue.submit(BUY, "0.52", "5")
     venue.scheduler.fire_due(T0 + LATENCY - 1)
     assert venue.responses == []
     venue.scheduler.fire_due(T0 + LATENCY)

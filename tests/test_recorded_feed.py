@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import trio
-
 from mmbot.clock import Scheduler, TrioClock
 from mmbot.facts.replay import RecordedFeed
 

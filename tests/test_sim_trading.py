@@ -13,7 +13,9 @@ import trio.testing
 
 from mmbot.clock import TrioClock
 from mmbot.config import Secret
-from mmbot.model import ONE, CancelRequest, OrderAccepted, OrderDone, OrderRejected, Side, SubmitRequest, TimeInForce
+from mmbot.model import (
+    ONE, CancelRequest, OrderAccepted, OrderDone, OrderRejected, Side, SubmitRequest, TimeInForce, parse_micro,
+)
 from mmbot.ports import Fatal, Rejected
 from mmbot.venues.polymarket.auth import ApiCredentials, OrderSigner, SigningKey
 from mmbot.venues.polymarket.gateway import LiveGateway
@@ -263,3 +265,63 @@ async def test_after_an_engine_restart_only_post_only_orders_go_out_for_two_minu
     await settle(answers, 3)
     assert isinstance(answers[2], (OrderAccepted, OrderRejected)) and answers[2].order_id == "o3"
     assert "post-only window" not in getattr(answers[2], "reason", "")
+
+
+async def test_the_account_holds_its_balance_and_orders_beyond_it_are_refused(nursery, autojump_clock) -> None:
+    server, rest, gw, answers, info = await setup(nursery)
+    token = info.tokens[0]
+    assert await rest.collateral_balance() == 10_000 * ONE and await rest.token_balance(token) == 0
+    mid = await rest.midpoint(token)
+    assert mid is not None and 0 < mid < ONE
+
+    def buy(n: int, shares: int, side: Side = Side.BUY) -> None:
+        gw.send(SubmitRequest(cid=f"i{n}", order_id=f"o{n}", market=info.market, token=token, side=side,
+                              price=10_000 if side is Side.BUY else ONE - 10_000, size=shares * ONE,
+                              tif=TimeInForce.GTC, post_only=True))
+
+    buy(1, 600_000)  # 6,000 pUSD at 0.01: rests
+    await settle(answers, 1)
+    buy(2, 500_000)  # 5,000 more: the first holds 6,000 of the 10,000
+    buy(3, 10, Side.SELL)  # no shares to sell
+    await settle(answers, 3)
+    assert [type(a).__name__ for a in answers] == ["OrderAccepted", "OrderRejected", "OrderRejected"]
+    assert {a.reason for a in answers[1:]} == {"not enough balance / allowance"}
+    server.trading.give(credentials_for(KEY.address).api_key, shares={token: 10 * ONE})
+    assert await rest.token_balance(token) == 10 * ONE
+    buy(4, 10, Side.SELL)
+    await settle(answers, 4)
+    assert isinstance(answers[3], OrderAccepted)
+
+
+async def test_the_trades_endpoint_gives_each_trade_in_its_latest_status(nursery, autojump_clock) -> None:
+    server, rest, gw, answers, info = await setup(nursery)
+    token = info.tokens[0]
+    server.trading.give(credentials_for(KEY.address).api_key, shares={token: 10 * ONE})
+    _, ask = server.venue.best(token)
+    gw.send(SubmitRequest(cid="i1", order_id="o1", market=info.market, token=token, side=Side.SELL,
+                          price=ask - info.tick, size=10 * ONE, tif=TimeInForce.GTC, post_only=True))
+    await settle(answers, 1)
+    key_b = SigningKey(Secret(value="0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"))
+    creds_b = credentials_for(key_b.address)
+    server.add_account(key_b.address, creds_b)
+    rest_b = ClobRest(client=httpx.AsyncClient(base_url=str(rest._client.base_url)), creds=creds_b,
+                      address=key_b.address, clock=TrioClock(anchor_ns=1_786_604_100 * 1_000_000_000))
+    taker = LiveGateway(rest=rest_b, signer=OrderSigner(key_b), owner=creds_b.api_key,
+                        markets=lambda t: info if t in info.tokens else None, respond=answers.append, sink=Rows(),
+                        clock=TrioClock(anchor_ns=0), rng=random.Random(3))
+    await nursery.start(taker.run)
+    taker.send(SubmitRequest(cid="b1", order_id="b1", market=info.market, token=token, side=Side.BUY,
+                             price=ask - info.tick, size=6 * ONE, tif=TimeInForce.FAK))
+    await settle(answers, 2)
+    await trio.sleep(0.5)  # the venue's next step hands the engine's events to the user feed
+    [trade] = await rest.trades()
+    assert trade["status"] == "MATCHED" and trade["trader_side"] == "MAKER"  # we were the maker; the top level is the taker
+    assert trade["maker_orders"][0]["order_id"] == gw.venue_ids["o1"] and trade["maker_orders"][0]["matched_amount"] == "6"
+    await trio.sleep(6)
+    server.publish_user()  # settlement statuses are due: the trades endpoint follows them
+    later = await rest.trades()  # the venue's own flow may have taken more of the order meanwhile
+    assert {t["id"]: t["status"] for t in later}[trade["id"]] == "CONFIRMED"
+    assert all(int(t["match_time"]) > int(trade["match_time"]) for t in await rest.trades(
+        after_s=int(trade["match_time"]) + 1))
+    sold = sum(parse_micro(m["matched_amount"]) for t in later for m in t["maker_orders"])
+    assert await rest.token_balance(token) == 10 * ONE - sold

@@ -141,7 +141,7 @@ class SimServer:
             await self._clock.sleep_until(deadline)
             if self._paused:
                 continue
-            self.counts["heartbeat_cancels"] += self.trading.expire_heartbeats(self.venue.now_ns)
+            self.counts["heartbeat_cancels"] += self.trading.expire_heartbeats(self._clock.now_ns(), self.venue.now_ns)
             if not self._settings.rate:
                 self.publish(self.venue.step(self.venue_ns()))
                 self.publish_user()
@@ -475,7 +475,7 @@ class SimServer:
             Route("/order", authenticated(lambda a, body, r: trading.cancel(a, [body["orderID"]], now())),
                   methods=["DELETE"]),
             Route("/orders", authenticated(lambda a, body, r: trading.cancel(a, list(body), now())), methods=["DELETE"]),
-            Route("/heartbeats", authenticated(lambda a, body, r: trading.heartbeat(a, str(body["heartbeat_id"]), now())),
+            Route("/heartbeats", authenticated(lambda a, body, r: trading.heartbeat(a, str(body["heartbeat_id"]), self._clock.now_ns())),
                   methods=["POST"]),
             Route("/cancel-all", authenticated(lambda a, body, r: trading.cancel_all(a, now())), methods=["DELETE"]),
             Route("/data/orders", authenticated(

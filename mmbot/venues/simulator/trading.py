@@ -150,13 +150,15 @@ class SimTrading:
         self._beats[key] = (fresh, now_ns)
         return {"status": "ok", "heartbeat_id": fresh}
 
-    def expire_heartbeats(self, now_ns: int) -> int:
+    def expire_heartbeats(self, now_ns: int, venue_ns: int) -> int:
         """Cancel-on-disconnect: every order of an account whose heartbeats stopped ``HEARTBEAT_LIMIT_NS``
-        ago (after its first one) is cancelled. Returns how many orders that ended."""
+        ago (after its first one) is cancelled. Returns how many orders that ended. Heartbeats are
+        timed on ``now_ns``, the clock the clients keep (real time, even when the world runs faster);
+        the cancels happen at the world's ``venue_ns``."""
         ended = 0
         for key, (_, last_ns) in list(self._beats.items()):
             if now_ns - last_ns > HEARTBEAT_LIMIT_NS:
-                ended += len(self.engine.cancel_all(key, now_ns).canceled)
+                ended += len(self.engine.cancel_all(key, venue_ns).canceled)
                 del self._beats[key]
         return ended
 

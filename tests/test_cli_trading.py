@@ -1,0 +1,69 @@
+"""The signed-trading commands as a newcomer runs them (docs/live-trading.md), as subprocesses
+against ``mmbot sim`` on loopback: ``creds derive``, ``run --mode live --dry-run``, ``run --mode
+sim`` and ``cancel-all``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import sqlite_utils
+
+KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # Hardhat's public test key
+
+
+@pytest.fixture
+def simulator():  # noqa: ANN201
+    proc = subprocess.Popen([sys.executable, "-m", "mmbot.cli", "sim", "--port", "0", "--ws-port", "0", "--seed", "3",
+                             "--speed", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    urls: dict[str, str] = {}
+    for line in proc.stdout:
+        if m := re.match(r"\s+(market channel|REST)\s+(\S+)", line):
+            urls[m.group(1)] = m.group(2)
+        if "Ctrl-C" in line:
+            break
+    yield urls["market channel"], urls["REST"]
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def mmbot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mmbot.cli", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
+
+
+def test_derive_then_dry_run_live_then_sim_then_cancel_all(simulator, tmp_path) -> None:
+    ws, rest = simulator
+    derived = mmbot("creds", "derive", "--rest", rest, env={"MMBOT_PRIVATE_KEY": KEY})
+    assert derived.returncode == 0, derived.stderr
+    env = {"MMBOT_PRIVATE_KEY": KEY} | dict(line.split("=", 1) for line in derived.stdout.splitlines()
+                                            if line.startswith("MMBOT_"))
+    assert set(env) == {"MMBOT_PRIVATE_KEY", "MMBOT_API_KEY", "MMBOT_API_SECRET", "MMBOT_API_PASSPHRASE"}
+
+    dry = mmbot("run", "--mode", "live", "--dry-run", "--ws", ws, "--rest", rest, "--duration", "6",
+                "--db", str(tmp_path / "dry.db"), env=env)
+    assert dry.returncode == 0, dry.stderr
+    db = sqlite_utils.Database(tmp_path / "dry.db")
+    kinds = {r["kind"]: r["n"] for r in db.query("select kind, count(*) n from events group by kind")}
+    assert kinds.get("dry_run_order", 0) > 0 and "startup_dry_run" in kinds and "fill" not in kinds, kinds
+    [run] = db["runs"].rows
+    assert run["mode"] == "live-dry-run"
+    start = json.loads(next(db["events"].rows_where("kind = 'run_start'"))["payload"])
+    assert start["cash"] == 10_000_000_000  # the simulator's funding, read from the venue
+
+    sim = mmbot("run", "--mode", "sim", "--ws", ws, "--rest", rest, "--duration", "6", "--db", str(tmp_path / "s.db"),
+                env=env)
+    assert sim.returncode == 0, sim.stderr
+    kinds = {r["kind"]: r["n"] for r in sqlite_utils.Database(tmp_path / "s.db").query(
+        "select kind, count(*) n from events group by kind")}
+    assert kinds.get("ack", 0) > 0 and "error" not in kinds, kinds
+
+    cancelled = mmbot("cancel-all", "--rest", rest, env=env)
+    assert cancelled.returncode == 0 and cancelled.stdout.startswith("cancelled "), cancelled.stderr
+    for secret in (KEY[2:], env["MMBOT_API_SECRET"], env["MMBOT_API_PASSPHRASE"]):
+        for out in (dry, sim, cancelled):
+            assert secret not in out.stdout + out.stderr
