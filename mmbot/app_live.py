@@ -9,8 +9,8 @@ as positions, at the book's midpoint as cost basis (the venue does not know what
 
 Fills come from the user channel (``user_fills.UserFills``): booked at once (optimistic), every
 report also to the reconciler, which reverses a leg that fails later and adopts legs the executor
-refused or never saw. After a gap in the user channel, once it is back, the trades since the last
-one seen are fetched over REST (``/data/trades``) and go the same way; a trade seen twice is
+refused or never saw. Once the user channel is first connected, and after every gap in it once it
+is back, the trades since the last one seen are fetched over REST (``/data/trades``) and go the same way; a trade seen twice is
 booked once. ``dry_run`` signs and logs every order without sending it (nothing is cancelled at
 start-up either): what the strategy would do, with real books and a real account.
 """
@@ -40,8 +40,6 @@ from mmbot.venues.polymarket.user_fills import UserFills
 from mmbot.venues.polymarket.ws import ChannelConnection, user_connection
 
 RECONCILE_TIMEOUT_NS = 10_000_000_000
-
-
 CATCH_UP_MARGIN_S = 60  # a catch-up asks for trades this long before the last one seen
 
 
@@ -95,6 +93,7 @@ async def run_trading(
                           our_ids=gateway.local_ids, markets=engine.markets.for_token, respond=engine.inbox.send,
                           reconcile=reconciler.on_leg, sink=log, since_s=clock.now_ns() // 1_000_000_000)
         gaps = Gaps()
+        gaps.signal()  # orders may fill before the user channel first connects: catch up once it has
 
         def on_gap(keys: list[str], reason: str) -> None:
             log.record("user_gap", "user", {"reason": reason})

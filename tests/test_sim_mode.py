@@ -67,8 +67,8 @@ async def test_sim_mode_ledger_equals_the_simulators_account_under_faults(nurser
     adopted = {r["token"]: json.loads(r["payload"])["shares"] for r in rows["events"].rows_where("kind = 'position_adopted'")}
     assert adopted == held
     catch_ups = [json.loads(r["payload"]) for r in rows["events"].rows_where("kind = 'user_catch_up'")]
-    assert catch_ups and all(c["trades"] > 0 for c in catch_ups), catch_ups
-    print("catch-ups:", catch_ups)
+    # one when the user channel first connected, one after the stall, which found the trades it missed
+    assert len(catch_ups) == 2 and catch_ups[1]["new_legs"] > 0, catch_ups
 
 
 async def test_secrets_appear_nowhere(nursery, autojump_clock, tmp_path, capsys) -> None:
