@@ -63,6 +63,7 @@ class Engine:
         self._token_market: dict[str, _Market] = {}
         self._books: dict[str, tuple[Ladder, Ladder]] = {}  # token -> (bids, asks)
         self._orders: dict[str, RestingOrder] = {}  # resting orders, in arrival order
+        self._by_owner: dict[str, dict[str, RestingOrder]] = {}  # the same, per owner
         self._seen_ids: set[str] = set()
         self._expiries: list[tuple[int, int, str]] = []  # (expires_ns, seq, order id) of GTD orders
         self._last_trade: dict[str, int] = {}
@@ -152,11 +153,9 @@ class Engine:
         return order.view() if order else None
 
     def open_orders(self, owner: str | None = None, market: str | None = None) -> list[ev.OrderView]:
-        return [
-            o.view()
-            for o in self._orders.values()
-            if (owner is None or o.owner == owner) and (market is None or o.market == market)
-        ]
+        """Resting orders in arrival order, of one owner (an index, not a scan) and/or one market."""
+        orders = self._orders if owner is None else self._by_owner.get(owner, {})
+        return [o.view() for o in orders.values() if market is None or o.market == market]
 
     def take_events(self) -> list[ev.Event]:
         """Every event since the last call, in the order things happened."""
@@ -351,6 +350,7 @@ class Engine:
         self._level_changed(maker, level_total, now_ns)
         if maker.remaining == 0:
             del self._orders[maker.order_id]
+            del self._by_owner[maker.owner][maker.order_id]
             self._events.append(ev.OrderEnded(order=maker.view(), reason=ev.EndReason.MATCHED, ts_ns=now_ns))
         return trade
 
@@ -358,6 +358,7 @@ class Engine:
         bids, asks = self._books[order.token]
         total = (bids if order.side is Side.BUY else asks).add(order)
         self._orders[order.order_id] = order
+        self._by_owner.setdefault(order.owner, {})[order.order_id] = order
         if order.expires_ns is not None:
             self._expiry_seq += 1
             heapq.heappush(self._expiries, (order.expires_ns, self._expiry_seq, order.order_id))
@@ -368,6 +369,7 @@ class Engine:
         bids, asks = self._books[order.token]
         total = (bids if order.side is Side.BUY else asks).remove(order)
         del self._orders[order.order_id]
+        del self._by_owner[order.owner][order.order_id]
         self._level_changed(order, total, now_ns)
         self._events.append(ev.OrderEnded(order=order.view(), reason=reason, ts_ns=now_ns))
 

@@ -169,7 +169,7 @@ class FrameRenderer:
 
     def _price_change(self, market: str, group: list[ev.LevelChanged]) -> str:
         ts = _ms(group[0].ts_ns)
-        hashes = {c.token: self._hash(c.token, ts) for c in group}
+        hashes = {token: self._hash(token, ts) for token in {c.token: None for c in group}}  # once per token
         entries = [
             {
                 "asset_id": c.token, "price": format_micro(c.price), "size": format_micro(c.size),
