@@ -72,6 +72,16 @@ def format_micro(value: int) -> str:
     return f"{sign}{whole}.{frac:06d}".rstrip("0")
 
 
+SHARE_STEP = 10_000  # orders are sized in whole hundredths of a share (the venue's amount rounding)
+
+
+def size_off_step(size: int) -> str | None:
+    """Why an order of ``size`` cannot be sent as asked (the signed amounts would round it), or None."""
+    if size % SHARE_STEP:
+        return f"size {format_micro(size)} is finer than 0.01 share"
+    return None
+
+
 def notional(price: int, size: int) -> int:
     """Cost of ``size`` shares at ``price``, rounded up (what a buyer must hold)."""
     return -((-price * size) // ONE)

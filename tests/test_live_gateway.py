@@ -119,7 +119,8 @@ async def test_rate_limited_batches_are_retried_after_the_advised_delay(nursery,
 async def test_off_grid_prices_are_refused_before_anything_is_sent(nursery, autojump_clock) -> None:
     gw, answers, seen, _ = gateway(lambda r: httpx.Response(500))
     await run(gw, [submit(1, price=455_000)], nursery)
-    assert seen == [] and answers[0].reason.startswith("local: price 0.455 is not on the 0.01 grid")
+    assert seen == [] and answers[0].reason.startswith(
+        "local: INVALID_ORDER_MIN_TICK_SIZE: price 0.455 is not on the 0.01 grid")
 
 
 async def test_cancels_become_done_or_refused(nursery, autojump_clock) -> None:

@@ -18,6 +18,7 @@ from typing import Callable, Protocol, Sequence
 from mmbot.config import MakerConfig, MergeConfig, StrategiesConfig, TakerConfig
 from mmbot.model import (
     ONE,
+    SHARE_STEP,
     BookState,
     BookUpdate,
     CancelOrder,
@@ -32,7 +33,6 @@ from mmbot.model import (
     taker_fee,
 )
 
-SHARE_STEP = 10_000  # the venue takes sizes to two decimal places of a share
 
 
 class BookLike(Protocol):

@@ -33,6 +33,7 @@ import attrs
 
 from mmbot.model import (
     ONE,
+    size_off_step,
     BookSnapshot,
     BookState,
     CancelRejected,
@@ -180,6 +181,7 @@ class PaperGateway:
         self._resting_in: dict[str, dict[str, _Order]] = {}
         self._consumed: dict[str, dict[_Key, int]] = {}  # token -> level -> size we took
         self._accepted_ids: set[str] = set()  # membership only, never iterated
+        self._submits_due: dict[str, int] = {}  # order id -> when its submit is evaluated, until it is
         self._resolved_markets: set[str] = set()  # membership only, never iterated
 
     # ----------------------------------------------------------------------- the port
@@ -188,8 +190,11 @@ class PaperGateway:
         """Schedule ``request`` to be evaluated after the latency; never blocks."""
         at = self._clock.now_ns() + self._ack_latency_ns + self._rng.randrange(self._jitter_ns + 1)
         if isinstance(request, SubmitRequest):
+            self._submits_due[request.order_id] = at
             handle = functools.partial(self._submit, request, at)
         elif isinstance(request, CancelRequest):
+            # never before its own submit: jitter must not let a cancel overtake the order it ends
+            at = max(at, self._submits_due.get(request.order_id, at))
             handle = functools.partial(self._cancel, request)
         elif isinstance(request, MergeRequest):
             handle = functools.partial(self._merge, request)
@@ -228,6 +233,7 @@ class PaperGateway:
     # ----------------------------------------------------------------------- requests
 
     def _submit(self, request: SubmitRequest, at: int) -> None:
+        self._submits_due.pop(request.order_id, None)
         market = self._markets(request.token)
         reason = self._rejection(request, market, at)
         if reason is not None:
@@ -273,6 +279,8 @@ class PaperGateway:
             return MIN_TICK_SIZE
         if request.size < market.min_size:
             return MIN_SIZE
+        if (off_step := size_off_step(request.size)) is not None:
+            return f"local: {off_step}"  # as the live gateway refuses it, before signing
         if request.post_only:
             if request.tif is TimeInForce.FOK or request.tif is TimeInForce.FAK:
                 return POST_ONLY_TYPE

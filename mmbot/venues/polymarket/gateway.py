@@ -34,7 +34,7 @@ import trio
 from mmbot.facts.bus import Stream
 from mmbot.model import (
     CancelRejected, CancelRequest, MarketInfo, MergeRequest, OrderAccepted, OrderDone, OrderOutcomeUnknown,
-    OrderRejected, SubmitRequest, TimeInForce, VenueRequest, VenueResponse, format_micro,
+    OrderRejected, SubmitRequest, TimeInForce, VenueRequest, VenueResponse, format_micro, size_off_step,
 )
 from mmbot.ports import Clock, EventSink, OutcomeUnknown, Rejected, Retryable
 from mmbot.venues.polymarket.auth import EOA, OrderSigner, OrderV2, SigningError, order_amounts
@@ -109,7 +109,10 @@ class LiveGateway:
         if info is None:
             raise SigningError(f"no market known for token {request.token}")
         if request.price % info.tick:  # order_amounts would round it: never send a price we did not choose
-            raise SigningError(f"price {format_micro(request.price)} is not on the {format_micro(info.tick)} grid")
+            raise SigningError(f"INVALID_ORDER_MIN_TICK_SIZE: price {format_micro(request.price)} is not on the"
+                               f" {format_micro(info.tick)} grid")
+        if (off_step := size_off_step(request.size)) is not None:  # nor a size
+            raise SigningError(off_step)
         maker_amount, taker_amount = order_amounts(
             request.side, format_micro(request.price), format_micro(request.size), format_micro(info.tick)
         )

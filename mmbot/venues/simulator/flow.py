@@ -27,7 +27,7 @@ import random
 
 import attrs
 
-from mmbot.model import ONE, MarketInfo, Side, TimeInForce
+from mmbot.model import ONE, SHARE_STEP, MarketInfo, Side, TimeInForce
 from mmbot.venues.simulator.engine import Engine
 from mmbot.venues.simulator.events import MarketState
 from mmbot.venues.simulator.prices import SECOND, DriftingFair, FairModel, IntervalFair, Underlying
@@ -35,7 +35,6 @@ from mmbot.venues.simulator.prices import SECOND, DriftingFair, FairModel, Inter
 MS = 1_000_000
 COARSE_TICK = 10_000
 FINE_TICK = 1_000
-SHARE_STEP = 10_000  # sizes in whole hundredths of a share, as the venue's amounts allow
 
 
 def on_grid(price: int, tick: int, *, round_up: bool) -> int:
