@@ -37,7 +37,7 @@ from typing import Callable
 
 import attrs
 
-from mmbot.model import ONE, MarketInfo, Side, TimeInForce, taker_fee
+from mmbot.model import ONE, MarketInfo, Side, TimeInForce, notional, taker_fee
 from mmbot.venues.simulator import events as ev
 from mmbot.venues.simulator.book import Ladder, Level, RestingOrder
 
@@ -156,6 +156,16 @@ class Engine:
         """Resting orders in arrival order, of one owner (an index, not a scan) and/or one market."""
         orders = self._orders if owner is None else self._by_owner.get(owner, {})
         return [o.view() for o in orders.values() if market is None or o.market == market]
+
+    def committed(self, owner: str, token: str) -> tuple[int, int]:
+        """What ``owner``'s resting orders hold: pUSD on all its BUYs, shares on its SELLs of ``token``."""
+        buying = selling = 0
+        for o in self._by_owner.get(owner, {}).values():
+            if o.side is Side.BUY:
+                buying += notional(o.price, o.remaining)
+            elif o.token == token:
+                selling += o.remaining
+        return buying, selling
 
     def take_events(self) -> list[ev.Event]:
         """Every event since the last call, in the order things happened."""

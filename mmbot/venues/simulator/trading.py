@@ -28,7 +28,7 @@ from eth_hash.auto import keccak
 from mmbot.config import Secret
 from mmbot.model import ONE, Side, TimeInForce, format_micro, notional
 from mmbot.venues.polymarket.auth import (
-    CHAIN_ID, EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, ApiCredentials, OrderV2, SigningError, checksum_address,
+    CHAIN_ID, EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, ApiCredentials, OrderV2, SigningError,
     clob_auth_digest, domain_separator, typed_digest,
 )
 from mmbot.venues.simulator.engine import Engine
@@ -68,7 +68,7 @@ def recover_address(digest: bytes, signature: str) -> str:
         public = coincurve.PublicKey.from_signature_and_message(raw[:64] + bytes([raw[64] - 27]), digest, hasher=None)
     except ValueError:
         raise VenueRefusal(400, INVALID_SIGNATURE) from None
-    return checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
+    return "0x" + keccak(public.format(compressed=False)[1:])[-20:].hex()  # lower case: compared, never shown
 
 
 class SimTrading:
@@ -125,13 +125,11 @@ class SimTrading:
         return self.feed.trades_of(account.creds.api_key, after_s)
 
     def _check_balance(self, account: Account, token: str, side: Side, price: int, size: int) -> None:
-        mine = self.engine.open_orders(owner=account.creds.api_key)
+        buying, selling = self.engine.committed(account.creds.api_key, token)
         if side is Side.BUY:
-            held = sum(notional(o.price, o.original_size - o.size_matched) for o in mine if o.side is Side.BUY)
-            short = self.cash(account) - held < notional(price, size)
+            short = self.cash(account) - buying < notional(price, size)
         else:
-            held = sum(o.original_size - o.size_matched for o in mine if o.side is Side.SELL and o.token == token)
-            short = self.shares(account, token) - held < size
+            short = self.shares(account, token) - selling < size
         if short:
             raise VenueRefusal(400, NOT_ENOUGH_BALANCE)
 
@@ -178,7 +176,7 @@ class SimTrading:
             digest = clob_auth_digest(address, timestamp, int(headers.get("poly_nonce", "0")))
         except (KeyError, ValueError, SigningError):
             raise VenueRefusal(401, UNAUTHORIZED) from None
-        if recover_address(digest, headers.get("poly_signature", "")).lower() != address.lower():
+        if recover_address(digest, headers.get("poly_signature", "")) != address.lower():
             raise VenueRefusal(401, UNAUTHORIZED)
         creds = credentials_for(address, seed)
         self.add_account(address, creds)
@@ -207,9 +205,12 @@ class SimTrading:
         if not self.engine.has_token(token):
             raise VenueRefusal(400, "MARKET_NOT_READY")
         neg_risk = self.engine.market_of(token).neg_risk
-        digest = typed_digest(self._domains[neg_risk], order.struct_hash())
+        try:
+            digest = typed_digest(self._domains[neg_risk], order.struct_hash())
+        except SigningError:  # a field out of its type's range
+            raise VenueRefusal(400, INVALID_ORDER) from None
         order_id = "0x" + digest.hex()
-        signer = recover_address(digest, signature).lower()
+        signer = recover_address(digest, signature)
         if signer != order.signer.lower() or signer != account.address.lower():
             raise VenueRefusal(400, INVALID_SIGNATURE)
         price, size = _price_and_size(order)
@@ -266,7 +267,6 @@ def _parse(body: dict[str, Any]) -> tuple[OrderV2, str, TimeInForce, bool]:
             metadata=str(wire["metadata"]), builder=str(wire["builder"]),
         )
         tif = TimeInForce(body.get("orderType", "GTC"))
-        order.struct_hash()  # every field encodable
     except (KeyError, TypeError, ValueError, SigningError):
         raise VenueRefusal(400, INVALID_ORDER) from None
     return order, str(wire.get("signature", "")), tif, bool(body.get("postOnly", False))
