@@ -5,8 +5,8 @@
   ``l2_headers``.
 - **Orders**: ``OrderSigner`` hashes the V2 ``Order`` struct directly — type hash and both
   exchanges' domain separators computed once — and signs the digest with libsecp256k1
-  (coincurve), about 100 times faster than building EIP-712 typed data through eth-account as
-  the official builder does, with identical signatures (tests/test_auth.py checks the published
+  (coincurve): 55-75 times faster than the official builder with its own pure-Python signer, 6-9
+  times where eth-keys finds coincurve installed (bench/submit.py), with identical signatures (tests/test_auth.py checks the published
   vectors and the official builder on generated orders). The digest is the order ID.
 - **Amounts**: ``order_amounts`` turns a price and size into ``makerAmount``/``takerAmount``
   with the venue's rounding rules, and refuses a price off the tick grid.
