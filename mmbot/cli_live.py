@@ -139,6 +139,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 API_ENV = ("MMBOT_API_KEY", "MMBOT_API_SECRET", "MMBOT_API_PASSPHRASE")
+GAMMA_FOR = {"https://clob.polymarket.com": "https://gamma-api.polymarket.com"}  # Polymarket lists elsewhere
 SIGNATURE_TYPES = {"eoa": 0, "poly-proxy": 1, "gnosis-safe": 2}  # auth.EOA, POLY_PROXY, POLY_GNOSIS_SAFE
 
 
@@ -200,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     db = _fresh_db(Path(args.db))
 
     async def main() -> None:
-        markets = await _markets(args.gamma or args.rest, args.markets)
+        markets = await _markets(args.gamma or GAMMA_FOR.get(args.rest.rstrip("/"), args.rest), args.markets)
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, stop)
@@ -345,7 +346,7 @@ def add_parsers(sub: Any, int_arg: Any) -> None:
                           " Polymarket (real money)")
     run.add_argument("--ws", required=True, help="market channel URL")
     run.add_argument("--rest", required=True, help="CLOB REST base URL (the simulator's also lists markets)")
-    run.add_argument("--gamma", help="market listing (Gamma) base URL (default: --rest)")
+    run.add_argument("--gamma", help="market listing (Gamma) base URL (default: Polymarket's for its CLOB, else --rest)")
     run.add_argument("--dry-run", action="store_true", help="sign and log every order, send none (sim, live)")
     run.add_argument("--signature-type", choices=sorted(SIGNATURE_TYPES), default="eoa",
                      help="how the funds are held: eoa (the key's own address), poly-proxy, gnosis-safe")
