@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import attrs
+import httpx
 import trio
 import trio.testing
 
@@ -37,6 +38,7 @@ from mmbot.model import BookUpdate, Fill, Ids, MarketInfo, MarketResolved, NewMa
 from mmbot.ports import EventSink, OrderGateway
 from mmbot.supervisor import RestartPolicy, supervise
 from mmbot.venues.paper import PaperGateway
+from mmbot.venues.polymarket.discovery import ListingDetails
 from mmbot.venues.polymarket.wire import decode_market_frame
 from mmbot.venues.polymarket.ws import MarketChannel
 
@@ -147,9 +149,11 @@ def build_engine(
     seed: int,
     publish_fill: Callable[[Fill], None] = lambda fill: None,
     cash: int | None = None,
+    pays_on_resolution: bool = True,
 ) -> Engine:
     """``cash``: the ledger's starting pUSD (the venue's balance with signed orders; the config's
-    paper cash if not given)."""
+    paper cash if not given). ``pays_on_resolution``: whether the venue pays winning shares out
+    itself (the paper venue) or they wait to be redeemed on chain (Polymarket)."""
     scheduler = Scheduler(clock)
     doorbell = Doorbell()
     inbox: Stream = Stream(doorbell)
@@ -171,6 +175,7 @@ def build_engine(
         clock=clock,
         ids=ids,
         publish_fill=publish_fill,
+        pays_on_resolution=pays_on_resolution,
     )
     loop = DecisionLoop(
         inbox=inbox, slots=slots, executor=executor, strategies=Strategies(config_for=config.strategies_for, ids=ids)
@@ -327,6 +332,7 @@ async def run_paper(
     clock: TrioClock | None = None,
     stop: trio.Event | None = None,
     tap: Callable[[str, str, int], None] | None = None,
+    gamma_url: str | None = None,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> Engine:
     """Paper trading on a live market channel, on the real (or a test's) clock.
@@ -335,12 +341,14 @@ async def run_paper(
     stops quoting, cancels the paper orders, lets their answers come back, flushes the log and
     returns the engine (for the summary). ``task_status`` gets the engine once the feed started.
     ``tap(channel, text, recv_ns)`` sees every frame first (the recorder of ``mmbot run --record``).
+    With ``gamma_url``, markets listed during the run are traded once their details are fetched
+    from it (``listing_details``); without, with what ``new_market`` says.
     """
     clock = clock or TrioClock()
     log = EventLog(db_path, clock=clock, wall=wall_ns, batch_rows=config.log.batch_rows, batch_ms=config.log.batch_ms)
     log.start_run(mode="paper", seed=config.seed, recording=ws_url, config_hash=config.digest(), code_version=__version__)
     engine = build_engine(
-        config=config, clock=clock, log=log, markets=Markets(markets),
+        config=config, clock=clock, log=log, markets=Markets(markets, learn_listings=gamma_url is None),
         gateway_factory=paper_gateway(config), seed=config.seed,
     )
     log.record("run_start", "run", {"mode": "paper", "seed": config.seed, "ws": ws_url, "markets": len(markets),
@@ -357,8 +365,10 @@ async def run_paper(
 
     market_channel(engine, markets, ws_url, on_frame=on_frame)
     drain_s = 2 * (config.paper.ack_latency_ms + config.paper.latency_jitter_ms) / 1000  # float-ok: a trio sleep
-    await run_live_tree(engine, services=(), stop=stop, duration_s=duration_s, drain_s=drain_s,
-                        task_status=task_status)
+    async with httpx.AsyncClient(base_url=gamma_url or "http://unused", timeout=10) as gamma:
+        services = (listing_details(engine, gamma).run,) if gamma_url else ()
+        await run_live_tree(engine, services=services, stop=stop, duration_s=duration_s, drain_s=drain_s,
+                            task_status=task_status)
     return engine
 
 
@@ -433,6 +443,24 @@ async def supervised_feed(engine: Engine, channel: MarketChannel, *, seed: int,
         "market-feed", feed, policy=RestartPolicy(rng=random.Random(seed ^ 0xFEED5)), sink=engine.log,
         on_trip=trip, now=lambda: clock.now_ns() / 1e9, task_status=task_status,  # float-ok: seconds
     )
+
+
+def listing_details(engine: Engine, client: httpx.AsyncClient) -> ListingDetails:
+    """Markets listed during a live run are traded once Gamma has told their full facts."""
+
+    def adopt(info: MarketInfo) -> None:
+        if engine.markets.get(info.market) is not None:
+            return
+        engine.markets.add(info)
+        engine.boundaries.watch(info)
+        engine.log.record("market_listed", "listing", {
+            "tokens": list(info.tokens), "tick": info.tick, "min_size": info.min_size, "end_ns": info.end_ns,
+            "fee_rate": info.fee_rate, "neg_risk": info.neg_risk, "slug": info.slug,
+        }, market=info.market)
+
+    details = ListingDetails(client=client, on_details=adopt, sink=engine.log, clock=engine.clock)
+    engine.frames.add_observer(details.observe)
+    return details
 
 
 def follow_listings(channel: MarketChannel) -> Callable[[Any], None]:

@@ -25,7 +25,7 @@ import httpx
 import trio
 
 from mmbot import __version__
-from mmbot.app import Engine, build_engine, market_channel, run_live_tree
+from mmbot.app import Engine, build_engine, listing_details, market_channel, run_live_tree
 from mmbot.clock import TrioClock, wall_ns
 from mmbot.config import Config
 from mmbot.decisions.markets import Markets
@@ -47,10 +47,13 @@ async def run_trading(
     *, config: Config, markets: list[MarketInfo], ws_url: str, user_ws_url: str, rest_url: str, key: SigningKey,
     creds: ApiCredentials | None, db_path: str | Path, mode: str, duration_s: int | None = None,
     clock: TrioClock | None = None, stop: trio.Event | None = None, dry_run: bool = False,
-    signature_type: int = EOA, funder: str | None = None, task_status: Any = trio.TASK_STATUS_IGNORED,
+    signature_type: int = EOA, funder: str | None = None, gamma_url: str | None = None,
+    task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> Engine:
     """``funder``: the address holding the funds when it is not the key's own (a Polymarket proxy
-    wallet or Safe, with ``signature_type`` POLY_PROXY or POLY_GNOSIS_SAFE)."""
+    wallet or Safe, with ``signature_type`` POLY_PROXY or POLY_GNOSIS_SAFE). ``gamma_url``: where
+    the details of markets listed during the run come from (default ``rest_url``, as on the
+    simulator)."""
     clock = clock or TrioClock()
     async with httpx.AsyncClient(base_url=rest_url, timeout=10) as http:
         if creds is None:
@@ -77,7 +80,9 @@ async def run_trading(
             built["reconciler"] = Reconciler(emit=respond, ids=Ids(), timeout_ns=RECONCILE_TIMEOUT_NS)
             return built["gateway"]
 
-        engine = build_engine(config=config, clock=clock, log=log, markets=Markets(markets), cash=cash,
+        engine = build_engine(config=config, clock=clock, log=log, markets=Markets(markets, learn_listings=False),
+                              cash=cash,
+                              pays_on_resolution=False,  # winners are redeemed on chain, not by the CLOB
                               gateway_factory=gateway_factory, seed=config.seed,
                               publish_fill=lambda fill: built["reconciler"].on_our_fill(fill, clock.now_ns()))
         gateway, reconciler = built["gateway"], built["reconciler"]
@@ -110,8 +115,10 @@ async def run_trading(
             task_status.started()
             await _catch_up_after_gaps(gaps, user, fills, rest, clock, log)
 
-        await run_live_tree(engine, services=(gateway.run, user.run, reconcile, catch_up), stop=stop,
-                            duration_s=duration_s, drain_s=3, task_status=task_status)
+        async with httpx.AsyncClient(base_url=gamma_url or rest_url, timeout=10) as gamma:
+            details = listing_details(engine, gamma)
+            await run_live_tree(engine, services=(gateway.run, user.run, reconcile, catch_up, details.run), stop=stop,
+                                duration_s=duration_s, drain_s=3, task_status=task_status)
     return engine
 
 

@@ -201,7 +201,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     db = _fresh_db(Path(args.db))
 
     async def main() -> None:
-        markets = await _markets(args.gamma or GAMMA_FOR.get(args.rest.rstrip("/"), args.rest), args.markets)
+        gamma = args.gamma or GAMMA_FOR.get(args.rest.rstrip("/"), args.rest)
+        markets = await _markets(gamma, args.markets)
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, stop)
@@ -209,13 +210,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"{what} trading {len(markets)} markets from {args.ws}; event log {db}; Ctrl-C stops", flush=True)
             if args.mode == "paper":
                 await app.run_paper(config=config, markets=markets, ws_url=args.ws, db_path=db,
-                                    duration_s=args.duration, stop=stop)
+                                    duration_s=args.duration, stop=stop, gamma_url=gamma)
             else:
                 user_ws = args.user_ws or args.ws.replace("/ws/market", "/ws/user")
                 await app_live.run_trading(config=config, markets=markets, ws_url=args.ws, user_ws_url=user_ws,
                                            rest_url=args.rest, key=key, creds=creds, db_path=db, mode=args.mode,
                                            duration_s=args.duration, stop=stop, dry_run=args.dry_run,
-                                           signature_type=signature_type, funder=args.funder)
+                                           signature_type=signature_type, funder=args.funder, gamma_url=gamma)
             nursery.cancel_scope.cancel()
 
     try:

@@ -44,3 +44,48 @@ def test_real_arrays_fees_and_bad_entries() -> None:
     with pytest.raises(DiscoveryError, match="clobTokenIds: not a JSON list"):
         market_info({**entry, "clobTokenIds": "[1, "})
     assert market_info({**entry, "endDate": "next Tuesday"}).end_ns is None
+
+
+async def test_a_listed_market_is_traded_only_once_gamma_has_its_details(fixtures_dir, nursery, autojump_clock) -> None:
+    """``new_market`` says nothing of fees, neg-risk or the end: ``ListingDetails`` fetches them,
+    through the venue's hydration lag, and gives up on a market that never appears."""
+    import httpx
+    import trio
+
+    from mmbot.clock import TrioClock
+    from mmbot.decisions.markets import Markets
+    from mmbot.model import NewMarket
+    from mmbot.venues.polymarket.discovery import ListingDetails
+
+    entry = load(fixtures_dir, "gamma_market.json")
+    tokens = tuple(json.loads(entry["clobTokenIds"]))
+    asked: list[list[str]] = []
+
+    def gamma(request: httpx.Request) -> httpx.Response:
+        ids = request.url.params.get_list("condition_ids")
+        asked.append(ids)
+        hydrated = len(asked) >= 3  # the first two answers come before Gamma knows the market
+        return httpx.Response(200, json=[entry] if hydrated and entry["conditionId"] in ids else [])
+
+    adopted, rows = [], []
+
+    class Rows:
+        def record(self, kind, cid, payload=None, **kw):  # noqa: ANN001, ANN201
+            rows.append((kind, payload, kw.get("market")))
+
+    markets = Markets(learn_listings=False)
+    details = ListingDetails(client=httpx.AsyncClient(transport=httpx.MockTransport(gamma), base_url="http://gamma"),
+                             on_details=adopted.append, sink=Rows(), clock=TrioClock(anchor_ns=0), give_up_s=60)
+    await nursery.start(details.run)
+    for market, toks in ((entry["conditionId"], tokens), ("0xnever", ("1", "2"))):
+        msg = NewMarket(cid="n", recv_ns=0, market=market, market_id="1", question="", slug="", tokens=toks,
+                        outcomes=("Up", "Down"), tick=10_000, venue_ts_ms=0)
+        markets.apply(msg)
+        details.observe(msg)
+    assert markets.get(entry["conditionId"]) is None  # not tradeable on what new_market says
+    await trio.sleep(120)
+    assert [info.market for info in adopted] == [entry["conditionId"]]
+    assert adopted[0] == market_info(entry) and adopted[0].end_ns is not None
+    assert asked[0] == [entry["conditionId"], "0xnever"]  # one call for every market waiting
+    assert [(kind, market) for kind, _, market in rows] == [("error", "0xnever")]
+    assert "not traded" in rows[0][1]["error"]

@@ -126,7 +126,7 @@ class Rig:
         return self.executor.ledger
 
 
-def build(cash: int = 1_000 * ONE, risk: RiskConfig | None = None) -> Rig:
+def build(cash: int = 1_000 * ONE, risk: RiskConfig | None = None, pays_on_resolution: bool = True) -> Rig:
     """An executor wired as app.build_engine wires it, with both markets' books SYNCED."""
     sink, gateway, clock, published = ListSink(), CollectingGateway(), FakeClock(), []
     books = Books(sink)
@@ -142,7 +142,7 @@ def build(cash: int = 1_000 * ONE, risk: RiskConfig | None = None) -> Rig:
     executor = Executor(
         ledger=Ledger(cash=cash), orders=Orders(), risk=Risk(risk or RiskConfig()), books=books,
         markets=Markets(MARKETS), gateway=gateway, sink=sink, clock=clock, ids=Ids(),
-        publish_fill=published.append,
+        publish_fill=published.append, pays_on_resolution=pays_on_resolution,
     )
     return Rig(executor, gateway, sink, clock, published)
 
@@ -654,6 +654,38 @@ def test_a_resolution_pays_the_winning_shares_through_the_ledger() -> None:
         ("resolved", "m1", {"winning_token": "y1", "payout": 10 * ONE, "cash": rig.ledger.cash})
     ]
     rig.ledger.check()
+
+
+def test_where_the_venue_does_not_pay_out_resolved_shares_stay_held_at_their_redemption_value() -> None:
+    rig = build(pays_on_resolution=False)
+    buy_and_fill(rig, "y1", 400_000, 10 * ONE, cid="yes")
+    buy_and_fill(rig, "n1", 500_000, 5 * ONE, cid="no")
+    resting = place(rig, "y1", SELL, 900_000, 5 * ONE, cid="resting")
+    cash_before = rig.ledger.cash
+    equity_before = rig.executor.view.equity()
+
+    rig.executor.handle(MarketClosing(cid="resolved", market="m1", winning_token="y1"))
+
+    assert rig.gateway.sent[-1] == CancelRequest(cid="resolved", order_id=resting.order_id)
+    assert rig.ledger.cash == cash_before  # nothing paid until the shares are redeemed on chain
+    assert (rig.ledger.position("y1"), rig.ledger.position("n1")) == (10 * ONE, 5 * ONE)
+    assert {t: m for t, m in rig.executor.view.marks().items() if t in ("y1", "n1")} == {"y1": ONE, "n1": 0}
+    # marked at 1 and 0 instead of the books' 0.5 mid: +10 × 0.5 on the winner, -5 × 0.5 on the loser
+    assert rig.executor.view.equity() - equity_before == 5 * ONE - 2_500_000
+    [row] = rig.sink.of("resolution")
+    assert row.payload == {"winning_token": "y1", "payout": 0, "cash": cash_before, "redeemable": 10 * ONE,
+                           "worthless": 5 * ONE}
+    rig.ledger.check()
+
+
+def test_an_orders_end_told_twice_is_recorded_once() -> None:
+    rig = build()
+    request = place(rig, "y1", BUY, 400_000, 10 * ONE, cid="i1")
+    rig.executor.handle(OrderAccepted(cid="i1", order_id=request.order_id))
+    for cid in ("cancel-answer", "user-channel"):  # live: the cancel's REST answer, then the user channel
+        rig.executor.handle(OrderDone(cid=cid, order_id=request.order_id, reason="canceled"))
+    assert [r.cid for r in rig.sink.of("order_done")] == ["cancel-answer"]
+    assert rig.sink.of("error") == []
 
 
 def test_a_fill_for_an_unknown_order_is_an_error_and_changes_nothing() -> None:

@@ -27,15 +27,18 @@ CONFIG = Config(seed=2, strategies=StrategiesConfig(merge=MergeConfig(enabled=Fa
 
 
 async def test_sim_mode_ledger_equals_the_simulators_account_under_faults(nursery, autojump_clock, tmp_path) -> None:
-    venue = LiveVenue(seed=12, markets=4, start_ns=START_NS, warmup_s=20)
-    server = SimServer(venue, settings=SimSettings(seed=0))
+    # one-minute Up/Down windows: markets resolve, and new ones are listed, during the run
+    venue = LiveVenue(seed=12, markets=4, start_ns=START_NS, warmup_s=20, interval_s=60)
+    server = SimServer(venue, settings=SimSettings(seed=0, interval_s=60))
     urls = await nursery.start(server.run)
     async with httpx.AsyncClient(base_url=urls.rest) as http:
         markets, _ = await list_markets(http)
     creds = credentials_for(KEY.address)
     api_key = creds.api_key
     server.add_account(KEY.address, creds, cash=2_000 * ONE)
-    held = {markets[0].tokens[0]: 30 * ONE, markets[1].tokens[1]: 12_500_000}  # from before this run
+    soonest = min((m for m in markets if m.end_ns), key=lambda m: m.end_ns)  # resolves during the run
+    others = [m for m in markets if m is not soonest]
+    held = {soonest.tokens[0]: 30 * ONE, others[0].tokens[1]: 12_500_000}  # from before this run
     server.trading.give(api_key, shares=held)
 
     async def faults() -> None:
@@ -47,7 +50,7 @@ async def test_sim_mode_ledger_equals_the_simulators_account_under_faults(nurser
         await trio.sleep(20)
         server.inject(Fault(kind="lose", value="1"))
         server.inject(Fault(kind="restart", value="3"))
-        await trio.sleep(10)
+        await trio.sleep(40)  # after the first market resolves (a stalled channel would miss it)
         server.inject(Fault(kind="stall", value="40"))  # both channels go silent, then reconnect
 
     nursery.start_soon(faults)
@@ -69,6 +72,13 @@ async def test_sim_mode_ledger_equals_the_simulators_account_under_faults(nurser
     catch_ups = [json.loads(r["payload"]) for r in rows["events"].rows_where("kind = 'user_catch_up'")]
     # one when the user channel first connected, one after the stall, which found the trades it missed
     assert len(catch_ups) == 2 and catch_ups[1]["new_legs"] > 0, catch_ups
+    # listed markets were traded with their fees from the listing; resolved ones wait to be redeemed
+    listed = {r["market"] for r in rows["events"].rows_where("kind = 'market_listed'")}
+    traded = {r["market"] for r in rows["events"].rows_where("kind = 'fill'")}
+    assert listed & traded, (listed, traded)
+    resolutions = [json.loads(r["payload"]) for r in rows["events"].rows_where("kind = 'resolution'")]
+    assert resolutions and all(r["payout"] == 0 for r in resolutions), resolutions
+    assert any(r["redeemable"] or r["worthless"] for r in resolutions), resolutions  # shares held through one
 
 
 async def test_secrets_appear_nowhere(nursery, autojump_clock, tmp_path, capsys) -> None:

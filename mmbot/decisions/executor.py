@@ -60,7 +60,11 @@ class Executor:
         clock: Clock,
         ids: Ids,
         publish_fill: Callable[[Fill], None] = lambda fill: None,
+        pays_on_resolution: bool = True,
     ) -> None:
+        """``pays_on_resolution``: the venue pays winning shares out when a market resolves (the
+        paper venue); otherwise (Polymarket) they stay held, marked at 1 (and losers at 0), until
+        redeemed on chain."""
         self.ledger = ledger
         self.orders = orders
         self.risk = risk
@@ -71,6 +75,7 @@ class Executor:
         self._clock = clock
         self._ids = ids
         self._publish_fill = publish_fill
+        self._pays_on_resolution = pays_on_resolution
         self._merges_pending: dict[str, str] = {}  # market -> merge cid
         self.view = StateView(
             ledger=ledger, orders=orders, books=books, markets=markets, clock=clock,
@@ -335,6 +340,14 @@ class Executor:
         if msg.winning_token is None or info is None:
             return
         losing = info.tokens[1] if msg.winning_token == info.tokens[0] else info.tokens[0]
+        if not self._pays_on_resolution:
+            self.view.settle(msg.winning_token, ONE)
+            self.view.settle(losing, 0)
+            self._sink.record("resolution", msg.cid, {
+                "winning_token": msg.winning_token, "payout": 0, "cash": self.ledger.cash,
+                "redeemable": self.ledger.position(msg.winning_token), "worthless": self.ledger.position(losing),
+            }, market=msg.market)
+            return
         payout = self.ledger.resolve(msg.winning_token, losing)
         self._sink.record(
             "resolution",

@@ -12,7 +12,10 @@ from mmbot.model import BookSnapshot, MarketInfo, MarketMessage, MarketResolved,
 class Markets:
     """Registry of ``MarketInfo`` by condition id and by token; ticks follow ``tick_size_change``."""
 
-    def __init__(self, markets: Iterable[MarketInfo] = ()) -> None:
+    def __init__(self, markets: Iterable[MarketInfo] = (), *, learn_listings: bool = True) -> None:
+        """``learn_listings``: take in markets announced by ``new_market`` with the little it says
+        (replay, which has nothing else); off where their full facts are fetched instead."""
+        self._learn_listings = learn_listings
         self._by_market: dict[str, MarketInfo] = {}
         self._by_token: dict[str, str] = {}
         self.resolved: dict[str, str] = {}  # market -> winning token
@@ -57,7 +60,8 @@ class Markets:
             self._set_tick(msg.token, msg.tick)  # a subscription snapshot carries the current tick
         elif isinstance(msg, MarketResolved):
             self.resolved[msg.market] = msg.winning_token
-        elif isinstance(msg, NewMarket) and msg.market not in self._by_market and len(msg.tokens) == 2:
+        elif (isinstance(msg, NewMarket) and self._learn_listings and msg.market not in self._by_market
+              and len(msg.tokens) == 2):
             outcomes = tuple(msg.outcomes) if len(msg.outcomes) == 2 else ("Yes", "No")
             info = MarketInfo(
                 market=msg.market,

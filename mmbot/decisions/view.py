@@ -41,6 +41,8 @@ class StateView:
         # daily-loss check costs the same with 50 tokens or 5,000.
         self._valued: dict[str, int] = {}
         self._valued_total = 0
+        self._settled: dict[str, int] = {}  # token -> what a share redeems for, once its market resolved
+        self._newly_settled: set[str] = set()
         self._day = clock.now_ns() // DAY_NS
         self._day_start_equity = self.equity()
 
@@ -72,13 +74,22 @@ class StateView:
     def gross_exposure(self) -> int:
         return self.ledger.cost_basis() + self.orders.open_buy_notional()
 
+    def settle(self, token: str, price: int) -> None:
+        """``token``'s market resolved and its shares wait to be redeemed at ``price``: their mark from now."""
+        self._settled[token] = price
+        self._newly_settled.add(token)
+
+    def mark(self, token: str) -> int | None:
+        """What a share of ``token`` is worth now: its redemption price once resolved, else the book's mid."""
+        if token in self._settled:
+            return self._settled[token]
+        book = self.books.get(token)
+        if book is not None and book.best_bid is not None and book.best_ask is not None:
+            return (book.best_bid + book.best_ask) // 2
+        return None
+
     def marks(self) -> dict[str, int]:
-        marks = {}
-        for token in self.ledger.tokens():
-            book = self.books.get(token)
-            if book is not None and book.best_bid is not None and book.best_ask is not None:
-                marks[token] = (book.best_bid + book.best_ask) // 2
-        return marks
+        return {token: mark for token in self.ledger.tokens() if (mark := self.mark(token)) is not None}
 
     def equity(self) -> int:
         """Cash plus every position at its mark (cost basis where the book has no mid):
@@ -87,17 +98,15 @@ class StateView:
 
     def _positions_value(self) -> int:
         books, ledger, valued = self.books, self.ledger, self._valued
-        for token in books.take_touched() | ledger.take_moved():
+        settled, self._newly_settled = self._newly_settled, set()
+        for token in books.take_touched() | ledger.take_moved() | settled:
             before = valued.pop(token, 0)
             held = ledger.holding(token)
             value = 0
             if held.shares:
-                book = books.get(token)
-                if book is not None and book.best_bid is not None and book.best_ask is not None:
-                    # marked value rounds DOWN, as in Ledger.unrealised
-                    value = notional_down((book.best_bid + book.best_ask) // 2, held.shares)
-                else:
-                    value = held.cost
+                mark = self.mark(token)
+                # marked value rounds DOWN, as in Ledger.unrealised
+                value = held.cost if mark is None else notional_down(mark, held.shares)
                 valued[token] = value
             self._valued_total += value - before
         return self._valued_total

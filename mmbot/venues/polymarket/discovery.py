@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 import httpx
+import trio
 
-from mmbot.model import MarketInfo, parse_micro
+from mmbot.model import MarketInfo, NewMarket, parse_micro
+from mmbot.ports import Clock, EventSink
+
+MAX_IDS_PER_CALL = 100  # Gamma's condition_ids limit
 
 
 class DiscoveryError(Exception):
@@ -88,3 +92,72 @@ async def list_markets(client: httpx.AsyncClient) -> tuple[list[MarketInfo], lis
         except (DiscoveryError, KeyError) as exc:
             problems.append(str(exc))
     return markets, problems
+
+
+async def markets_by_id(client: httpx.AsyncClient, condition_ids: list[str]) -> dict[str, MarketInfo]:
+    """The listed markets among ``condition_ids`` (at most 100), by id; one not hydrated yet
+    (no entry, or empty token ids) is simply missing."""
+    response = await client.get("/markets", params=[("condition_ids", c) for c in condition_ids])
+    response.raise_for_status()
+    found = {}
+    for entry in response.json():
+        try:
+            info = market_info(entry)
+        except (DiscoveryError, KeyError, TypeError):
+            continue
+        found[info.market] = info
+    return found
+
+
+class ListingDetails:
+    """A market announced by ``new_market`` arrives without its fee schedule, minimum size, neg-risk
+    flag or end time, all of which an order needs (the taker's fee, the exchange it is signed
+    for, when to stop quoting). This fetches them from Gamma — retrying through the venue's
+    hydration lag, for up to ``give_up_s`` — and hands each complete ``MarketInfo`` to
+    ``on_details``; until then nobody trades the market."""
+
+    def __init__(self, *, client: httpx.AsyncClient, on_details: Callable[[MarketInfo], None], sink: EventSink,
+                 clock: Clock, retry_s: int = 2, give_up_s: int = 600) -> None:
+        self._client = client
+        self._on_details = on_details
+        self._sink = sink
+        self._clock = clock
+        self._retry_s = retry_s
+        self._give_up_ns = give_up_s * 1_000_000_000
+        self._pending: dict[str, int] = {}  # condition id -> when it was announced
+        self._wake = trio.Event()
+
+    def observe(self, msg: Any) -> None:
+        if isinstance(msg, NewMarket) and msg.market not in self._pending:
+            self._pending[msg.market] = self._clock.now_ns()
+            self._wake.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            while self._pending:
+                await self._fetch_once()
+                if self._pending:
+                    await trio.sleep(self._retry_s)
+
+    async def _fetch_once(self) -> None:
+        wanted = list(self._pending)
+        for at in range(0, len(wanted), MAX_IDS_PER_CALL):
+            batch = wanted[at : at + MAX_IDS_PER_CALL]
+            try:
+                found = await markets_by_id(self._client, batch)
+            except (httpx.HTTPError, ValueError) as exc:
+                self._sink.record("error", "listing", {"where": "listing", "error": f"{type(exc).__name__}: {exc}"[:200]})
+                return
+            now = self._clock.now_ns()
+            for market in batch:
+                if market in found:
+                    del self._pending[market]
+                    self._on_details(found[market])
+                elif now - self._pending[market] > self._give_up_ns:
+                    del self._pending[market]
+                    self._sink.record("error", "listing", {"where": "listing", "error": "no details after "
+                                                           f"{self._give_up_ns // 1_000_000_000} s: not traded"},
+                                      market=market)

@@ -398,6 +398,8 @@ class SimServer:
 
         async def markets(request: Request) -> Response:
             listed = [venue.gamma_market(info, i) for i, info in enumerate(venue.markets())]
+            if wanted := request.query_params.getlist("condition_ids"):
+                listed = [m for m in listed if m["conditionId"] in wanted]
             closed = request.query_params.get("closed")
             if closed is not None:
                 listed = [m for m in listed if m["closed"] == (closed == "true")]
