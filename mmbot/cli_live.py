@@ -181,6 +181,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("mmbot run: --dry-run: expected with --mode live or sim (paper sends nothing anyway)")
     if args.funder is not None and not _is_address(args.funder):
         raise UsageError(f"mmbot run: --funder: expected a 0x-prefixed 20-byte hex address, got {args.funder!r}")
+    if args.mode == "live" and not args.markets:
+        raise UsageError("mmbot run --mode live: --markets: expected the condition ids or slugs to trade (with real"
+                         " money there is no default of every market)")
     signature_type = SIGNATURE_TYPES[args.signature_type]
     if signature_type != 0 and args.funder is None:
         raise UsageError(f"mmbot run: --signature-type {args.signature_type}: expected --funder, the proxy"

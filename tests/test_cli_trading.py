@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 
+import httpx
 import pytest
 import sqlite_utils
 
@@ -44,8 +45,9 @@ def test_derive_then_dry_run_live_then_sim_then_cancel_all(simulator, tmp_path) 
                                             if line.startswith("MMBOT_"))
     assert set(env) == {"MMBOT_PRIVATE_KEY", "MMBOT_API_KEY", "MMBOT_API_SECRET", "MMBOT_API_PASSPHRASE"}
 
+    listed = [m["conditionId"] for m in httpx.get(f"{rest}/markets").json()]
     dry = mmbot("run", "--mode", "live", "--dry-run", "--ws", ws, "--rest", rest, "--duration", "6",
-                "--db", str(tmp_path / "dry.db"), env=env)
+                "--markets", *listed[:2], "--db", str(tmp_path / "dry.db"), env=env)
     assert dry.returncode == 0, dry.stderr
     db = sqlite_utils.Database(tmp_path / "dry.db")
     kinds = {r["kind"]: r["n"] for r in db.query("select kind, count(*) n from events group by kind")}
