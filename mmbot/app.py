@@ -38,7 +38,7 @@ from mmbot.model import BookUpdate, Fill, Ids, MarketInfo, MarketResolved, NewMa
 from mmbot.ports import EventSink, OrderGateway
 from mmbot.supervisor import RestartPolicy, supervise
 from mmbot.venues.paper import PaperGateway
-from mmbot.venues.polymarket.discovery import ListingDetails
+from mmbot.venues.polymarket.discovery import ListingDetails, ResolutionWatch
 from mmbot.venues.polymarket.wire import decode_market_frame
 from mmbot.venues.polymarket.ws import MarketChannel
 
@@ -366,7 +366,7 @@ async def run_paper(
     market_channel(engine, markets, ws_url, on_frame=on_frame)
     drain_s = 2 * (config.paper.ack_latency_ms + config.paper.latency_jitter_ms) / 1000  # float-ok: a trio sleep
     async with httpx.AsyncClient(base_url=gamma_url or "http://unused", timeout=10) as gamma:
-        services = (listing_details(engine, gamma).run,) if gamma_url else ()
+        services = (listing_details(engine, gamma).run, resolution_watch(engine, gamma).run) if gamma_url else ()
         await run_live_tree(engine, services=services, stop=stop, duration_s=duration_s, drain_s=drain_s,
                             task_status=task_status)
     return engine
@@ -461,6 +461,19 @@ def listing_details(engine: Engine, client: httpx.AsyncClient) -> ListingDetails
     details = ListingDetails(client=client, on_details=adopt, sink=engine.log, clock=engine.clock)
     engine.frames.add_observer(details.observe)
     return details
+
+
+def resolution_watch(engine: Engine, client: httpx.AsyncClient) -> ResolutionWatch:
+    """Resolutions the market channel missed (it was down), found on Gamma and fed in as its own."""
+
+    def found(msg: MarketResolved) -> None:
+        engine.log.record("resolution_found", msg.cid, {"winning_token": msg.winning_token, "source": "gamma"},
+                          market=msg.market)
+        engine.frames.inject(msg, msg.recv_ns)
+
+    return ResolutionWatch(client=client, markets=lambda: list(engine.markets),
+                           resolved=lambda market: market in engine.markets.resolved, on_resolved=found,
+                           sink=engine.log, clock=engine.clock)
 
 
 def follow_listings(channel: MarketChannel) -> Callable[[Any], None]:

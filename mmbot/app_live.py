@@ -25,7 +25,7 @@ import httpx
 import trio
 
 from mmbot import __version__
-from mmbot.app import Engine, build_engine, listing_details, market_channel, run_live_tree
+from mmbot.app import Engine, build_engine, listing_details, market_channel, resolution_watch, run_live_tree
 from mmbot.clock import TrioClock, wall_ns
 from mmbot.config import Config
 from mmbot.decisions.markets import Markets
@@ -116,9 +116,10 @@ async def run_trading(
             await _catch_up_after_gaps(gaps, user, fills, rest, clock, log)
 
         async with httpx.AsyncClient(base_url=gamma_url or rest_url, timeout=10) as gamma:
-            details = listing_details(engine, gamma)
-            await run_live_tree(engine, services=(gateway.run, user.run, reconcile, catch_up, details.run), stop=stop,
-                                duration_s=duration_s, drain_s=3, task_status=task_status)
+            services = (gateway.run, user.run, reconcile, catch_up, listing_details(engine, gamma).run,
+                        resolution_watch(engine, gamma).run)
+            await run_live_tree(engine, services=services, stop=stop, duration_s=duration_s, drain_s=3,
+                                task_status=task_status)
     return engine
 
 

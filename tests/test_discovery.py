@@ -89,3 +89,50 @@ async def test_a_listed_market_is_traded_only_once_gamma_has_its_details(fixture
     assert asked[0] == [entry["conditionId"], "0xnever"]  # one call for every market waiting
     assert [(kind, market) for kind, _, market in rows] == [("error", "0xnever")]
     assert "not traded" in rows[0][1]["error"]
+
+
+def test_a_resolved_entry_names_its_winner_and_an_unsettled_one_does_not(fixtures_dir) -> None:
+    from mmbot.venues.polymarket.discovery import winner_of
+
+    entry = load(fixtures_dir, "gamma_market_closed_binary_accepting_false.json")  # closed, ["0", "1"], resolved
+    assert winner_of(entry) == json.loads(entry["clobTokenIds"])[1]
+    assert winner_of(entry | {"umaResolutionStatus": "proposed"}) is None
+    assert winner_of(entry | {"outcomePrices": '["0", "0"]'}) is None
+    assert winner_of(entry | {"closed": False}) is None
+    assert winner_of(load(fixtures_dir, "gamma_market.json")) is None  # open, trading at 0.505 / 0.495
+
+
+async def test_a_resolution_the_channel_missed_is_found_on_gamma_once_the_market_is_overdue(
+    fixtures_dir, nursery, autojump_clock
+) -> None:
+    import httpx
+    import trio
+
+    from mmbot.clock import TrioClock
+    from mmbot.venues.polymarket.discovery import ResolutionWatch
+
+    entry = load(fixtures_dir, "gamma_market_closed_binary_accepting_false.json")
+    info = market_info(entry)
+    ended = info.end_ns
+    asked: list[dict] = []
+
+    def gamma(request: httpx.Request) -> httpx.Response:
+        asked.append(dict(request.url.params.multi_items()))
+        return httpx.Response(200, json=[entry])
+
+    found: list = []
+    resolved: set[str] = set()
+    clock = TrioClock(anchor_ns=ended)  # the market ended just now
+    watch = ResolutionWatch(client=httpx.AsyncClient(transport=httpx.MockTransport(gamma), base_url="http://gamma"),
+                            markets=lambda: [info], resolved=resolved.__contains__,
+                            on_resolved=lambda msg: (found.append(msg), resolved.add(msg.market)), sink=None,
+                            clock=clock, interval_s=30, grace_s=60)
+    await nursery.start(watch.run)
+    await trio.sleep(61)
+    assert asked == [] and found == []  # within the grace the channel may still say it
+    await trio.sleep(30)
+    assert asked == [{"closed": "true", "condition_ids": info.market}]
+    [msg] = found
+    assert (msg.market, msg.winning_token, msg.winning_outcome) == (info.market, info.tokens[1], info.outcomes[1])
+    await trio.sleep(300)
+    assert len(asked) == 1  # resolved: not asked about again

@@ -50,8 +50,8 @@ async def test_sim_mode_ledger_equals_the_simulators_account_under_faults(nurser
         await trio.sleep(20)
         server.inject(Fault(kind="lose", value="1"))
         server.inject(Fault(kind="restart", value="3"))
-        await trio.sleep(40)  # after the first market resolves (a stalled channel would miss it)
-        server.inject(Fault(kind="stall", value="40"))  # both channels go silent, then reconnect
+        await trio.sleep(10)
+        server.inject(Fault(kind="stall", value="40"))  # both channels go silent through a resolution
 
     nursery.start_soon(faults)
     engine = await run_trading(
@@ -79,6 +79,8 @@ async def test_sim_mode_ledger_equals_the_simulators_account_under_faults(nurser
     resolutions = [json.loads(r["payload"]) for r in rows["events"].rows_where("kind = 'resolution'")]
     assert resolutions and all(r["payout"] == 0 for r in resolutions), resolutions
     assert any(r["redeemable"] or r["worthless"] for r in resolutions), resolutions  # shares held through one
+    # the stalled channel missed the first market's resolution: Gamma told it instead
+    assert [r["market"] for r in rows["events"].rows_where("kind = 'resolution_found'")] == [soonest.market]
 
 
 async def test_secrets_appear_nowhere(nursery, autojump_clock, tmp_path, capsys) -> None:

@@ -60,16 +60,21 @@ class MarketFrames:
                     {"channel": self._channel, "error": msg.error, "excerpt": msg.excerpt},
                 )
                 continue
-            self.messages += 1
-            changed = self._apply_books(msg)
-            for observe in self._observers:
-                observe(msg)
-            for token in changed:
-                update = self._book_update(token, msg.cid, recv_ns)
-                if update is not None:
-                    self._slots.put(token, update)
-            if isinstance(msg, (MarketResolved, NewMarket)):
-                self._inbox.send(msg)
+            self.inject(msg, recv_ns)
+
+    def inject(self, msg: Any, recv_ns: int) -> None:
+        """One decoded message, as if a frame had carried it (also a fact learnt another way: a
+        resolution the channel missed, found on Gamma)."""
+        self.messages += 1
+        changed = self._apply_books(msg)
+        for observe in self._observers:
+            observe(msg)
+        for token in changed:
+            update = self._book_update(token, msg.cid, recv_ns)
+            if update is not None:
+                self._slots.put(token, update)
+        if isinstance(msg, (MarketResolved, NewMarket)):
+            self._inbox.send(msg)
 
     def add_observer(self, observe: Callable[[Any], None]) -> None:
         """Also show every decoded message to ``observe`` (after the ones given at start)."""

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import httpx
 import trio
 
-from mmbot.model import MarketInfo, NewMarket, parse_micro
+from mmbot.model import MarketInfo, MarketResolved, NewMarket, parse_micro
 from mmbot.ports import Clock, EventSink
 
 MAX_IDS_PER_CALL = 100  # Gamma's condition_ids limit
@@ -161,3 +161,70 @@ class ListingDetails:
                     self._sink.record("error", "listing", {"where": "listing", "error": "no details after "
                                                            f"{self._give_up_ns // 1_000_000_000} s: not traded"},
                                       market=market)
+
+
+def winner_of(entry: dict[str, Any]) -> str | None:
+    """The winning token of a resolved Gamma entry (closed, ``outcomePrices`` one "1" and the rest
+    "0", UMA's status "resolved" where given), else None."""
+    if not entry.get("closed") or entry.get("umaResolutionStatus", "resolved") != "resolved":
+        return None
+    try:
+        tokens, prices = _list(entry.get("clobTokenIds"), "clobTokenIds"), _list(entry.get("outcomePrices"), "outcomePrices")
+    except DiscoveryError:
+        return None
+    if len(tokens) != len(prices) or sorted(prices) != ["0"] * (len(prices) - 1) + ["1"]:
+        return None  # not settled yet ("0", "0" exists), or not a plain binary outcome
+    return tokens[prices.index("1")]
+
+
+class ResolutionWatch:
+    """A ``market_resolved`` message missed while the market channel was down is never sent again.
+    So every ``interval_s``, markets whose end passed ``grace_s`` ago without a resolution are
+    looked up on Gamma (closed ones), and a resolution found there is handed to ``on_resolved``
+    as the channel would have given it."""
+
+    def __init__(self, *, client: httpx.AsyncClient, markets: Callable[[], list[MarketInfo]],
+                 resolved: Callable[[str], bool], on_resolved: Callable[[MarketResolved], None], sink: EventSink,
+                 clock: Clock, interval_s: int = 30, grace_s: int = 60) -> None:
+        self._client = client
+        self._markets = markets
+        self._resolved = resolved
+        self._on_resolved = on_resolved
+        self._sink = sink
+        self._clock = clock
+        self._interval_s = interval_s
+        self._grace_ns = grace_s * 1_000_000_000
+        self._found = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await trio.sleep(self._interval_s)
+            await self.check()
+
+    async def check(self) -> None:
+        now = self._clock.now_ns()
+        overdue = [m for m in self._markets()
+                   if m.end_ns is not None and now - m.end_ns > self._grace_ns and not self._resolved(m.market)]
+        for at in range(0, len(overdue), MAX_IDS_PER_CALL):
+            batch = {m.market: m for m in overdue[at : at + MAX_IDS_PER_CALL]}
+            params = [("closed", "true"), *(("condition_ids", c) for c in batch)]
+            try:
+                response = await self._client.get("/markets", params=params)
+                response.raise_for_status()
+                entries = response.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                self._sink.record("error", "resolutions", {"where": "resolutions",
+                                                           "error": f"{type(exc).__name__}: {exc}"[:200]})
+                return
+            for entry in entries if isinstance(entries, list) else ():
+                info = batch.get(str(entry.get("conditionId"))) if isinstance(entry, dict) else None
+                winner = None if info is None else winner_of(entry)
+                if info is None or winner not in info.tokens:
+                    continue
+                self._found += 1
+                self._on_resolved(MarketResolved(
+                    cid=f"gamma-resolved-{self._found}", recv_ns=now, market=info.market,
+                    market_id=str(entry.get("id", "")), tokens=info.tokens, winning_token=winner,
+                    winning_outcome=info.outcomes[info.tokens.index(winner)], venue_ts_ms=now // 1_000_000,
+                ))

@@ -47,6 +47,7 @@ class _Market:
     info: MarketInfo
     tick: int
     state: ev.MarketState = ev.MarketState.OPEN
+    winner: str | None = None
 
 
 def _better_or_equal(side: Side, price: int, limit: int) -> bool:
@@ -111,6 +112,7 @@ class Engine:
             raise ValueError(f"market {market_id} is already resolved")
         self._cancel_where(lambda o: o.market == market_id, ev.EndReason.MARKET_RESOLVED, now_ns)
         market.state = ev.MarketState.RESOLVED
+        market.winner = winning_token
         outcome = market.info.outcomes[tokens.index(winning_token)]
         self._events.append(
             ev.Resolved(market=market_id, tokens=tokens, winning_token=winning_token, winning_outcome=outcome, ts_ns=now_ns)
@@ -134,6 +136,9 @@ class Engine:
 
     def market_state(self, market_id: str) -> ev.MarketState:
         return self._markets[market_id].state
+
+    def winner(self, market_id: str) -> str | None:
+        return self._markets[market_id].winner
 
     def book_snapshot(self, token: str) -> tuple[tuple[Level, ...], tuple[Level, ...]]:
         """(bids, asks) as (price, size) pairs, best first on both sides."""

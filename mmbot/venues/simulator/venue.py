@@ -152,6 +152,9 @@ class LiveVenue:
         }
 
     def _outcome_prices(self, info: MarketInfo) -> list[str]:
+        winner = self.engine.winner(info.market)
+        if winner is not None:  # as Gamma shows a resolved market
+            return ["1" if token == winner else "0" for token in info.tokens]
         prices = []
         for token in info.tokens:
             bid, ask = self.engine.best(token)
