@@ -216,7 +216,10 @@ class Executor:
             return
         if is_legal(order.status, OrderEvent.ACCEPTED):  # also under a pending cancel, or after UNKNOWN
             self._transition(order, OrderEvent.ACCEPTED, msg.cid)
-        self._order_row("ack", msg.cid, order, {"order_id": msg.order_id})
+        payload = {"order_id": msg.order_id}
+        if msg.venue_order_id:  # the venue's own id (the order's digest on Polymarket): what its records show
+            payload["venue_order_id"] = msg.venue_order_id
+        self._order_row("ack", msg.cid, order, payload)
 
     def _on_rejected(self, msg: OrderRejected) -> None:
         order = self.orders.get(msg.order_id)
