@@ -96,7 +96,8 @@ async def run_trading(
         market_channel(engine, markets, ws_url)
         fills = UserFills(api_key=creds.api_key, addresses=frozenset({key.address, funder or key.address}),
                           our_ids=gateway.local_ids, markets=engine.markets.for_token, respond=engine.inbox.send,
-                          reconcile=reconciler.on_leg, sink=log, since_s=clock.now_ns() // 1_000_000_000)
+                          reconcile=reconciler.on_leg, sink=log, since_s=clock.now_ns() // 1_000_000_000,
+                          placed=gateway.confirm_placed)
         gaps = Gaps()
         gaps.signal()  # orders may fill before the user channel first connects: catch up once it has
 
@@ -173,20 +174,26 @@ async def _catch_up_after_gaps(gaps: Gaps, user: ChannelConnection, fills: UserF
 
 async def _reconcile_loop(reconciler: Reconciler, rest: ClobRest, gateway: LiveGateway, clock: TrioClock,
                           log: EventLog) -> None:
-    """Once a second: adopt what waited long enough, and ask the venue about orders it never reported."""
+    """Once a second: adopt what waited long enough; ask the venue about orders whose fills it never
+    reported, and about posts that went unanswered and were never seen resting."""
+    asked = 0
     while True:
         await trio.sleep(1)
-        asks = reconciler.due_queries(clock.now_ns())
-        if not asks:
+        now = clock.now_ns()
+        asks = reconciler.due_queries(now)
+        unknown = gateway.unknown_due(now, RECONCILE_TIMEOUT_NS)
+        if not asks and not unknown:
             continue
         try:
             open_now = {o["id"]: o for o in await rest.open_orders()}
         except (Retryable, Rejected, OutcomeUnknown) as exc:  # asked again next second; Fatal stops the run
             log.record("error", "reconcile", {"where": "reconcile", "error": f"query: {exc}"})
             continue
+        asked += 1
         for order_id in asks:
             venue = open_now.get(gateway.venue_ids.get(order_id, ""))
             if venue is not None:
                 reconciler.on_order_truth(order_id, parse_micro(venue["size_matched"]), parse_micro(venue["price"]),
                                           clock.now_ns())
-
+        for order_id in unknown:
+            gateway.settle_unknown(order_id, gateway.venue_ids[order_id] in open_now, f"asked{asked}")

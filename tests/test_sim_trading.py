@@ -325,3 +325,56 @@ async def test_the_trades_endpoint_gives_each_trade_in_its_latest_status(nursery
         after_s=int(trade["match_time"]) + 1))
     sold = sum(parse_micro(m["matched_amount"]) for t in later for m in t["maker_orders"])
     assert await rest.token_balance(token) == 10 * ONE - sold
+
+
+async def test_an_unanswered_post_is_settled_by_the_user_channel_or_by_asking_the_venue(nursery, autojump_clock) -> None:
+    """A post whose answer was lost: the PLACEMENT on the user channel says it rests; without one
+    (the channel is not listening), the open orders say whether it is on the book."""
+    from mmbot.config import FeedConfig
+    from mmbot.model import OrderOutcomeUnknown
+    from mmbot.venues.polymarket.user_fills import UserFills
+    from mmbot.venues.polymarket.ws import user_connection
+    from mmbot.venues.simulator.server import Fault
+
+    server, rest, gw, answers, info = await setup(nursery)
+    token = info.tokens[0]
+    bid, _ = server.venue.best(token)
+    creds = credentials_for(KEY.address)
+    fills = UserFills(api_key=creds.api_key, addresses=frozenset({KEY.address}), our_ids=gw.local_ids,
+                      markets=lambda t: info, respond=answers.append, reconcile=lambda leg, t: None, sink=Rows(),
+                      placed=gw.confirm_placed)
+    listening = trio.CancelScope()
+
+    async def listen() -> None:
+        with listening:
+            await user_connection(url=server.user_url, creds=creds, markets=[], sink=Rows(),
+                                  clock=TrioClock(anchor_ns=0), config=FeedConfig(), on_frame=fills.on_frame,
+                                  on_gap=lambda keys, why: None, rng=random.Random(5)).run()
+
+    nursery.start_soon(listen)
+    await trio.sleep(1)
+
+    def order(n: int) -> SubmitRequest:
+        return SubmitRequest(cid=f"i{n}", order_id=f"o{n}", market=info.market, token=token, side=Side.BUY,
+                             price=bid - 3 * info.tick, size=10 * ONE, tif=TimeInForce.GTC, post_only=True)
+
+    server.inject(Fault(kind="lose", value="1"))
+    gw.send(order(1))
+    await settle(answers, 2)
+    assert [type(a) for a in answers] == [OrderOutcomeUnknown, OrderAccepted]
+    assert answers[1].order_id == "o1" and answers[1].venue_order_id == gw.venue_ids["o1"]
+    assert gw.unknown_since == {}
+
+    listening.cancel()  # from now on only the venue's open orders can tell
+    server.inject(Fault(kind="lose", value="1"))
+    gw.send(order(2))
+    await settle(answers, 3)
+    assert gw.unknown_due(gw._clock.now_ns(), 0) == ["o2"]
+    resting = {o["id"] for o in await rest.open_orders()}
+    gw.settle_unknown("o2", gw.venue_ids["o2"] in resting, "asked1")
+    gw.settle_unknown("o1", False, "asked1")  # settled already: nothing more
+    assert answers[3:] == [OrderAccepted(cid="asked1", order_id="o2", venue_order_id=gw.venue_ids["o2"])]
+    server.venue.engine.cancel(gw.venue_ids["o2"], server.venue.now_ns)
+    gw.unknown_since["o2"] = 0  # as if unanswered again, and meanwhile gone from the book
+    gw.settle_unknown("o2", gw.venue_ids["o2"] in {o["id"] for o in await rest.open_orders()}, "asked2")
+    assert answers[4:] == [OrderDone(cid="asked2", order_id="o2", reason="not on the venue's book")]

@@ -14,7 +14,9 @@ comes can still be matched on the user channel. Outcomes, per ``rest.py``:
   happened at the venue; after a 425 only post-only orders are sent for two minutes (the venue's
   post-only window), others are rejected locally;
 * ``OutcomeUnknown`` → ``OrderOutcomeUnknown`` for every order of the batch: the reservation
-  stays, nothing is resent, reconciliation decides;
+  stays, nothing is resent; the user channel's PLACEMENT of the order (``confirm_placed``), or
+  failing that a look at the open orders after a while (``settle_unknown``), says whether it
+  rests (``OrderAccepted``) or not (``OrderDone``);
 * ``Fatal`` propagates: the supervisor stops trading.
 
 With ``dry_run`` every order is built and signed exactly as it would be sent, recorded as a
@@ -67,6 +69,7 @@ class LiveGateway:
         self.venue_ids: dict[str, str] = {}  # our order id -> the venue's (the digest)
         self.local_ids: dict[str, str] = {}  # and back
         self._post_only_until_ns = 0  # after an engine restart: only post-only orders until then
+        self.unknown_since: dict[str, int] = {}  # our order id -> when its post went unanswered
 
     def send(self, request: VenueRequest) -> None:
         self._pending.send(request)
@@ -164,6 +167,7 @@ class LiveGateway:
                 return
             except OutcomeUnknown as exc:
                 for request in signed:
+                    self.unknown_since[request.order_id] = self._clock.now_ns()
                     self._respond(OrderOutcomeUnknown(cid=request.cid, order_id=request.order_id, detail=str(exc)))
                 return
         for request, answer in zip(signed, answers):
@@ -190,6 +194,29 @@ class LiveGateway:
                 "order_type": body["orderType"], "post_only": body["postOnly"],
             }, market=request.market, token=request.token)
             self._respond(OrderAccepted(cid=request.cid, order_id=request.order_id, venue_order_id=venue_id))
+
+    # ------------------------------------------------------------------ unknown outcomes
+
+    def confirm_placed(self, venue_id: str, cid: str) -> None:
+        """The user channel saw the order rest: an unanswered post did reach the book."""
+        order_id = self.local_ids.get(venue_id)
+        if order_id is not None and self.unknown_since.pop(order_id, None) is not None:
+            self._respond(OrderAccepted(cid=cid, order_id=order_id, venue_order_id=venue_id))
+
+    def unknown_due(self, now_ns: int, after_ns: int) -> list[str]:
+        """Orders whose post has gone unanswered for ``after_ns``, and no PLACEMENT seen either."""
+        return [order_id for order_id, since in self.unknown_since.items() if now_ns - since >= after_ns]
+
+    def settle_unknown(self, order_id: str, resting: bool, cid: str) -> None:
+        """The venue's open orders, asked: the order rests (accepted), or it is not on the book —
+        never placed, or already filled or cancelled; its fills, if any, come from the user channel
+        and reconciliation."""
+        if self.unknown_since.pop(order_id, None) is None:
+            return
+        if resting:
+            self._respond(OrderAccepted(cid=cid, order_id=order_id, venue_order_id=self.venue_ids[order_id]))
+        else:
+            self._respond(OrderDone(cid=cid, order_id=order_id, reason="not on the venue's book"))
 
     # ------------------------------------------------------------------ cancels
 

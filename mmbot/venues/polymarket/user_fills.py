@@ -60,10 +60,12 @@ class UserFills:
         self, *, api_key: str, addresses: frozenset[str], our_ids: Mapping[str, str],
         markets: Callable[[str], MarketInfo | None], respond: Callable[[Any], None],
         reconcile: Callable[[VenueLeg, int], None], sink: EventSink, since_s: int = 0,
+        placed: Callable[[str, str], None] = lambda venue_id, cid: None,
     ) -> None:
         """``our_ids``: venue order id -> ours (the gateway's, kept current); ``since_s``: trades
         matched before this second belong to an earlier run (already in the balances read at
-        start-up) unless they fill an order of ours."""
+        start-up) unless they fill an order of ours; ``placed(venue_id, cid)``: the channel saw an
+        order rest (PLACEMENT)."""
         self._api_key = api_key
         self._addresses = frozenset(a.lower() for a in addresses)
         self._our_ids = our_ids
@@ -72,6 +74,7 @@ class UserFills:
         self._reconcile = reconcile
         self._sink = sink
         self._since_s = since_s
+        self._placed = placed
         self._booked: set[str] = set()  # legs already sent to the executor as fills
         self._frames = 0
         self.last_match_s = since_s  # the latest match time seen: where a catch-up starts
@@ -85,6 +88,8 @@ class UserFills:
                 local = self._our_ids.get(msg.order_id)
                 if local is not None:
                     self._respond(OrderDone(cid=msg.cid, order_id=local, reason=msg.status.lower()))
+            elif isinstance(msg, UserOrder) and msg.event == "PLACEMENT":
+                self._placed(msg.order_id, msg.cid)
             elif isinstance(msg, MalformedFrame):
                 self._sink.record("frame_malformed", msg.cid, {"channel": "user", "error": msg.error,
                                                                "excerpt": msg.excerpt})
