@@ -31,8 +31,8 @@ from mmbot.config import Config
 from mmbot.decisions.markets import Markets
 from mmbot.decisions.reconcile import Reconciler
 from mmbot.memory.log import EventLog
-from mmbot.model import Ids, MarketInfo, notional, parse_micro
-from mmbot.ports import OutcomeUnknown, Rejected, Retryable
+from mmbot.model import Ids, MarketInfo, format_micro, notional, parse_micro
+from mmbot.ports import Fatal, OutcomeUnknown, Rejected, Retryable
 from mmbot.venues.polymarket.auth import EOA, ApiCredentials, OrderSigner, SigningKey
 from mmbot.venues.polymarket.gateway import LiveGateway
 from mmbot.venues.polymarket.rest import ClobRest
@@ -128,7 +128,10 @@ async def venue_holdings(rest: ClobRest, markets: list[MarketInfo],
                          signature_type: int) -> tuple[int, dict[str, tuple[int, int]]]:
     """The account at the venue: pUSD, and {token: (shares, cost)} of the traded markets' tokens,
     each valued at its midpoint (at cost 0 if the book has none)."""
-    cash = await rest.collateral_balance(signature_type)
+    cash, allowance = await rest.collateral(signature_type)
+    if allowance is not None and allowance < cash:
+        raise Fatal(f"the exchanges may spend {format_micro(allowance)} of the account's {format_micro(cash)} pUSD:"
+                    " approve them for the whole balance first (an on-chain step mmbot does not take)")
     holdings = {}
     for token in (t for info in markets for t in info.tokens):
         shares = await rest.token_balance(token, signature_type)

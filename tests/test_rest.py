@@ -132,3 +132,19 @@ async def test_the_rate_limiter_waits_instead_of_earning_a_429(autojump_clock) -
         await client.cancel(["0xa"])
     assert len(seen) == 7
     assert 20 <= trio.current_time() - started < 21  # 3 per 10 s window: the 7th waited two windows
+
+
+async def test_balance_and_allowance_in_both_shapes(autojump_clock, fixtures_dir) -> None:
+    captured = json.loads((fixtures_dir / "rest" / "http_balance_allowance_collateral.json").read_text())
+    client, seen = rest(lambda r: httpx.Response(200, json=captured))
+    assert await client.collateral() == (1_000_000_000, 999_999_999_000_000)  # the captured shape
+    assert seen[0].url.params["asset_type"] == "COLLATERAL" and "POLY_API_KEY" in seen[0].headers
+    documented = {"balance": "5000000", "allowances": {"0xE111": "7000000", "0xe222": "3000000"}}
+    client, _ = rest(lambda r: httpx.Response(200, json=documented))
+    assert await client.collateral() == (5_000_000, 3_000_000)  # the least of the spenders' allowances
+    client, seen = rest(lambda r: httpx.Response(200, json={"balance": "1250000"}))
+    assert await client.token_balance("123") == 1_250_000
+    assert seen[0].url.params["asset_type"] == "CONDITIONAL" and seen[0].url.params["token_id"] == "123"
+    client, _ = rest(lambda r: httpx.Response(200, json={"nothing": "here"}))
+    with pytest.raises(Retryable, match="unreadable"):
+        await client.collateral()

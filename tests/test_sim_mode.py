@@ -108,3 +108,24 @@ async def test_secrets_appear_nowhere(nursery, autojump_clock, tmp_path, capsys)
     holders = repr(KEY) + repr(creds) + repr(engine.executor._gateway) + repr(engine.config)
     for secret in secrets:
         assert secret.encode() not in stored and secret not in out.out + out.err and secret not in holders
+
+
+async def test_an_account_whose_exchanges_may_not_spend_its_balance_is_refused_at_start_up(
+    nursery, autojump_clock, tmp_path
+) -> None:
+    import pytest
+
+    from mmbot.ports import Fatal
+
+    venue = LiveVenue(seed=3, markets=4, start_ns=START_NS, warmup_s=10)
+    server = SimServer(venue, settings=SimSettings(seed=0))
+    urls = await nursery.start(server.run)
+    creds = credentials_for(KEY.address)
+    server.add_account(KEY.address, creds)
+    server.trading.allowances[creds.api_key] = 50 * ONE  # approved for 50 of the 10,000 pUSD
+    async with httpx.AsyncClient(base_url=urls.rest) as http:
+        markets, _ = await list_markets(http)
+    with pytest.raises(Fatal, match="may spend 50 of the account's 10000 pUSD: approve them"):
+        await run_trading(config=CONFIG, markets=markets, ws_url=urls.ws, user_ws_url=server.user_url,
+                          rest_url=urls.rest, key=KEY, creds=creds, db_path=tmp_path / "a.db", mode="sim",
+                          duration_s=10, clock=TrioClock(anchor_ns=START_NS))

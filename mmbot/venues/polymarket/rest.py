@@ -134,7 +134,21 @@ class ClobRest:
 
     async def collateral_balance(self, signature_type: int = 0) -> int:
         """pUSD held (micro), open orders not deducted."""
-        return await self._balance({"asset_type": "COLLATERAL", "signature_type": str(signature_type)})
+        return (await self.collateral(signature_type))[0]
+
+    async def collateral(self, signature_type: int = 0) -> tuple[int, int | None]:
+        """pUSD held and the least of its allowances to the exchanges (None if the venue gave none):
+        ``allowance`` as captured, or ``allowances`` per spender as the docs describe."""
+        answer = await self._call("GET", "/balance-allowance",
+                                  params={"asset_type": "COLLATERAL", "signature_type": str(signature_type)})
+        allowances = answer.get("allowances") if isinstance(answer, dict) else None
+        try:
+            balance = int(answer["balance"])
+            if isinstance(allowances, dict) and allowances:
+                return balance, min(int(v) for v in allowances.values())
+            return balance, int(answer["allowance"]) if "allowance" in answer else None
+        except (KeyError, TypeError, ValueError):
+            raise Retryable(f"GET /balance-allowance: unreadable answer {str(answer)[:100]!r}") from None
 
     async def token_balance(self, token: str, signature_type: int = 0) -> int:
         """Shares of one outcome token held (micro)."""

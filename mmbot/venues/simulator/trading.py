@@ -10,7 +10,7 @@ enough balance / allowance``). The order ID is the digest, as on the venue.
 
 An account holds pUSD (its funding plus what its trades moved) and shares, both read off the user
 feed's record of its trades (``user_frames.UserFeed``), which also answers ``/data/trades``.
-Allowances are always granted: approvals are an on-chain step the simulator does not model.
+Allowances are unlimited unless a test sets one (``allowances``); approving is an on-chain step.
 """
 
 from __future__ import annotations
@@ -79,6 +79,7 @@ class SimTrading:
         self.funding = funding
         self._accounts: dict[str, Account] = {}
         self._funded: dict[str, int] = {}  # api key -> pUSD it was given
+        self.allowances: dict[str, int] = {}  # api key -> pUSD the exchanges may spend, if limited
         self._beats: dict[str, tuple[str, int]] = {}  # api key -> (latest heartbeat id, when)
         self._beat_seq = 0
         self._domains = {
@@ -118,7 +119,8 @@ class SimTrading:
             balance = self.shares(account, token_id)
         else:
             raise VenueRefusal(400, "invalid asset_type or token_id")
-        return {"balance": str(balance), "allowance": UNLIMITED_ALLOWANCE}
+        limited = self.allowances.get(account.creds.api_key)
+        return {"balance": str(balance), "allowance": UNLIMITED_ALLOWANCE if limited is None else str(limited)}
 
     def trades(self, account: Account, after_s: int | None) -> list[dict[str, Any]]:
         """``GET /data/trades``: the account's trades, each in its latest status."""
