@@ -94,13 +94,21 @@ async def list_markets(client: httpx.AsyncClient) -> tuple[list[MarketInfo], lis
     return markets, problems
 
 
+async def gamma_entries(client: httpx.AsyncClient, condition_ids: list[str], *,
+                        closed: bool = False) -> list[dict[str, Any]]:
+    """Gamma's ``/markets`` entries for ``condition_ids`` (at most 100): open ones, or closed ones."""
+    params = [("closed", "true")] if closed else []
+    response = await client.get("/markets", params=params + [("condition_ids", c) for c in condition_ids])
+    response.raise_for_status()
+    entries = response.json()
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
 async def markets_by_id(client: httpx.AsyncClient, condition_ids: list[str]) -> dict[str, MarketInfo]:
     """The listed markets among ``condition_ids`` (at most 100), by id; one not hydrated yet
     (no entry, or empty token ids) is simply missing."""
-    response = await client.get("/markets", params=[("condition_ids", c) for c in condition_ids])
-    response.raise_for_status()
     found = {}
-    for entry in response.json():
+    for entry in await gamma_entries(client, condition_ids):
         try:
             info = market_info(entry)
         except (DiscoveryError, KeyError, TypeError):
@@ -208,17 +216,14 @@ class ResolutionWatch:
                    if m.end_ns is not None and now - m.end_ns > self._grace_ns and not self._resolved(m.market)]
         for at in range(0, len(overdue), MAX_IDS_PER_CALL):
             batch = {m.market: m for m in overdue[at : at + MAX_IDS_PER_CALL]}
-            params = [("closed", "true"), *(("condition_ids", c) for c in batch)]
             try:
-                response = await self._client.get("/markets", params=params)
-                response.raise_for_status()
-                entries = response.json()
+                entries = await gamma_entries(self._client, list(batch), closed=True)
             except (httpx.HTTPError, ValueError) as exc:
                 self._sink.record("error", "resolutions", {"where": "resolutions",
                                                            "error": f"{type(exc).__name__}: {exc}"[:200]})
                 return
-            for entry in entries if isinstance(entries, list) else ():
-                info = batch.get(str(entry.get("conditionId"))) if isinstance(entry, dict) else None
+            for entry in entries:
+                info = batch.get(str(entry.get("conditionId")))
                 winner = None if info is None else winner_of(entry)
                 if info is None or winner not in info.tokens:
                     continue
