@@ -6,6 +6,7 @@ every layer.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import random
@@ -365,8 +366,11 @@ async def run_paper(
 
     market_channel(engine, markets, ws_url, on_frame=on_frame)
     drain_s = 2 * (config.paper.ack_latency_ms + config.paper.latency_jitter_ms) / 1000  # float-ok: a trio sleep
-    async with httpx.AsyncClient(base_url=gamma_url or "http://unused", timeout=10) as gamma:
-        services = (listing_details(engine, gamma).run, resolution_watch(engine, gamma).run) if gamma_url else ()
+    async with contextlib.AsyncExitStack() as stack:
+        services: tuple[Callable[..., Any], ...] = ()
+        if gamma_url:
+            gamma = await stack.enter_async_context(httpx.AsyncClient(base_url=gamma_url, timeout=10))
+            services = (listing_details(engine, gamma).run, resolution_watch(engine, gamma).run)
         await run_live_tree(engine, services=services, stop=stop, duration_s=duration_s, drain_s=drain_s,
                             task_status=task_status)
     return engine

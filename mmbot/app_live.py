@@ -10,8 +10,8 @@ as positions, at the book's midpoint as cost basis (the venue does not know what
 Fills come from the user channel (``user_fills.UserFills``): booked at once (optimistic), every
 report also to the reconciler, which reverses a leg that fails later and adopts legs the executor
 refused or never saw. Once the user channel is first connected, and after every gap in it once it
-is back, the trades since the last one seen are fetched over REST (``/data/trades``) and go the same way; a trade seen twice is
-booked once. ``dry_run`` signs and logs every order without sending it (nothing is cancelled at
+is back, the trades since the last one seen are fetched over REST (``/data/trades``) and go the
+same way; a trade seen twice is booked once. ``dry_run`` signs and logs every order without sending it (nothing is cancelled at
 start-up either): what the strategy would do, with real books and a real account.
 """
 
