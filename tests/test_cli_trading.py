@@ -1,6 +1,6 @@
 """The signed-trading commands as a newcomer runs them (docs/live-trading.md), as subprocesses
 against ``mmbot sim`` on loopback: ``creds derive``, ``run --mode live --dry-run``, ``run --mode
-sim`` and ``cancel-all``."""
+sim``, ``run --mode paper`` and ``cancel-all``."""
 
 from __future__ import annotations
 
@@ -63,6 +63,10 @@ def test_derive_then_dry_run_live_then_sim_then_cancel_all(simulator, tmp_path) 
     kinds = {r["kind"]: r["n"] for r in sqlite_utils.Database(tmp_path / "s.db").query(
         "select kind, count(*) n from events group by kind")}
     assert kinds.get("ack", 0) > 0 and "error" not in kinds, kinds
+
+    paper = mmbot("run", "--mode", "paper", "--ws", ws, "--rest", rest, "--duration", "4",
+                  "--db", str(tmp_path / "p.db"), env={})
+    assert paper.returncode == 0 and "paper run on" in paper.stdout, paper.stderr
 
     cancelled = mmbot("cancel-all", "--rest", rest, env=env)
     assert cancelled.returncode == 0 and cancelled.stdout.startswith("cancelled "), cancelled.stderr
