@@ -151,6 +151,7 @@ def build_engine(
     publish_fill: Callable[[Fill], None] = lambda fill: None,
     cash: int | None = None,
     pays_on_resolution: bool = True,
+    publish_refused: Callable[[Fill], None] = lambda fill: None,
 ) -> Engine:
     """``cash``: the ledger's starting pUSD (the venue's balance with signed orders; the config's
     paper cash if not given). ``pays_on_resolution``: whether the venue pays winning shares out
@@ -177,6 +178,7 @@ def build_engine(
         ids=ids,
         publish_fill=publish_fill,
         pays_on_resolution=pays_on_resolution,
+        publish_refused=publish_refused,
     )
     loop = DecisionLoop(
         inbox=inbox, slots=slots, executor=executor, strategies=Strategies(config_for=config.strategies_for, ids=ids)

@@ -84,7 +84,8 @@ async def run_trading(
                               cash=cash,
                               pays_on_resolution=False,  # winners are redeemed on chain, not by the CLOB
                               gateway_factory=gateway_factory, seed=config.seed,
-                              publish_fill=lambda fill: built["reconciler"].on_our_fill(fill, clock.now_ns()))
+                              publish_fill=lambda fill: built["reconciler"].on_our_fill(fill, clock.now_ns()),
+                              publish_refused=lambda fill: built["reconciler"].on_refused_fill(fill, clock.now_ns()))
         gateway, reconciler = built["gateway"], built["reconciler"]
         engine.executor.adopt_holdings("startup", holdings, basis="venue midpoint at start-up")
         log.record("run_start", "run", {"mode": mode, "dry_run": dry_run, "seed": config.seed, "ws": ws_url,

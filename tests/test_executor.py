@@ -688,6 +688,22 @@ def test_an_orders_end_told_twice_is_recorded_once() -> None:
     assert rig.sink.of("error") == []
 
 
+def test_a_fill_after_its_order_ended_is_refused_and_handed_to_reconciliation() -> None:
+    rig = build()
+    refused: list[Fill] = []
+    rig.executor._publish_refused = refused.append
+    request = place(rig, "y1", BUY, 400_000, 10 * ONE, cid="i1")
+    rig.executor.handle(OrderAccepted(cid="i1", order_id=request.order_id))
+    rig.executor.handle(OrderDone(cid="c1", order_id=request.order_id, reason="canceled"))
+    ledger_before = rig.ledger.snapshot()
+    late = fill_of(request, fill_id="late", price=400_000, size=4 * ONE, liquidity=Liquidity.MAKER)
+    rig.executor.handle(late)
+    assert rig.ledger.snapshot() == ledger_before and refused == [late] and rig.published == []
+    rig.executor.handle(fill_of(attrs.evolve(request, order_id="o-nobody"), fill_id="ghost", price=400_000, size=ONE,
+                                liquidity=Liquidity.TAKER))
+    assert refused == [late]  # an order never ours is not a late fill: reconciliation waits as usual
+
+
 def test_a_fill_for_an_unknown_order_is_an_error_and_changes_nothing() -> None:
     rig = build()
     request = buy_and_fill(rig, "y1", 400_000, 10 * ONE, cid="known")

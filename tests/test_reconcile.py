@@ -144,3 +144,20 @@ def test_a_failed_leg_that_was_booked_is_reversed_at_once() -> None:
     assert [(c.size_delta, c.fee_delta, c.reason) for c in sent] == [(-10 * ONE, -720, "trade t1 failed")]
     rec.on_leg(attrs.evolve(leg, status=CONFIRMED), 3)  # too late: FAILED is final
     assert len(sent) == 1 and rec.counts["stale_statuses"] == 1
+
+
+def test_a_fill_the_executor_refused_because_its_order_had_ended_is_adopted_at_once() -> None:
+    sent: list[Correction] = []
+    rec = Reconciler(emit=sent.append, ids=Ids(), timeout_ns=TIMEOUT_NS)
+    leg = VenueLeg(trade_id="t1:0xo1", order_id="o1", market="M", token="Y", side=Side.BUY, price=400_000,
+                   size=8 * ONE, fee=0, status=MATCHED, liquidity=Liquidity.MAKER)
+    rec.on_leg(leg, 1_000)  # the venue's report; the executor has not answered yet
+    assert rec.due_queries(1_000) == [] and sent == []
+    rec.on_refused_fill(Fill(cid="u7", fill_id="t1:0xo1", order_id="o1", market="M", token="Y", side=Side.BUY,
+                             price=400_000, size=8 * ONE, fee=0, liquidity=Liquidity.MAKER, ts_ns=1_000), 1_000)
+    assert rec.due_queries(1_000) == []  # adopted, not asked about
+    assert [(c.order_id, c.size_delta, c.price, c.fill_id) for c in sent] == [("o1", 8 * ONE, 400_000, "t1:0xo1")]
+    assert rec.unsettled() == {}
+    rec.on_refused_fill(Fill(cid="u8", fill_id="t1:0xo1", order_id="o1", market="M", token="Y", side=Side.BUY,
+                             price=400_000, size=8 * ONE, fee=0, liquidity=Liquidity.MAKER, ts_ns=2_000), 2_000)
+    assert rec.due_queries(2_000) == [] and len(sent) == 1  # settled: told again, nothing more

@@ -61,10 +61,13 @@ class Executor:
         ids: Ids,
         publish_fill: Callable[[Fill], None] = lambda fill: None,
         pays_on_resolution: bool = True,
+        publish_refused: Callable[[Fill], None] = lambda fill: None,
     ) -> None:
         """``pays_on_resolution``: the venue pays winning shares out when a market resolves (the
         paper venue); otherwise (Polymarket) they stay held, marked at 1 (and losers at 0), until
-        redeemed on chain."""
+        redeemed on chain. ``publish_refused``: a fill the executor would not book because its order
+        had ended (a venue race: the fill was reported after the cancel was answered), so that
+        reconciliation can adopt it now rather than after its timeout."""
         self.ledger = ledger
         self.orders = orders
         self.risk = risk
@@ -76,6 +79,7 @@ class Executor:
         self._ids = ids
         self._publish_fill = publish_fill
         self._pays_on_resolution = pays_on_resolution
+        self._publish_refused = publish_refused
         self._merges_pending: dict[str, str] = {}  # market -> merge cid
         self.view = StateView(
             ledger=ledger, orders=orders, books=books, markets=markets, clock=clock,
@@ -244,6 +248,8 @@ class Executor:
         if problem is not None:
             # a venue fact we did not expect: recorded, left to reconciliation, never half-applied
             self._error(fill.cid, problem, fill.order_id)
+            if order is not None and not order.is_open and fill.fill_id not in self._fill_ids:
+                self._publish_refused(fill)
             return
         self._fill_ids.add(fill.fill_id)
         self.ledger.apply_fill(

@@ -103,6 +103,14 @@ class Reconciler:
                           f"trade {leg.trade_id} failed", leg.trade_id)
         self._mark(order, now_ns)
 
+    def on_refused_fill(self, fill: Fill, now_ns: int) -> None:
+        """The executor would not book ``fill``: its order had ended. Nothing will catch up with the
+        venue's report of it, so it is adopted at the next ``due_queries`` instead of after the
+        timeout."""
+        order = self._orders.get(fill.order_id)
+        if order is not None and order.unsettled_since is not None:
+            order.unsettled_since = min(order.unsettled_since, now_ns - self._timeout_ns)
+
     def on_order_truth(self, order_id: str, matched_size: int, price: int, now_ns: int) -> None:
         """The venue's answer to a query: how much of the order (at limit ``price``) it has
         matched, all told."""

@@ -122,6 +122,9 @@ class SimServer:
             config.bind = [f"{host}:{http_port}"]
             config.accesslog = None
             config.errorlog = None
+            # hypercorn's 5 s default closes an idle connection just as a client's 5 s heartbeat
+            # reuses it (a request lost in flight); the venue's front end keeps them far longer
+            config.keep_alive_timeout = 75
             binds = await nursery.start(functools.partial(hypercorn_serve, self.http_app(), config))
             nursery.start_soon(self._flow)
             for fault in self._settings.faults:
