@@ -33,6 +33,7 @@ class ReconcileMachine(RuleBasedStateMachine):
         self.answers: list[Fill] = []  # our gateway's answers (optimistic fills) not yet delivered
         self.held: Counter[str] = Counter()  # what the executor holds per order
         self.booked_fill_ids: set[str] = set()
+        self.ended: set[str] = set()  # orders the executor has seen end: it books no fill of them
         self.trades = 0
 
     # ------------------------------------------------------------------ the venue matches
@@ -72,12 +73,12 @@ class ReconcileMachine(RuleBasedStateMachine):
     @rule(data=st.data(), duplicate=st.booleans())
     def our_answer_arrives(self, data: st.DataObject, duplicate: bool) -> None:
         i = data.draw(st.integers(0, len(self.answers) - 1))
-        fill = self.answers[i] if duplicate else self.answers.pop(i)
-        if fill.fill_id not in self.booked_fill_ids:  # the executor books a fill id once
-            self.booked_fill_ids.add(fill.fill_id)
-            self.held[fill.order_id] += fill.size
-        self.rec.on_our_fill(fill, self.now)
-        self._apply_corrections()
+        self._executor_takes(self.answers[i] if duplicate else self.answers.pop(i))
+
+    @rule(order=st.sampled_from(sorted(ORDERS)))
+    def the_order_ends(self, order: str) -> None:
+        """Cancelled (its cancel answered) while fills of it may still be on their way."""
+        self.ended.add(order)
 
     @rule(seconds=st.integers(1, 8))
     def time_passes(self, seconds: int) -> None:
@@ -98,11 +99,7 @@ class ReconcileMachine(RuleBasedStateMachine):
         for msg in self.messages:
             self.rec.on_leg(msg, self.now)
         for fill in self.answers:
-            if fill.fill_id not in self.booked_fill_ids:
-                self.booked_fill_ids.add(fill.fill_id)
-                self.held[fill.order_id] += fill.size
-            self.rec.on_our_fill(fill, self.now)
-        self._apply_corrections()
+            self._executor_takes(fill)
         for _ in range(3):
             self.now += TIMEOUT_NS
             for order in self.rec.due_queries(self.now):
@@ -114,6 +111,19 @@ class ReconcileMachine(RuleBasedStateMachine):
         assert self.rec.counts["legs"] == len(self.legs)  # every trade counted once
 
     # ------------------------------------------------------------------ helpers
+
+    def _executor_takes(self, fill: Fill) -> None:
+        """As the executor: a fill of an ended order is refused and handed over; any other is
+        booked once per fill id and published."""
+        if fill.order_id in self.ended:
+            if fill.fill_id not in self.booked_fill_ids:
+                self.rec.on_refused_fill(fill, self.now)
+        else:
+            if fill.fill_id not in self.booked_fill_ids:
+                self.booked_fill_ids.add(fill.fill_id)
+                self.held[fill.order_id] += fill.size
+            self.rec.on_our_fill(fill, self.now)
+        self._apply_corrections()
 
     def _leg(self, trade: str, status: str) -> VenueLeg:
         return attrs.evolve(self.legs[trade], status=status)
