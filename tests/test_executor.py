@@ -447,11 +447,11 @@ class ExecutorMachine(RuleBasedStateMachine):
         ledger_before = self.executor.ledger.snapshot()
         self.executor.handle(fill)
         rows = self.rig.sink.of("fill", fill_id=fill.fill_id)
-        if not was_open:
+        if not was_open:  # never booked: a late fill (handed to reconciliation), or an over-fill (an error)
             assert rows == [] and self.executor.ledger.snapshot() == ledger_before
-            assert [row.payload["subject"] for row in self.rig.sink.of("error") if row.cid == fill.cid] == [
-                request.order_id
-            ]
+            order = self.executor.orders.get(request.order_id)
+            kind, key = ("late_fill", "order_id") if size <= order.remaining else ("error", "subject")
+            assert [row.payload[key] for row in self.rig.sink.of(kind) if row.cid == fill.cid] == [request.order_id]
             return
         assert len(rows) == 1
         self.answered.add(request.order_id)
@@ -699,6 +699,8 @@ def test_a_fill_after_its_order_ended_is_refused_and_handed_to_reconciliation() 
     late = fill_of(request, fill_id="late", price=400_000, size=4 * ONE, liquidity=Liquidity.MAKER)
     rig.executor.handle(late)
     assert rig.ledger.snapshot() == ledger_before and refused == [late] and rig.published == []
+    [row] = rig.sink.of("late_fill")
+    assert row.payload["fill_id"] == "late" and row.payload["status"] == "expired" and rig.sink.of("error") == []
     rig.executor.handle(fill_of(attrs.evolve(request, order_id="o-nobody"), fill_id="ghost", price=400_000, size=ONE,
                                 liquidity=Liquidity.TAKER))
     assert refused == [late]  # an order never ours is not a late fill: reconciliation waits as usual

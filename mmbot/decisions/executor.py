@@ -241,15 +241,21 @@ class Executor:
         problem = None
         if fill.fill_id in self._fill_ids:
             problem = f"fill {fill.fill_id} was booked already"
-        elif order is None or not order.is_open:
-            problem = "fill for an unknown or finished order"
+        elif order is None:
+            problem = "fill for an unknown order"
         elif fill.size > order.remaining:
             problem = f"fill of {fill.size} exceeds the {order.remaining} remaining"
+        if problem is None and not order.is_open:
+            # a venue race, not a fault: the trade matched before the cancel, and was reported after
+            self._order_row("late_fill", fill.cid, order, {
+                "order_id": fill.order_id, "fill_id": fill.fill_id, "price": fill.price, "size": fill.size,
+                "status": order.status.value, "then": "reconciliation adopts it",
+            })
+            self._publish_refused(fill)
+            return
         if problem is not None:
             # a venue fact we did not expect: recorded, left to reconciliation, never half-applied
             self._error(fill.cid, problem, fill.order_id)
-            if order is not None and not order.is_open and fill.fill_id not in self._fill_ids:
-                self._publish_refused(fill)
             return
         self._fill_ids.add(fill.fill_id)
         self.ledger.apply_fill(
