@@ -140,12 +140,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 API_ENV = ("MMBOT_API_KEY", "MMBOT_API_SECRET", "MMBOT_API_PASSPHRASE")
 GAMMA_FOR = {"https://clob.polymarket.com": "https://gamma-api.polymarket.com"}  # Polymarket lists elsewhere
-SIGNATURE_TYPES = {"eoa": 0, "poly-proxy": 1, "gnosis-safe": 2}  # auth.EOA, POLY_PROXY, POLY_GNOSIS_SAFE
-
-
-def _is_address(text: str) -> bool:
-    hex_part = text.removeprefix("0x")
-    return text.startswith("0x") and len(hex_part) == 40 and all(c in "0123456789abcdefABCDEF" for c in hex_part)
+SIGNATURE_TYPES = ("eoa", "poly-proxy", "gnosis-safe")  # auth.EOA, POLY_PROXY, POLY_GNOSIS_SAFE, in that order
 
 
 def _trading_secrets(mode: str, who: str = "") -> tuple[Any, Any]:
@@ -179,13 +174,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     signed = args.mode in ("sim", "live")
     if args.dry_run and not signed:
         raise UsageError("mmbot run: --dry-run: expected with --mode live or sim (paper sends nothing anyway)")
-    if args.funder is not None and not _is_address(args.funder):
-        raise UsageError(f"mmbot run: --funder: expected a 0x-prefixed 20-byte hex address, got {args.funder!r}")
+    from mmbot.venues.polymarket.auth import EOA, POLY_GNOSIS_SAFE, POLY_PROXY, SigningError, parse_address
+
+    try:
+        funder = None if args.funder is None else parse_address(args.funder)
+    except SigningError as exc:
+        raise UsageError(f"mmbot run: --funder: {exc}") from None
     if args.mode == "live" and not args.markets:
         raise UsageError("mmbot run --mode live: --markets: expected the condition ids or slugs to trade (with real"
                          " money there is no default of every market)")
-    signature_type = SIGNATURE_TYPES[args.signature_type]
-    if signature_type != 0 and args.funder is None:
+    signature_type = dict(zip(SIGNATURE_TYPES, (EOA, POLY_PROXY, POLY_GNOSIS_SAFE)))[args.signature_type]
+    if signature_type != EOA and funder is None:
         raise UsageError(f"mmbot run: --signature-type {args.signature_type}: expected --funder, the proxy"
                          " wallet or Safe that holds the funds")
     try:
@@ -219,7 +218,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 await app_live.run_trading(config=config, markets=markets, ws_url=args.ws, user_ws_url=user_ws,
                                            rest_url=args.rest, key=key, creds=creds, db_path=db, mode=args.mode,
                                            duration_s=args.duration, stop=stop, dry_run=args.dry_run,
-                                           signature_type=signature_type, funder=args.funder, gamma_url=gamma)
+                                           signature_type=signature_type, funder=funder, gamma_url=gamma)
             nursery.cancel_scope.cancel()
 
     try:
@@ -352,7 +351,7 @@ def add_parsers(sub: Any, int_arg: Any) -> None:
     run.add_argument("--rest", required=True, help="CLOB REST base URL (the simulator's also lists markets)")
     run.add_argument("--gamma", help="market listing (Gamma) base URL (default: Polymarket's for its CLOB, else --rest)")
     run.add_argument("--dry-run", action="store_true", help="sign and log every order, send none (sim, live)")
-    run.add_argument("--signature-type", choices=sorted(SIGNATURE_TYPES), default="eoa",
+    run.add_argument("--signature-type", choices=SIGNATURE_TYPES, default="eoa",
                      help="how the funds are held: eoa (the key's own address), poly-proxy, gnosis-safe")
     run.add_argument("--funder", help="the proxy wallet or Safe holding the funds (with poly-proxy, gnosis-safe)")
     run.add_argument("--config", help="a TOML config file (defaults otherwise)")

@@ -142,3 +142,12 @@ def test_signatures_equal_the_official_v2_builder(salt, token, maker_amount, tak
     assert OrderSigner(KEY).sign(ours, neg_risk=neg_risk) == (
         builder_.build_order_hash(typed), builder_.build_order_signature(typed)
     )
+
+
+def test_an_address_is_parsed_into_its_checksum_form_or_refused() -> None:
+    from mmbot.venues.polymarket.auth import parse_address
+
+    assert parse_address("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266") == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    for bad in ("f39fd6e51aad88f6f4ce6ab8827279cfffb92266", "0x12", "0xzz" + "0" * 38, ""):
+        with pytest.raises(SigningError, match="expected a 0x-prefixed 20-byte hex address"):
+            parse_address(bad)

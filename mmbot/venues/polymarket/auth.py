@@ -84,6 +84,17 @@ def typed_digest(domain: bytes, struct_hash: bytes) -> bytes:
     return keccak(b"\x19\x01" + domain + struct_hash)
 
 
+def parse_address(text: str) -> str:
+    """A ``0x``-prefixed 20-byte hex address, checksummed; SigningError for anything else."""
+    try:
+        raw = bytes.fromhex(text.removeprefix("0x")) if text.startswith("0x") else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != 20:
+        raise SigningError(f"expected a 0x-prefixed 20-byte hex address, got {text!r}")
+    return checksum_address(raw)
+
+
 def checksum_address(raw: bytes) -> str:
     """EIP-55 mixed-case hex of a 20-byte address."""
     hexed = raw.hex()
