@@ -7,11 +7,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-EXIT_USAGE = 2
+from mmbot.cli_errors import EXIT_USAGE, UsageError
 
-
-class UsageError(Exception):
-    """A bad command line, config or input file: printed as one line, exit code 2."""
+__all__ = ["EXIT_USAGE", "UsageError", "main"]
 
 
 class _Parser(argparse.ArgumentParser):

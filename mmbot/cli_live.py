@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mmbot.cli import UsageError
+from mmbot.cli_errors import UsageError
 
 def _fresh_db(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)

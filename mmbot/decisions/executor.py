@@ -25,6 +25,7 @@ from mmbot.model import (
     Fill,
     Ids,
     KillSwitch,
+    TradingGate,
     MarketClosing,
     MergeDone,
     MergeRequest,
@@ -349,6 +350,24 @@ class Executor:
             self.risk.release()
             self._sink.record("kill_switch_released", msg.cid, {"reason": msg.reason})
 
+    def _on_gate(self, msg: TradingGate) -> None:
+        """Closed: no new order passes risk, and every open order is cancelled (a quote that fills
+        unseen would part the ledger from the venue). Open: quoting may resume."""
+        if msg.open:
+            if self.risk.gate_closed:
+                self.risk.open_gate()
+                self._sink.record("trading_resumed", msg.cid, {"reason": msg.reason})
+            return
+        first = not self.risk.gate_closed
+        self.risk.close_gate(msg.reason)
+        if first:
+            self._sink.record("trading_paused", msg.cid, {"reason": msg.reason})
+        self.cancel_all(msg.cid, f"venue not ready: {msg.reason}")
+
+    @property
+    def gate_open(self) -> bool:
+        return not self.risk.gate_closed
+
     def _on_closing(self, msg: MarketClosing) -> None:
         self.cancel_all(msg.cid, "market closing" if msg.winning_token is None else "market resolved", msg.market)
         info = self.markets.get(msg.market)
@@ -449,5 +468,6 @@ class Executor:
         MergeDone: _on_merged,
         Correction: _on_correction,
         KillSwitch: _on_kill,
+        TradingGate: _on_gate,
         MarketClosing: _on_closing,
     }

@@ -24,27 +24,15 @@ from typing import Callable
 
 import attrs
 
-from mmbot.model import Correction, Fill, Ids, Liquidity, Side
+from mmbot.model import (
+    CONFIRMED, FAILED, FINAL_STATUSES, MATCHED, MINED, RETRYING, TRADE_STATUS_RANK, Correction, Fill, Ids, Side,
+    VenueLeg,
+)
 
-MATCHED, MINED, CONFIRMED, RETRYING, FAILED = "MATCHED", "MINED", "CONFIRMED", "RETRYING", "FAILED"
-_RANK = {MATCHED: 1, MINED: 2, RETRYING: 2, CONFIRMED: 3, FAILED: 3}
-FINAL = frozenset({CONFIRMED, FAILED})
+__all__ = ["CONFIRMED", "FAILED", "FINAL", "MATCHED", "MINED", "RETRYING", "Reconciler", "VenueLeg"]
 
-
-@attrs.frozen(kw_only=True)
-class VenueLeg:
-    """Our order's part in one venue trade, as the user channel reports it."""
-
-    trade_id: str
-    order_id: str
-    market: str
-    token: str
-    side: Side
-    price: int
-    size: int
-    fee: int
-    status: str
-    liquidity: Liquidity = Liquidity.TAKER
+FINAL = FINAL_STATUSES
+_RANK = TRADE_STATUS_RANK
 
 
 @attrs.define

@@ -8,6 +8,8 @@ first failing rule decides:
 reason                      an order is rejected when
 ==========================  ==================================================================
 ``kill_switch``             the kill switch is engaged (every order, sells included)
+``venue_not_ready``         the venue session closed the trading gate: the user channel is down
+                            or not caught up, so a fill could go unseen (every order)
 ``unknown_market``          the market is not known
 ``unknown_token``           the token is not one of the market's two
 ``book_empty``              the token's book has no snapshot yet (or no book state at all)
@@ -91,6 +93,7 @@ class Risk:
         self.kill_switch = False
         self.kill_reason = ""
         self.rejections: Counter[str] = Counter()  # by reason code, for statistics
+        self.gate_closed = ""  # why the venue session closed the trading gate ("" while open)
 
     def engage(self, reason: str) -> None:
         self.kill_switch = True
@@ -99,6 +102,12 @@ class Risk:
     def release(self) -> None:
         self.kill_switch = False
         self.kill_reason = ""
+
+    def close_gate(self, reason: str) -> None:
+        self.gate_closed = reason or "closed"
+
+    def open_gate(self) -> None:
+        self.gate_closed = ""
 
     def check(self, intent: PlaceOrder, view: RiskView, now_ns: int) -> Verdict:
         reason = self._first_failure(intent, view, now_ns)
@@ -110,6 +119,8 @@ class Risk:
     def _first_failure(self, intent: PlaceOrder, view: RiskView, now_ns: int) -> str | None:
         if self.kill_switch:
             return "kill_switch"
+        if self.gate_closed:
+            return "venue_not_ready"
         info = view.market(intent.market)
         if info is None:
             return "unknown_market"

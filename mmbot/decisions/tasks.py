@@ -15,7 +15,7 @@ import trio
 
 from mmbot.decisions.executor import Executor
 from mmbot.decisions.strategy import Strategies
-from mmbot.model import BookUpdate, Fill, MarketClosing, MarketResolved, NewMarket
+from mmbot.model import BookUpdate, Fill, MarketClosing, MarketResolved, NewMarket, TradingGate
 
 
 class DecisionLoop:
@@ -31,6 +31,9 @@ class DecisionLoop:
         self._updates: deque[BookUpdate] = deque()
         self.book_updates = 0
         self.halted = False
+        # While the trading gate is closed strategies rest; the latest update of each token seen
+        # meanwhile is replayed to them when it opens (at most one per token: bounded).
+        self._held: dict[str, BookUpdate] = {}
 
     def step(self) -> int:
         """Handle everything pending now; returns how many messages were handled.
@@ -51,7 +54,11 @@ class DecisionLoop:
             elif isinstance(msg, NewMarket):
                 continue  # the markets registry learnt it already; nothing to decide
             executor.handle(msg)
-            if isinstance(msg, Fill) and not self.halted:
+            if isinstance(msg, TradingGate) and executor.gate_open and self._held:
+                updates_held = list(self._held.values())
+                self._held.clear()
+                self._updates.extend(updates_held)
+            if isinstance(msg, Fill) and not self.halted and executor.gate_open:
                 for intent in self._strategies.on_fill(msg, executor.view):
                     executor.handle(intent)
         updates = self._updates
@@ -63,6 +70,9 @@ class DecisionLoop:
             if self.halted:
                 continue
             assert isinstance(update, BookUpdate)
+            if not executor.gate_open:
+                self._held[update.token] = update
+                continue
             for intent in self._strategies.on_book(update, executor.view):
                 executor.handle(intent)
         if handled:

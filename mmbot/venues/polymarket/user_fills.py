@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Mapping
 
-from mmbot.decisions.reconcile import FAILED, VenueLeg
-from mmbot.model import Fill, Liquidity, MalformedFrame, MarketInfo, OrderDone, UserOrder, UserTrade, taker_fee
+from mmbot.model import (
+    FAILED, Fill, Liquidity, MalformedFrame, MarketInfo, OrderDone, UserOrder, UserTrade, VenueLeg, taker_fee,
+)
 from mmbot.ports import EventSink
 from mmbot.venues.polymarket.wire_base import WireError
 from mmbot.venues.polymarket.wire_user import decode_trade_record, decode_user_frame
