@@ -134,6 +134,31 @@ class FeedConfig:
 
 
 @attrs.frozen(kw_only=True)
+class VenueConfig:
+    """The venue session of signed trading (``--mode sim`` and ``live``; DESIGN §3, §6)."""
+
+    submit_deadline_s: int = 20  # a post unanswered this long is an outcome unknown (a late answer still counts)
+    cancel_deadline_s: int = 10  # a cancel unconfirmed this long escalates: cancel-by-market, then cancel-all
+    retry_base_ms: int = 250  # the first retry's delay, doubling with jitter
+    retry_cap_s: int = 10  # no retry waits longer (unless the venue's Retry-After says so)
+    catch_up_interval_s: int = 5  # while the user channel is down: fetch our trades over REST this often
+    unknown_after_s: int = 10  # an unanswered post not seen resting is settled from the open orders after this
+    user_channel_timeout_s: int = 60  # a run whose user channel never connected in this long stops (non-zero exit)
+
+
+@attrs.frozen(kw_only=True)
+class RetentionConfig:
+    """How long ended things stay in memory (the event log keeps them for ever)."""
+
+    ended_after_s: int = 3_600  # ended orders, their fill ids and venue id maps: forgotten this long after the end
+
+
+# Sections added after runs were recorded: left out of the config's digest while at their
+# defaults, so the digest of an earlier run's config (and of a replay's event log) stays the same.
+_DIGEST_OPTIONAL = ("venue", "retention")
+
+
+@attrs.frozen(kw_only=True)
 class Config:
     seed: int = 0
     risk: RiskConfig = RiskConfig()
@@ -142,6 +167,8 @@ class Config:
     paper: PaperConfig = PaperConfig()
     log: LogConfig = LogConfig()
     feed: FeedConfig = FeedConfig()
+    venue: VenueConfig = VenueConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     def strategies_for(self, market: str) -> StrategiesConfig:
         for override in self.markets:
@@ -155,7 +182,11 @@ class Config:
 
     def digest(self) -> str:
         """A stable hash of the effective config, stored in the run's row of the event log."""
-        text = json.dumps(_converter.unstructure(self), sort_keys=True)
+        tree = _converter.unstructure(self)
+        for section in _DIGEST_OPTIONAL:
+            if getattr(self, section) == type(getattr(self, section))():
+                del tree[section]
+        text = json.dumps(tree, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -200,7 +231,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(str, _strict_str)
     for cls in (
         RiskConfig, TakerConfig, MakerConfig, MergeConfig, StrategiesConfig,
-        MarketOverride, PaperConfig, LogConfig, Config,
+        MarketOverride, PaperConfig, LogConfig, FeedConfig, VenueConfig, RetentionConfig, Config,
     ):
         converter.register_structure_hook(
             cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True)
