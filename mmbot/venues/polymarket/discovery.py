@@ -8,12 +8,14 @@ decimal text, never a binary float), and end dates in more than one format.
 from __future__ import annotations
 
 import json
+import random
 from datetime import datetime
 from typing import Any, Callable
 
 import httpx
 import trio
 
+from mmbot.backoff import Backoff
 from mmbot.model import MarketInfo, MarketResolved, NewMarket, parse_micro
 from mmbot.ports import Clock, EventSink
 
@@ -125,12 +127,13 @@ class ListingDetails:
     ``on_details``; until then nobody trades the market."""
 
     def __init__(self, *, client: httpx.AsyncClient, on_details: Callable[[MarketInfo], None], sink: EventSink,
-                 clock: Clock, retry_s: int = 2, give_up_s: int = 600) -> None:
+                 clock: Clock, retry_s: int = 2, give_up_s: int = 600, rng: random.Random | None = None) -> None:
+        """``rng``: the retries' jitter (seeded; a fixed seed when not given)."""
         self._client = client
         self._on_details = on_details
         self._sink = sink
         self._clock = clock
-        self._retry_s = retry_s
+        self._backoff = Backoff(base_s=retry_s, cap_s=max(retry_s, 30), rng=rng or random.Random(0x11571))
         self._give_up_ns = give_up_s * 1_000_000_000
         self._pending: dict[str, int] = {}  # condition id -> when it was announced
         self._wake = trio.Event()
@@ -145,10 +148,11 @@ class ListingDetails:
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
+            self._backoff.reset()
             while self._pending:
                 await self._fetch_once()
                 if self._pending:
-                    await trio.sleep(self._retry_s)
+                    await trio.sleep(self._backoff.next_s())
 
     async def _fetch_once(self) -> None:
         wanted = list(self._pending)

@@ -6,7 +6,8 @@ market channel (at most ``max_assets_per_connection`` of them), condition ids on
 channel (``user_connection``, which authenticates in its first frame). It
 sends the text ``PING`` every ``ping_s``; if neither a frame nor a ``PONG`` arrives for
 ``silence_s`` it gives the connection up, as it does when the connection drops or cannot be
-opened, and reconnects after a capped, doubling backoff. Subscriptions do not survive a
+opened, and reconnects after the project's one backoff (``mmbot.backoff``: doubling from
+``backoff_initial_ms`` up to ``backoff_max_s``, with seeded jitter). Subscriptions do not survive a
 reconnect, so it resubscribes everything and the venue answers with a fresh snapshot of every
 book, which replaces the local one. While it is down its assets' books are marked stale
 (``on_gap``), and the gap is recorded.
@@ -27,6 +28,7 @@ from typing import Callable, Iterable
 import trio
 import trio_websocket
 
+from mmbot.backoff import Backoff
 from mmbot.config import FeedConfig
 from mmbot.ports import Clock, EventSink
 from mmbot.venues.polymarket.auth import ApiCredentials
@@ -53,6 +55,7 @@ class ChannelConnection:
         sink: EventSink, clock: Clock, config: FeedConfig, rng: random.Random,
         hello: Callable[[list[str]], dict[str, object]] = _market_hello,
         change: Callable[[list[str], bool], dict[str, object]] = _market_change,
+        on_up: Callable[[], None] = lambda: None,
     ) -> None:
         self.name = name
         self.url = url
@@ -65,6 +68,7 @@ class ChannelConnection:
         self._rng = rng
         self._hello = hello  # the first frame: the subscription (and, on the user channel, the credentials)
         self._change = change  # a live subscribe (True) or unsubscribe (False)
+        self._on_up = on_up  # connected and subscribed (the user channel's catch-up starts from here)
         self._outbox: trio.MemorySendChannel[str] | None = None  # set while connected
         self.connected = False
         self.sessions = 0
@@ -100,16 +104,13 @@ class ChannelConnection:
         """Connect, and reconnect for ever; cancel the task to stop."""
         task_status.started()
         cfg = self._config
-        backoff_ms = cfg.backoff_initial_ms
+        backoff = Backoff(base_s=cfg.backoff_initial_ms / 1000, cap_s=cfg.backoff_max_s, rng=self._rng)  # float-ok
         while True:
             sessions_before = self.sessions
             self._down(await self._session())
             if self.sessions > sessions_before:  # it did connect: start the backoff afresh
-                backoff_ms = cfg.backoff_initial_ms
-            delay_ms = min(backoff_ms, cfg.backoff_max_s * 1000)
-            delay_ms += self._rng.randrange(delay_ms // 4 + 1)  # jitter: shards do not reconnect in step
-            await trio.sleep(delay_ms / 1000)  # float-ok: a trio sleep
-            backoff_ms = min(backoff_ms * 2, cfg.backoff_max_s * 1000)
+                backoff.reset()
+            await trio.sleep(backoff.next_s())
 
     async def _session(self) -> str:
         """One connection, from opening to losing it; returns why it ended."""
@@ -178,6 +179,7 @@ class ChannelConnection:
             payload["gap_ms"] = (now - self.down_since_ns) // 1_000_000
         self._sink.record("feed_up", self.name, payload)
         self.down_since_ns = None
+        self._on_up()
 
     def _down(self, reason: str) -> None:
         was_connected = self.connected
@@ -258,7 +260,7 @@ class MarketChannel:
 
 def user_connection(
     *, url: str, creds: ApiCredentials, markets: Iterable[str], on_frame: FrameSink, on_gap: GapSink,
-    sink: EventSink, clock: Clock, config: FeedConfig, rng: random.Random,
+    sink: EventSink, clock: Clock, config: FeedConfig, rng: random.Random, on_up: Callable[[], None] = lambda: None,
 ) -> ChannelConnection:
     """The authenticated user channel, filtered by condition ids (none: every market).
 
@@ -273,4 +275,4 @@ def user_connection(
         return {"operation": "subscribe" if subscribe else "unsubscribe", "markets": markets_}
 
     return ChannelConnection(name="user", url=url, assets=markets, on_frame=on_frame, on_gap=on_gap, sink=sink,
-                             clock=clock, config=config, rng=rng, hello=hello, change=change)
+                             clock=clock, config=config, rng=rng, hello=hello, change=change, on_up=on_up)
