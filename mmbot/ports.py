@@ -7,9 +7,9 @@ model (tests/test_layers.py checks).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
-from mmbot.model import VenueRequest
+from mmbot.model import VenueLeg, VenueRequest
 
 
 class Clock(Protocol):
@@ -37,10 +37,24 @@ class FeedSource(Protocol):
     async def run(self, *, task_status: Any = ...) -> None: ...
 
 
+Service = Callable[..., Awaitable[None]]  # ``async def run(*, task_status)``: what the supervisor runs
+
+
 class OrderGateway(Protocol):
     """Takes venue requests without blocking; answers arrive later in the executor's inbox."""
 
     def send(self, request: VenueRequest) -> None: ...
+
+
+class Reconciliation(Protocol):
+    """Reconciliation as the venue session sees it (decisions.reconcile.Reconciler): the venue's
+    reports of our trade legs in, and the orders it wants the venue asked about out."""
+
+    def on_leg(self, leg: VenueLeg, now_ns: int) -> None: ...
+
+    def due_queries(self, now_ns: int) -> list[str]: ...
+
+    def on_order_truth(self, order_id: str, matched_size: int, price: int, now_ns: int) -> None: ...
 
 
 class EventSink(Protocol):

@@ -181,6 +181,11 @@ class ChannelConnection:
         self.down_since_ns = None
         self._on_up()
 
+    def lost(self, reason: str) -> None:
+        """The connection is gone without the reader seeing it (its task crashed): a gap, as a drop."""
+        self._outbox = None
+        self._down(reason)
+
     def _down(self, reason: str) -> None:
         was_connected = self.connected
         self.connected = False
