@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 from hypothesis import settings, strategies as st
@@ -126,7 +126,10 @@ class Rig:
         return self.executor.ledger
 
 
-def build(cash: int = 1_000 * ONE, risk: RiskConfig | None = None, pays_on_resolution: bool = True) -> Rig:
+def build(
+    cash: int = 1_000 * ONE, risk: RiskConfig | None = None, pays_on_resolution: bool = True,
+    publish_refused: Callable[[Fill], None] = lambda fill: None,
+) -> Rig:
     """An executor wired as app.build_engine wires it, with both markets' books SYNCED."""
     sink, gateway, clock, published = ListSink(), CollectingGateway(), FakeClock(), []
     books = Books(sink)
@@ -142,7 +145,7 @@ def build(cash: int = 1_000 * ONE, risk: RiskConfig | None = None, pays_on_resol
     executor = Executor(
         ledger=Ledger(cash=cash), orders=Orders(), risk=Risk(risk or RiskConfig()), books=books,
         markets=Markets(MARKETS), gateway=gateway, sink=sink, clock=clock, ids=Ids(),
-        publish_fill=published.append, pays_on_resolution=pays_on_resolution,
+        publish_fill=published.append, pays_on_resolution=pays_on_resolution, publish_refused=publish_refused,
     )
     return Rig(executor, gateway, sink, clock, published)
 
@@ -689,9 +692,8 @@ def test_an_orders_end_told_twice_is_recorded_once() -> None:
 
 
 def test_a_fill_after_its_order_ended_is_refused_and_handed_to_reconciliation() -> None:
-    rig = build()
     refused: list[Fill] = []
-    rig.executor._publish_refused = refused.append
+    rig = build(publish_refused=refused.append)
     request = place(rig, "y1", BUY, 400_000, 10 * ONE, cid="i1")
     rig.executor.handle(OrderAccepted(cid="i1", order_id=request.order_id))
     rig.executor.handle(OrderDone(cid="c1", order_id=request.order_id, reason="canceled"))

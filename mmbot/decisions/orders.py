@@ -17,8 +17,11 @@ Choices worth knowing:
   is CANCELED; without one (FAK/FOK remainder, GTD expiry, venue-side cancellation) EXPIRED.
 * Terminal states (FILLED, CANCELED, REJECTED, EXPIRED) accept nothing, not even a late
   acknowledgement or a late fill. A late fill for a finished order is still a venue fact: the
-  executor records it as an `error` row and leaves it to reconciliation, which books it through
-  a Correction; the order does not reopen.
+  executor records it as a `late_fill` row and leaves it to reconciliation, which books it
+  through a Correction; the order does not reopen.
+* Every transition is told the time (``now_ns``, from the executor's clock): an order remembers
+  when it ended, and ``prune`` forgets orders that ended at least a horizon ago, so a week-long
+  run does not keep every order it ever placed. Open orders are never forgotten.
 """
 
 from __future__ import annotations
@@ -134,6 +137,8 @@ class Order:
     filled: int = 0
     status: OrderStatus = OrderStatus.PENDING_SUBMIT
     group: str = ""
+    ended_ns: int | None = None  # when it reached a terminal status
+
 
     @property
     def remaining(self) -> int:
@@ -147,8 +152,15 @@ class Order:
 _NONE: dict[str, "Order"] = {}
 
 
+@attrs.frozen
+class OrdersStatistics:
+    orders_remembered: int  # open and ended orders still in memory
+    orders_open: int
+    orders_pruned: int  # ended orders forgotten so far
+
+
 class Orders:
-    """Every order we placed, in creation order, with the open ones indexed."""
+    """Our orders in creation order: the open ones, indexed, and the ended ones until pruned."""
 
     def __init__(self) -> None:
         self._all: dict[str, Order] = {}
@@ -160,6 +172,8 @@ class Orders:
         self._open_by_token: dict[str, dict[str, Order]] = {}
         self._buy_notional = 0
         self._before_cancel: dict[str, OrderStatus] = {}
+        self._ended: dict[str, int] = {}  # ended order id -> when, in the order they ended
+        self._pruned = 0
 
     def new(
         self,
@@ -196,8 +210,8 @@ class Orders:
     def get(self, order_id: str) -> Order | None:
         return self._all.get(order_id)
 
-    def transition(self, order_id: str, event: OrderEvent) -> OrderStatus:
-        """Apply ``event``; report fills through ``record_fill`` so ``filled`` stays true."""
+    def transition(self, order_id: str, event: OrderEvent, *, now_ns: int) -> OrderStatus:
+        """Apply ``event`` at ``now_ns``; report fills through ``record_fill`` so ``filled`` stays true."""
         order = self._require(order_id)
         status = order.status
         if (status, event) in RETURNS_TO_PREVIOUS:
@@ -215,9 +229,11 @@ class Orders:
         order.status = target
         if target in TERMINAL:
             self._close(order)
+            order.ended_ns = now_ns
+            self._ended[order_id] = now_ns
         return target
 
-    def record_fill(self, order_id: str, size: int) -> OrderStatus:
+    def record_fill(self, order_id: str, size: int, *, now_ns: int) -> OrderStatus:
         """Add a fill of ``size``: FILLED when it completes the order, else PARTIAL_FILL."""
         order = self._require(order_id)
         if size <= 0:
@@ -225,7 +241,7 @@ class Orders:
         if order.filled + size > order.size:
             raise Overfill(f"order {order_id}: fill of {size} exceeds the {order.remaining} remaining")
         event = E.FILLED if order.filled + size == order.size else E.PARTIAL_FILL
-        status = self.transition(order_id, event)  # raises before anything changed
+        status = self.transition(order_id, event, now_ns=now_ns)  # raises before anything changed
         if order.side is Side.BUY and status not in TERMINAL:  # a closed order left the sum already
             self._buy_notional += notional(order.price, order.remaining - size) - notional(order.price, order.remaining)
         order.filled += size
@@ -260,7 +276,13 @@ class Orders:
         return sum(o.remaining for o in self._open_by_token.get(token, _NONE).values() if o.side is side)
 
     def check(self) -> None:
-        """Raise AssertionError if an index or the running notional disagrees with a full scan."""
+        """Raise AssertionError if an index, the running notional or the record of ended orders
+        disagrees with a full scan."""
+        assert all(self._all.get(order_id) is order for order_id, order in self._open.items())
+        assert set(self._ended) == {order_id for order_id, order in self._all.items() if not order.is_open}
+        assert all(self._all[oid].ended_ns == ended_ns for oid, ended_ns in self._ended.items())
+        pending = {oid for oid, o in self._open.items() if o.status is S.PENDING_CANCEL}
+        assert set(self._before_cancel) == pending, (sorted(self._before_cancel), sorted(pending))
         by_market: dict[str, dict[str, Order]] = {}
         by_token: dict[str, dict[str, Order]] = {}
         for order_id, order in self._open.items():
@@ -271,12 +293,29 @@ class Orders:
         scan = sum(notional(o.price, o.remaining) for o in self._open.values() if o.side is Side.BUY)
         assert self._buy_notional == scan, (self._buy_notional, scan)
 
-    def forget_closed(self) -> int:
-        """Drop ended orders from memory (the event log keeps them); returns how many."""
-        closed = [oid for oid, order in self._all.items() if not order.is_open]
-        for order_id in closed:
+    def prune(self, now_ns: int, horizon_ns: int) -> list[str]:
+        """Forget the orders that ended at least ``horizon_ns`` before ``now_ns`` (the event log
+        keeps them); returns their ids, oldest end first. ``get`` answers None for them from now on.
+
+        The scan stops at the first order that ended too recently: ends are kept in the order they
+        happened, and the executor's clock does not go back (if one did, pruning would only wait).
+        """
+        cutoff = now_ns - horizon_ns
+        gone = []
+        for order_id, ended_ns in self._ended.items():
+            if ended_ns > cutoff:
+                break
+            gone.append(order_id)
+        for order_id in gone:
+            del self._ended[order_id]
             del self._all[order_id]
-        return len(closed)
+        self._pruned += len(gone)
+        return gone
+
+    def statistics(self) -> OrdersStatistics:
+        return OrdersStatistics(
+            orders_remembered=len(self._all), orders_open=len(self._open), orders_pruned=self._pruned
+        )
 
     def _move_on_while_cancelling(self, order_id: str, event: OrderEvent) -> None:
         """Keep the status to return to if the cancel is refused in step with what arrives."""
