@@ -253,6 +253,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     table.add_row("cash / realised / marked", f"{money['cash']} / {money['realised']} / {money['unrealised']}")
     table.add_row("positions", ", ".join(f"{t[:10]}… {format_micro(n)}" for t, n in now["positions"].items()) or "none")
     table.add_row("counts", ", ".join(f"{k} {v}" for k, v in sorted(now["counts"].items())) or "none")
+    for problem in now["problems"]:  # what makes the figures above doubtful
+        table.add_row("problem", problem, style="red")
     Console().print(table)
     return 0
 

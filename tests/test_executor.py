@@ -34,6 +34,7 @@ from mmbot.model import (
     CancelOrder,
     CancelRejected,
     CancelRequest,
+    Correction,
     Fill,
     Ids,
     KillSwitch,
@@ -843,3 +844,21 @@ def test_an_overfill_is_an_error_and_changes_nothing() -> None:
     rig.executor.handle(fill_of(request, fill_id="f1", price=400_000, size=11 * ONE, liquidity=Liquidity.MAKER))
     assert rig.ledger.snapshot() == state
     assert [r.cid for r in rig.sink.of("error")] == ["c-f1"]
+
+
+def test_a_correction_row_carries_what_it_takes_to_replay_it_without_the_order() -> None:
+    rig = build()
+    buy_and_fill(rig, "y1", 400_000, 10 * ONE, cid="held")
+    # reconciliation reverses a trade of an order from an earlier run: this executor never knew it
+    rig.executor.handle(Correction(
+        cid="rc-1", order_id="o-earlier", fill_id="t-9", market="m1", token="y1", side=BUY, price=400_000,
+        size_delta=-3 * ONE, fee_delta=-2_000, reason="trade t-9 failed",
+    ))
+    [row] = rig.sink.of("correction")
+    assert (row.market, row.token) == ("m1", "y1")
+    assert row.payload == {
+        "order_id": "o-earlier", "fill_id": "t-9", "side": "BUY", "price": 400_000, "size_delta": -3 * ONE,
+        "fee_delta": -2_000, "reason": "trade t-9 failed", "cash": rig.ledger.cash, "position": 7 * ONE,
+    }
+    assert rig.ledger.cash == 1_000 * ONE - notional(400_000, 10 * ONE) + notional(400_000, 3 * ONE) + 2_000
+    assert rig.sink.of("error") == []

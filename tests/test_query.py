@@ -6,7 +6,8 @@ import pytest
 
 from mmbot.memory.log import EventLog
 from mmbot.memory.plot import plot
-from mmbot.memory.query import digest, explain, format_explain, iso_time, projection
+from mmbot.memory.query import digest, explain, format_explain, iso_time, project, projection
+from mmbot.memory.status import status
 from mmbot.memory.report import format_summary, summary
 
 T0 = 1_700_000_000_000_000_000  # 2023-11-14T22:13:20Z
@@ -224,3 +225,44 @@ def test_read_side_refuses_a_missing_database(tmp_path):
     with pytest.raises(FileNotFoundError):
         explain(tmp_path / "missing.db", "x")
     assert not (tmp_path / "missing.db").exists()
+
+
+# --------------------------------------------------------------------------- rows the projection cannot place
+
+# A second run's log: the correction names an order placed by the first run (not in this log).
+# Before correction rows carried side, price and cash, such a row could not be placed at all.
+RESTARTED = [
+    ("run_start", "run", {"mode": "sim", "seed": 1, "recording": "", "config_hash": "h"}, ""),
+    ("position_adopted", "startup", {"shares": 10_000_000, "cost": 4_000_000, "basis": "mid"}, YES),
+    ("submit", "i-1", submit("o-1", NO, 500_000, 4_000_000), NO),
+    ("fill", "r-1", fill("t-1", "o-1", NO, 500_000, 4_000_000, 0, 98_000_000, 4_000_000), NO),
+    ("correction", "rc-old", {"order_id": "o-600", "fill_id": "t-9", "size_delta": -3_000_000, "fee_delta": 0,
+                              "reason": "trade t-9 failed"}, YES),  # fmt: skip
+    ("correction", "rc-new", {"order_id": "o-601", "fill_id": "t-8", "side": "BUY", "price": 400_000,
+                              "size_delta": -2_000_000, "fee_delta": -1_000, "reason": "trade t-8 failed",
+                              "cash": 98_801_000, "position": 5_000_000}, YES),  # fmt: skip
+]
+
+
+def test_status_of_a_log_whose_correction_names_an_order_of_an_earlier_run(tmp_path):
+    path = tmp_path / "run.db"
+    write_log(path, RESTARTED)
+    now = status(path)  # it raised "correction #5 names no order the log knows ..."
+    assert now["problems"] == ["1 row the projection could not place: correction #5"]
+    # adopted 10 YES at start-up; the old correction's -3 left out; the self-contained one's -2 placed
+    assert now["positions"] == {NO: 4_000_000, YES: 8_000_000}
+    assert now["cash"] == 98_801_000
+
+
+def test_the_projection_counts_the_rows_it_cannot_place_and_goes_on(tmp_path):
+    path = tmp_path / "run.db"
+    broken = [
+        ("fill", "r-x", {"fill_id": "t-x", "order_id": "o-1", "token": NO, "side": "BUY", "size": "lots"}, NO),
+        ("merge", "mg-x", {"cash": 5}, ""),
+    ]
+    write_log(path, RESTARTED + broken)
+    placed = project(path)
+    assert placed.unplaced == (("correction", 5), ("fill", 7), ("merge", 8))
+    assert (placed.positions, placed.cash) == ({NO: 4_000_000, YES: 8_000_000}, 98_801_000)
+    assert status(path)["problems"] == ["3 rows the projection could not place: correction #5, fill #7, merge #8"]
+    assert projection(path) == (placed.open_orders, placed.positions, placed.cash)

@@ -10,7 +10,7 @@ import datetime
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import attrs
 import sqlite_utils
@@ -194,26 +194,64 @@ def format_explain(rows: list[Row]) -> str:
 
 _PROJECTION_KINDS = (
     "submit", "ack", "fill", "order_done", "reject", "outcome_unknown", "merge", "resolution", "correction",
+    "position_adopted",
 )  # fmt: skip
+_SIDES = ("BUY", "SELL")
+
+
+@attrs.frozen
+class Projection:
+    """The executor's state as the log tells it, and the rows it could not place."""
+
+    open_orders: dict[str, dict[str, Any]]
+    positions: dict[str, int]  # tokens held or owed, no zeros
+    cash: int
+    unplaced: tuple[tuple[str, int], ...]  # (kind, seq) of rows lacking what their kind needs; left out
+
+
+class _Unplaceable(Exception):
+    """A row without the fields its kind needs (a hand-edited log, or one from an older version)."""
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise _Unplaceable
+
+
+def _side(value: Any) -> str:
+    if value in _SIDES:
+        return value
+    raise _Unplaceable
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str) and value:
+        return value
+    raise _Unplaceable
 
 
 def _signed(side: str, size: int) -> int:
     return size if side == "BUY" else -size
 
 
-def projection(db: Database) -> tuple[dict[str, dict[str, Any]], dict[str, int], int]:
+def project(db: Database) -> Projection:
     """Open orders, positions and cash as the log tells them, to audit the executor's state.
 
-    Positions are rebuilt from the sizes alone (fills, corrections, merges, resolutions).
-    Cash is the ledger's own figure carried by the latest fill, merge or resolution row; a
-    correction without one moves it by the corrected shares at the order's price (buys
-    rounded up, sells down) and by the fee delta.
+    Positions are rebuilt from the sizes alone (adoptions at start-up, fills, corrections,
+    merges, resolutions). Cash is the ledger's own figure carried by the latest fill, merge,
+    resolution or correction row; a correction without one (written before corrections carried
+    it) moves it by the corrected shares at its price (buys rounded up, sells down) and by the
+    fee delta, taking side and price from the order if the row lacks them. A row that cannot be
+    placed — such an old correction naming an order of an earlier run, or a malformed row — is
+    left out and listed in ``unplaced``, never raised: the figures are then known to be off.
     """
     open_orders: dict[str, dict[str, Any]] = {}
-    orders: dict[str, dict[str, Any]] = {}  # every order seen, for corrections after it closed
+    orders: dict[str, dict[str, Any]] = {}  # every order seen, for old corrections after it closed
     market_tokens: dict[str, set[str]] = {}
     positions: dict[str, int] = {}
     cash = 0
+    unplaced: list[tuple[str, int]] = []
 
     def move(token: str, shares: int) -> None:
         positions[token] = positions.get(token, 0) + shares
@@ -222,47 +260,74 @@ def projection(db: Database) -> tuple[dict[str, dict[str, Any]], dict[str, int],
     for row in select_rows(db, f"kind IN ({placeholders})", _PROJECTION_KINDS):
         p = row.payload
         order_id = _order_id(row)
-        if row.market and (token := p.get("token") or row.token):
+        try:
+            if row.kind == "submit":
+                submitted = _text(order_id)
+                order = {
+                    "cid": row.cid, "market": row.market, "token": _text(p.get("token")), "side": _side(p.get("side")),
+                    "price": _int(p.get("price")), "size": _int(p.get("size")), "tif": p.get("tif"), "filled": 0,
+                    "status": "submitted",
+                }  # fmt: skip
+                orders[submitted] = open_orders[submitted] = order
+            elif row.kind == "ack" and order_id in open_orders:
+                open_orders[order_id]["status"] = "live"
+            elif row.kind == "outcome_unknown" and order_id in open_orders:
+                open_orders[order_id]["status"] = "unknown"
+            elif row.kind in ("order_done", "reject"):
+                open_orders.pop(order_id or "", None)
+            elif row.kind == "fill":
+                token, side = _text(p.get("token") or row.token), _side(p.get("side"))
+                size, cash_after = _int(p.get("size")), _int(p.get("cash"))
+                move(token, _signed(side, size))
+                cash = cash_after
+                if (order := open_orders.get(order_id or "")) is not None:
+                    order["filled"] += size
+                    if order["filled"] >= order["size"]:
+                        del open_orders[order_id]
+            elif row.kind == "correction":
+                cash = _correct(row, orders.get(order_id or "", {}), cash, move)
+                if order_id in open_orders:
+                    open_orders[order_id]["filled"] += p["size_delta"]
+            elif row.kind == "merge":
+                size, cash_after = _int(p.get("size")), _int(p.get("cash"))
+                for token in market_tokens.get(row.market, ()):
+                    move(token, -size)
+                cash = cash_after
+            elif row.kind == "resolution":
+                cash = _int(p.get("cash"))
+                for token in market_tokens.get(row.market, ()):
+                    positions[token] = 0
+            elif row.kind == "position_adopted":
+                move(_text(row.token), _int(p.get("shares")))
+        except _Unplaceable:
+            unplaced.append((row.kind, row.seq))
+            continue
+        if row.market and isinstance(token := p.get("token") or row.token, str) and token:
             market_tokens.setdefault(row.market, set()).add(token)
-        if row.kind == "submit":
-            order = {
-                "cid": row.cid, "market": row.market, "token": p["token"], "side": p["side"],
-                "price": p["price"], "size": p["size"], "tif": p.get("tif"), "filled": 0, "status": "submitted",
-            }  # fmt: skip
-            orders[p["order_id"]] = open_orders[p["order_id"]] = order
-        elif row.kind == "ack" and order_id in open_orders:
-            open_orders[order_id]["status"] = "live"
-        elif row.kind == "outcome_unknown" and order_id in open_orders:
-            open_orders[order_id]["status"] = "unknown"
-        elif row.kind in ("order_done", "reject"):
-            open_orders.pop(order_id or "", None)
-        elif row.kind == "fill":
-            move(p["token"], _signed(p["side"], p["size"]))
-            cash = p["cash"]
-            if (order := open_orders.get(order_id or "")) is not None:
-                order["filled"] += p["size"]
-                if order["filled"] >= order["size"]:
-                    del open_orders[order_id]
-        elif row.kind == "correction":
-            order = orders.get(order_id or "", {})
-            token, side, price = (p.get(key, order.get(key)) for key in ("token", "side", "price"))
-            token = token or row.token
-            if token is None or side is None or price is None:
-                raise ValueError(f"correction #{row.seq} names no order the log knows and carries no token/side/price")
-            delta = p["size_delta"]
-            move(token, _signed(side, delta))
-            if "cash" in p:
-                cash = p["cash"]
-            else:
-                cash += (-notional(price, delta) if side == "BUY" else notional_down(price, delta)) - p["fee_delta"]
-            if order_id in open_orders:
-                open_orders[order_id]["filled"] += delta
-        elif row.kind == "merge":
-            for token in market_tokens.get(row.market, ()):
-                move(token, -p["size"])
-            cash = p["cash"]
-        elif row.kind == "resolution":
-            for token in market_tokens.get(row.market, ()):
-                positions[token] = 0
-            cash = p["cash"]
-    return open_orders, {token: shares for token, shares in positions.items() if shares}, cash
+    return Projection(
+        open_orders=open_orders,
+        positions={token: shares for token, shares in positions.items() if shares},
+        cash=cash,
+        unplaced=tuple(unplaced),
+    )
+
+
+def _correct(row: Row, order: dict[str, Any], cash: int, move: Callable[[str, int], None]) -> int:
+    """Place a correction row; returns the cash after it."""
+    p = row.payload
+    token = _text(p.get("token") or row.token or order.get("token"))
+    side = _side(p.get("side", order.get("side")))
+    delta, fee_delta = _int(p.get("size_delta")), _int(p.get("fee_delta"))
+    if "cash" in p:
+        cash_after = _int(p["cash"])
+    else:
+        price = _int(p.get("price", order.get("price")))
+        cash_after = cash + (-notional(price, delta) if side == "BUY" else notional_down(price, delta)) - fee_delta
+    move(token, _signed(side, delta))
+    return cash_after
+
+
+def projection(db: Database) -> tuple[dict[str, dict[str, Any]], dict[str, int], int]:
+    """``project``'s open orders, positions and cash, without the rows it could not place."""
+    placed = project(db)
+    return placed.open_orders, placed.positions, placed.cash

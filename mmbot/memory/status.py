@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mmbot.memory.query import Database, open_database, projection
+from mmbot.memory.query import Database, Projection, open_database, project
 
 
 def status(db: Database) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def status(db: Database) -> dict[str, Any]:
             feed.update(up=True, sessions=p["session"], assets=p["assets"])
         else:
             feed.update(up=False, last_down=p["reason"])
-    open_orders, positions, cash = projection(database)
+    placed = project(database)
     counts = dict(database.execute(
         "SELECT kind, COUNT(*) FROM events WHERE kind IN ('fill', 'error', 'feed_gap', 'frame_malformed',"
         " 'breaker_trip', 'restart') GROUP BY kind"
@@ -41,13 +41,27 @@ def status(db: Database) -> dict[str, Any]:
         "last_event_ns": last[1] if last else None,
         "frames": bus.get("frames"),
         "feeds": feeds,
-        "open_orders": len(open_orders),
-        "positions": {t: n for t, n in positions.items() if n},
-        "cash": (pnl or {}).get("cash", cash),
+        "open_orders": len(placed.open_orders),
+        "positions": placed.positions,
+        "cash": (pnl or {}).get("cash", placed.cash),
         "realised": (pnl or {}).get("realised"),
         "unrealised": (pnl or {}).get("unrealised"),
         "counts": counts,
+        "problems": problems(placed),
     }
+
+
+_SHOWN = 5  # unplaced rows named in the problem line; the rest are counted
+
+
+def problems(placed: Projection) -> list[str]:
+    """What makes the figures above doubtful, one line each (none: an empty list)."""
+    if not placed.unplaced:
+        return []
+    count = len(placed.unplaced)
+    named = ", ".join(f"{kind} #{seq}" for kind, seq in placed.unplaced[:_SHOWN])
+    more = f" and {count - _SHOWN} more" if count > _SHOWN else ""
+    return [f"{count} row{'s' if count > 1 else ''} the projection could not place: {named}{more}"]
 
 
 def _last(database: Any, where: str) -> dict[str, Any] | None:
