@@ -53,7 +53,7 @@ if str(ROOT) not in sys.path:
 import trio  # noqa: E402
 import trio.testing  # noqa: E402
 
-from mmbot import __version__, app  # noqa: E402
+from mmbot import __version__, app, app_engine, app_replay  # noqa: E402
 from mmbot.clock import monotonic_ns, wall_ns  # noqa: E402
 from mmbot.config import Config  # noqa: E402
 from mmbot.decisions.markets import Markets  # noqa: E402
@@ -284,8 +284,9 @@ class StepTimes(trio.abc.Instrument):
 
 @contextlib.contextmanager
 def instrumented(probe: Probe, engines: list[app.Engine]) -> Iterator[None]:
-    """Patch app's decoder, engine builder and paper gateway for the bench; restore on exit."""
-    build_engine, paper_gateway, decode = app.build_engine, app.paper_gateway, app.decode_market_frame
+    """Patch app's decoder, engine builder and paper gateway for the bench, where replay looks
+    them up (app_replay, app_engine); restore on exit."""
+    build_engine, paper_gateway, decode = app_replay.build_engine, app_replay.paper_gateway, app_engine.decode_market_frame
 
     def traced_build(**kwargs: Any) -> app.Engine:
         engine = build_engine(**kwargs)
@@ -303,12 +304,13 @@ def instrumented(probe: Probe, engines: list[app.Engine]) -> Iterator[None]:
 
         return make
 
-    app.build_engine, app.paper_gateway = traced_build, traced_gateway  # type: ignore[assignment]
-    app.decode_market_frame = probe.decoder(decode)  # type: ignore[assignment]
+    app_replay.build_engine, app_replay.paper_gateway = traced_build, traced_gateway  # type: ignore[assignment]
+    app_engine.decode_market_frame = probe.decoder(decode)  # type: ignore[assignment]
     try:
         yield
     finally:
-        app.build_engine, app.paper_gateway, app.decode_market_frame = build_engine, paper_gateway, decode
+        app_replay.build_engine, app_replay.paper_gateway = build_engine, paper_gateway
+        app_engine.decode_market_frame = decode
 
 
 def _engine_counts(engine: app.Engine) -> dict[str, Any]:

@@ -1,15 +1,28 @@
-"""The `mmbot` command. A bad argument or config is one line naming it, and exit code 2."""
+"""The `mmbot` command. A bad argument or config is one line naming it, and exit code 2.
+
+No traceback ever reaches the user. An error that ends a command — even from deep inside a run,
+wrapped in Trio's exception groups — is one line on stderr: exit code 2 when it is the input's or
+the venue's fault (a venue error such as refused credentials, a damaged recording, a bad config),
+exit code 1 when it is a bug, with the full traceback written beside the run's event log
+(``<db>.traceback``; in the temporary directory for commands without one). A run whose log was
+left open by the error is closed with its run marked failed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 from typing import NoReturn, Sequence
 
 from mmbot.cli_errors import EXIT_USAGE, UsageError
 
-__all__ = ["EXIT_USAGE", "UsageError", "main"]
+__all__ = ["EXIT_BUG", "EXIT_USAGE", "UsageError", "main"]
+
+EXIT_BUG = 1
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,6 +109,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     db.parent.mkdir(parents=True, exist_ok=True)
     for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         stale.unlink(missing_ok=True)
+    args.event_log = db
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -175,6 +189,7 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     from mmbot import cli_live
 
+    args = None
     try:
         args = _parser().parse_args(argv)
         return {**COMMANDS, **cli_live.COMMANDS}[args.command](args)
@@ -182,7 +197,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except SystemExit:
+        raise  # --help
+    except BaseException as exc:  # from inside a run: maybe in (nested) exception groups
+        return _failed(exc, args)
+
+
+def _failed(exc: BaseException, args: argparse.Namespace | None) -> int:
+    """Tell an error that ended a command in one line; close a run's log left open as failed."""
+    from mmbot.clock import wall_ns
+    from mmbot.failure import expected, one_line, only
+    from mmbot.memory.log import close_abandoned
+
+    if only(exc, (KeyboardInterrupt,)):
+        return EXIT_INTERRUPTED
+    command = f"mmbot {getattr(args, 'command', '')}".rstrip()
+    event_log: Path | None = getattr(args, "event_log", None)
+    reason = one_line(exc)
+    if event_log is not None:
+        try:
+            close_abandoned(event_log, reason=reason, wall=wall_ns)
+        except Exception as lost:  # told with the traceback, as a bug of its own
+            exc = BaseExceptionGroup("the run failed, and its event log could not be closed", [exc, lost])
+    if expected(exc):
+        print(reason if reason.startswith("mmbot") else f"{command}: {reason}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{command}: internal error: {reason} (full traceback in {_write_traceback(exc, event_log)})",
+          file=sys.stderr)
+    return EXIT_BUG
+
+
+def _write_traceback(exc: BaseException, event_log: Path | None) -> Path:
+    """The full traceback, beside the event log if there is one (else in the temporary directory)."""
+    text = "".join(traceback.format_exception(exc))
+    if event_log is not None:
+        path = event_log.with_name(event_log.name + ".traceback")
+        try:
+            path.write_text(text)
+            return path
+        except OSError:
+            pass  # the log's directory is the problem: the temporary directory will do
+    with tempfile.NamedTemporaryFile("w", prefix="mmbot-", suffix=".traceback", delete=False) as out:
+        out.write(text)
+    return Path(out.name)
 
 
 if __name__ == "__main__":

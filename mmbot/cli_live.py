@@ -168,7 +168,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from mmbot import app, app_live
     from mmbot.config import ConfigError, load_config
     from mmbot.memory.report import summary
-    from mmbot.ports import VenueError
     from mmbot.report_view import print_summary
 
     signed = args.mode in ("sim", "live")
@@ -201,6 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = attrs.evolve(config, strategies=attrs.evolve(
             config.strategies, merge=attrs.evolve(config.strategies.merge, enabled=False)))
     db = _fresh_db(Path(args.db))
+    args.event_log = db  # a run that fails is told in one line by cli.main, its log closed as failed
 
     async def main() -> None:
         gamma = args.gamma or GAMMA_FOR.get(args.rest.rstrip("/"), args.rest)
@@ -221,10 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                            signature_type=signature_type, funder=funder, gamma_url=gamma)
             nursery.cancel_scope.cancel()
 
-    try:
-        trio.run(main)
-    except VenueError as exc:  # at start-up: wrong version, credentials refused, venue unreachable
-        raise UsageError(f"mmbot run: {exc}") from None
+    trio.run(main)
     print_summary(summary(db), title=f"{args.mode} run on {args.ws}")
     print(f"event log: {db}")
     return 0
@@ -232,18 +229,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    from mmbot.memory.log import COMPLETED, run_outcome
     from mmbot.memory.status import status
     from mmbot.model import format_micro
 
     if not Path(args.db).is_file():
         raise UsageError(f"mmbot status: {args.db}: no such event log")
     now = status(args.db)
+    outcome = run_outcome(args.db)
     table = Table(title=f"status of {args.db}", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("figures")
-    table.add_row("run", f"{now['mode']}, {'finished' if now['finished'] else 'running (or stopped uncleanly)'}")
+    ended = ("running, or killed before it could close its log" if outcome is None
+             else "stopped cleanly" if outcome == COMPLETED else outcome)
+    table.add_row("run", escape(f"{now['mode']}, {ended}"))
     table.add_row("events / frames", f"{now['events']} / {now['frames']}")
     for name, feed in sorted(now["feeds"].items()):
         state = "up" if feed["up"] else f"down ({feed['last_down']})"

@@ -1,10 +1,11 @@
 """Restart crashed services with backoff, and trip a breaker when they keep crashing (DESIGN §6).
 
 ``RestartPolicy`` decides (sans-IO: it is handed the time and a seeded generator) and
-``supervise`` acts. A service that crashes is restarted after an exponential backoff with
-seeded jitter, never longer than 30 s; a service that crashes three times within five minutes
-is not restarted again, because a restart loop hides a real fault while orders may rest on
-stale decisions. The caller's ``on_trip`` then stops quoting and cancels orders.
+``supervise`` acts. A service that crashes is restarted after the project's one backoff
+(``mmbot.backoff.Backoff``: exponential, seeded equal jitter, never longer than 30 s); a service
+that crashes three times within five minutes is not restarted again, because a restart loop
+hides a real fault while orders may rest on stale decisions. The caller's ``on_trip`` then stops
+quoting and cancels orders.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from typing import Any, Awaitable, Callable
 import attrs
 import trio
 
+from mmbot.backoff import Backoff
 from mmbot.ports import EventSink
+
+Service = Callable[..., Awaitable[None]]  # ``async def run(*, task_status)``, DESIGN §6
 
 
 @attrs.frozen
@@ -28,14 +32,14 @@ class RestartDecision:
 
 
 class RestartPolicy:
-    """Exponential backoff with equal jitter, and a breaker on crashes within a sliding window.
+    """When to restart a crashed service, and a breaker on crashes within a sliding window.
 
-    The nominal delay of attempt n is ``min(cap, base * 2**(n-1))``; the actual delay is drawn
-    uniformly from [nominal/2, nominal], so restarts of many services spread out yet never come
-    sooner than half the nominal delay nor later than the cap. A run that lasted at least
-    ``healthy_after_s`` before crashing resets the attempt count: an occasional crash of a
-    long-lived service starts again from the short delay. The breaker counts every crash in
-    the window, healthy runs or not.
+    The delays come from a ``Backoff`` (base 0.5 s, cap 30 s): the nominal delay of attempt n is
+    ``min(cap, base * 2**(n-1))``, the actual one drawn uniformly from [nominal/2, nominal], so
+    restarts of many services spread out yet never come sooner than half the nominal delay nor
+    later than the cap. A run that lasted at least ``healthy_after_s`` before crashing resets
+    the backoff: an occasional crash of a long-lived service starts again from the short delay.
+    The breaker counts every crash in the window, healthy runs or not.
     """
 
     def __init__(
@@ -48,30 +52,30 @@ class RestartPolicy:
         healthy_after_s: float = 60.0,  # float-ok: a duration
         rng: random.Random,
     ) -> None:
-        if not 0 < base_s <= cap_s:
-            raise ValueError(f"need 0 < base_s <= cap_s, got base_s={base_s} cap_s={cap_s}")
         if max_crashes < 1 or window_s <= 0:
             raise ValueError(f"need max_crashes >= 1 and window_s > 0, got {max_crashes}, {window_s}")
-        self.base_s = base_s
-        self.cap_s = cap_s
+        self._backoff = Backoff(base_s=base_s, cap_s=cap_s, rng=rng)  # refuses a base above the cap
         self.window_s = window_s
         self.max_crashes = max_crashes
         self.healthy_after_s = healthy_after_s
-        self._rng = rng
-        self._attempt = 0
         self._crashes: collections.deque[float] = collections.deque()  # float-ok: crash times, s
         self._started_s: float | None = None  # float-ok: when the current run began
 
     @property
+    def base_s(self) -> float:  # float-ok: a delay
+        return self._backoff.base_s
+
+    @property
+    def cap_s(self) -> float:  # float-ok: a delay
+        return self._backoff.cap_s
+
+    @property
     def attempt(self) -> int:
-        return self._attempt
+        return self._backoff.attempt
 
     def backoff_s(self, attempt: int) -> float:  # float-ok: a delay
         """The nominal (jitter-free) delay before restart number ``attempt`` (1-based)."""
-        if attempt < 1:
-            raise ValueError(f"attempts count from 1, got {attempt}")
-        # Past 2**64 the cap has long won; bounding the exponent keeps the power finite.
-        return min(self.cap_s, self.base_s * 2.0 ** min(attempt - 1, 64))  # float-ok: a delay
+        return self._backoff.nominal_s(attempt)
 
     def on_start(self, now_s: float) -> None:  # float-ok: a time
         """The service (re)starts now; its run length decides whether a crash resets the count."""
@@ -79,26 +83,24 @@ class RestartPolicy:
 
     def on_healthy(self, now_s: float) -> None:  # float-ok: a time
         """The service has run fine: the next crash starts again from the shortest delay."""
-        self._attempt = 0
+        self._backoff.reset()
         self._forget_before(now_s)
 
     def on_crash(self, now_s: float) -> RestartDecision:  # float-ok: a time
         if self._started_s is not None and now_s - self._started_s >= self.healthy_after_s:
-            self._attempt = 0
+            self._backoff.reset()
         self._started_s = None
-        self._attempt += 1
+        # Drawn even when the breaker trips (and the delay is not used): the attempt count and
+        # the generator then advance alike on every crash.
+        delay = self._backoff.next_s()  # float-ok: a delay
         self._crashes.append(now_s)
         self._forget_before(now_s)
         crashes = len(self._crashes)
         if crashes >= self.max_crashes:
             return RestartDecision(
-                restart=False, delay_s=0.0, attempt=self._attempt, crashes_in_window=crashes  # float-ok
+                restart=False, delay_s=0.0, attempt=self.attempt, crashes_in_window=crashes  # float-ok
             )
-        nominal = self.backoff_s(self._attempt)  # float-ok: a delay
-        delay = nominal * self._rng.uniform(0.5, 1.0)  # float-ok: equal jitter
-        return RestartDecision(
-            restart=True, delay_s=min(delay, self.cap_s), attempt=self._attempt, crashes_in_window=crashes  # float-ok
-        )
+        return RestartDecision(restart=True, delay_s=delay, attempt=self.attempt, crashes_in_window=crashes)
 
     def _forget_before(self, now_s: float) -> None:  # float-ok: a time
         # A crash exactly window_s ago still counts: "three within five minutes" is inclusive.
@@ -137,7 +139,7 @@ def _describe(exc: BaseException) -> str:
 
 async def supervise(
     name: str,
-    service: Callable[..., Awaitable[None]],
+    service: Service,
     *,
     policy: RestartPolicy,
     sink: EventSink,
@@ -151,8 +153,9 @@ async def supervise(
     included); cancellation and other BaseExceptions pass through. Each restart is recorded
     as ``restart`` {service, attempt, delay_ms, error}. When the policy trips the breaker the
     crash is recorded as ``breaker_trip`` {service, crashes, error}, ``on_trip(name, exc)`` is
-    called and supervise returns without raising; if the service had never called
-    ``started()``, the caller's ``nursery.start`` then fails with Trio's usual error.
+    called and supervise returns without raising. A caller still waiting in ``nursery.start``
+    (the service never called ``started()``) is then released: the breaker has done its work,
+    and the run goes on without the service rather than dying of Trio's "never started" error.
     """
     status = _StartedOnce(task_status)
     crashes = 0
@@ -173,6 +176,7 @@ async def supervise(
                 )
                 if on_trip is not None:
                     on_trip(name, exc)
+                status.started()
                 return
             sink.record(
                 "restart",

@@ -1,14 +1,24 @@
-"""The command line: bad arguments and configs are one line and exit code 2; decode works."""
+"""The command line: bad arguments and configs are one line and exit code 2, and so is a run that
+fails at the venue or on a damaged recording (its log closed as failed); a bug is one line and
+exit code 1, its traceback in a file. Decode works."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import sqlite_utils
+import trio
 
+from mmbot import app_engine, app_live, cli_live
 from mmbot.cli import main
+from mmbot.clock import TrioClock
+from mmbot.memory.log import EventLog, run_outcome
+from mmbot.ports import Fatal
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,3 +88,87 @@ def test_decode_prints_domain_messages_from_captured_frames(fixtures_dir) -> Non
     lines = result.stdout.splitlines()
     assert lines[0].startswith("LastTrade ") and '"price": 491000' in lines[0]
     assert lines[-1] == "frames: 1, messages: 1, malformed: 0"
+
+
+def test_python_dash_m_mmbot_cli_says_a_bad_argument_in_one_line() -> None:
+    # defect 7: run as a script, cli.py was imported twice (cli <-> cli_live): two UsageError
+    # classes, and a traceback with exit code 1
+    result = run("sim", "--markets", "0")
+    assert result.returncode == 2
+    assert result.stderr == "mmbot sim: --markets, --speed and --rate expect at least 1\n"
+
+
+def damaged(tmp_path: Path, line_no: int, damage) -> Path:  # noqa: ANN001
+    lines = gzip.open(ROOT / "recordings" / "sim-7.jsonl.gz", "rt").read().splitlines()
+    lines[line_no - 1] = damage(lines[line_no - 1])
+    path = tmp_path / "damaged.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "damage, error",
+    [
+        (lambda line: line[:40], "not JSON"),
+        (lambda line: line.replace('"ch":"market"', '"ch":"nonsense"'), "unknown channel 'nonsense'"),
+    ],
+    ids=["truncated", "wrong-channel"],
+)
+def test_a_bad_line_mid_recording_is_one_line_exit_2_and_a_log_closed_as_failed(tmp_path, damage, error) -> None:
+    recording, db = damaged(tmp_path, 500, damage), tmp_path / "replay.db"
+    result = run("replay", str(recording), "--db", str(db), "--quiet")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"mmbot replay: {recording}: line 500: {error}")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    rows = list(sqlite_utils.Database(db).query("SELECT kind, payload FROM events ORDER BY seq"))
+    assert len(rows) > 100 and "run_end" not in {row["kind"] for row in rows}  # it ran up to the bad line
+    assert rows[-1]["kind"] == "run_failed"
+    reason = json.loads(rows[-1]["payload"])["reason"]
+    assert reason.startswith(f"{recording}: line 500: {error}")
+    assert run_outcome(db) == f"failed: {reason}"
+
+
+def test_a_bug_in_a_run_is_one_line_exit_1_with_the_traceback_beside_the_log(tmp_path, capsys, monkeypatch) -> None:
+    def broken(self, cid: str) -> None:  # noqa: ANN001
+        raise ZeroDivisionError("a bug in the statistics")
+
+    monkeypatch.setattr(app_engine.Engine, "record_stats", broken)
+    db = tmp_path / "replay.db"
+    assert main(["replay", str(ROOT / "recordings" / "sim-7.jsonl.gz"), "--db", str(db), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    traceback_file = tmp_path / "replay.db.traceback"
+    assert err == (f"mmbot replay: internal error: ZeroDivisionError: a bug in the statistics (full traceback in"
+                   f" {traceback_file})\n")
+    text = traceback_file.read_text()
+    assert "Traceback" in text and "in broken" in text and "ZeroDivisionError: a bug in the statistics" in text
+    assert run_outcome(db) == "failed: ZeroDivisionError: a bug in the statistics"
+
+
+def test_a_venue_error_deep_in_a_run_is_one_line_exit_2_and_its_open_log_is_closed_as_failed(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """A 401 escaping ``trio.run`` inside nested exception groups, from a run that opened its log
+    and did not close it: the CLI tells it in one line and closes the log as failed."""
+
+    async def markets(rest, wanted):  # noqa: ANN001, ANN202
+        return []
+
+    async def run_trading(*, db_path, **_):  # noqa: ANN001, ANN202
+        log = EventLog(db_path, clock=TrioClock(), wall=lambda: 1)
+        log.start_run(mode="sim", seed=0, recording="ws://x", config_hash="c", code_version="v")
+        async with trio.open_nursery() as outer:
+            async with trio.open_nursery() as inner:
+                outer.start_soon(trio.sleep_forever)
+                inner.start_soon(trio.sleep_forever)
+                raise Fatal("DELETE /cancel-all: 401 Unauthorized/Invalid api key")
+
+    monkeypatch.setattr(cli_live, "_markets", markets)
+    monkeypatch.setattr(app_live, "run_trading", run_trading)
+    monkeypatch.setenv("MMBOT_PRIVATE_KEY", "0x" + "11" * 32)
+    db, config = tmp_path / "sim.db", tmp_path / "no-merges.toml"
+    config.write_text("[strategies.merge]\nenabled = false\n")  # no notice that merges are off
+    args = ["run", "--mode", "sim", "--ws", "ws://x", "--rest", "http://x", "--db", str(db), "--duration", "5",
+            "--config", str(config)]
+    assert main(args) == 2
+    assert capsys.readouterr().err == "mmbot run: DELETE /cancel-all: 401 Unauthorized/Invalid api key\n"
+    assert run_outcome(db) == "failed: DELETE /cancel-all: 401 Unauthorized/Invalid api key"

@@ -73,3 +73,27 @@ def test_derive_then_dry_run_live_then_sim_then_cancel_all(simulator, tmp_path) 
     for secret in (KEY[2:], env["MMBOT_API_SECRET"], env["MMBOT_API_PASSPHRASE"]):
         for out in (dry, sim, cancelled):
             assert secret not in out.stdout + out.stderr
+
+
+def test_a_wrong_api_secret_is_one_line_exit_2_and_a_log_closed_as_failed(simulator, tmp_path) -> None:
+    """Defect 8: the venue's 401 at start-up printed an ExceptionGroup traceback."""
+    ws, rest = simulator
+    derived = mmbot("creds", "derive", "--rest", rest, env={"MMBOT_PRIVATE_KEY": KEY})
+    assert derived.returncode == 0, derived.stderr
+    env = {"MMBOT_PRIVATE_KEY": KEY} | dict(line.split("=", 1) for line in derived.stdout.splitlines()
+                                            if line.startswith("MMBOT_"))
+    env["MMBOT_API_SECRET"] = "d3JvbmcgYW5kIHNlY3JldA=="  # well-formed base64, not the account's
+    config = tmp_path / "no-merges.toml"
+    config.write_text("[strategies.merge]\nenabled = false\n")  # no notice that merges are off
+    db = tmp_path / "s.db"
+    run = mmbot("run", "--mode", "sim", "--ws", ws, "--rest", rest, "--duration", "6", "--db", str(db),
+                "--config", str(config), env=env)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith("mmbot run: ") and "401" in run.stderr, run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    for secret in (KEY[2:], env["MMBOT_API_SECRET"], env["MMBOT_API_PASSPHRASE"]):
+        assert secret not in run.stdout + run.stderr
+    [row] = sqlite_utils.Database(db)["runs"].rows
+    assert row["outcome"].startswith("failed: ") and "401" in row["outcome"]
+    last = list(sqlite_utils.Database(db).query("SELECT kind FROM events ORDER BY seq DESC LIMIT 1"))
+    assert last == [{"kind": "run_failed"}]

@@ -1,4 +1,5 @@
-"""The event log writer: rows round-trip, batching, shielded flush on cancellation, digest."""
+"""The event log writer: rows round-trip, batching, shielded flush on cancellation, digest, and how
+a run ended (completed, failed, or killed)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import trio
 import trio.testing
 
 from mmbot.clock import TrioClock
-from mmbot.memory.log import EventLog
+from mmbot.memory.log import EventLog, close_abandoned, run_outcome
 from mmbot.memory.query import digest
 from mmbot.model import Side, TimeInForce
 
@@ -214,8 +215,76 @@ async def test_close_returns_the_digest_and_finishes_the_run(tmp_path, autojump_
         "abc123",
     )
     assert run["ended_wall_ns"] > run["started_wall_ns"] > 0
+    assert run["outcome"] == "completed" == run_outcome(path)
     with pytest.raises(RuntimeError, match="after EventLog.close"):
         log.record("ack", "c-3")
+
+
+async def test_a_failed_run_ends_with_a_run_failed_row_and_says_so_in_the_runs_row(tmp_path, autojump_clock):
+    path = tmp_path / "run.db"
+    log = EventLog(path, clock=TrioClock(anchor_ns=T0), wall=counting_wall(0))
+    log.start_run(mode="sim", seed=7, recording="ws://x", config_hash="cfg", code_version="abc123")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(log.run)
+        log.record("ack", "c-1", {"order_id": "o-1"})
+        assert run_outcome(path) is None  # still running
+        await trio.sleep(2)
+        run_digest = await log.close(failed="start-up: DELETE /cancel-all: 401 Unauthorized")
+        nursery.cancel_scope.cancel()
+
+    rows = stored(path)
+    assert [row["kind"] for row in rows] == ["ack", "run_failed"]
+    assert json.loads(rows[-1]["payload"]) == {"reason": "start-up: DELETE /cancel-all: 401 Unauthorized"}
+    assert rows[-1]["ts_ns"] == T0 + 2_000_000_000
+    (run,) = sqlite_utils.Database(path)["runs"].rows
+    assert run["outcome"] == "failed: start-up: DELETE /cancel-all: 401 Unauthorized" == run_outcome(path)
+    assert run["digest"] == run_digest == digest(path) and run["ended_wall_ns"]
+
+
+OLD_RUN_COLUMNS = {"run_id": int, "started_wall_ns": int, "mode": str, "seed": int, "recording": str,
+                   "config_hash": str, "code_version": str, "ended_wall_ns": int, "digest": str}
+
+
+@pytest.mark.parametrize("ended, outcome", [(123, "completed"), (None, None)])
+def test_a_log_from_before_the_outcome_column_is_still_read(tmp_path, ended, outcome):
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    db["runs"].insert({"run_id": 1, "started_wall_ns": 1, "mode": "paper", "seed": 0, "recording": "",
+                       "config_hash": "", "code_version": "", "ended_wall_ns": ended, "digest": None},
+                      pk="run_id", columns=OLD_RUN_COLUMNS)
+    db.conn.close()
+    assert run_outcome(path) == outcome  # only a clean stop ever finished the row back then
+    assert not close_abandoned(path, reason="x", wall=lambda: 0)  # an old log is left as it is
+
+
+def test_an_empty_log_from_before_the_outcome_column_gains_it(tmp_path):
+    path = tmp_path / "old.db"
+    sqlite_utils.Database(path)["runs"].create(OLD_RUN_COLUMNS, pk="run_id")
+    log = EventLog(path, clock=StepClock(), wall=lambda: 5)
+    log.start_run(mode="replay", seed=0, recording="r", config_hash="c", code_version="v")
+    trio.run(log.close)
+    assert run_outcome(path) == "completed"
+
+
+def test_a_log_its_process_left_open_is_closed_as_failed_once(tmp_path):
+    path = tmp_path / "run.db"
+    clock = StepClock()
+    log = EventLog(path, clock=clock, wall=lambda: 10)
+    log.start_run(mode="sim", seed=0, recording="ws://x", config_hash="c", code_version="v")
+    sample_rows(log, clock, 3)
+    log.flush_sync()
+    log.record("ack", "never-written")  # recorded, not written: lost with the run
+
+    assert close_abandoned(path, reason="RuntimeError: boom", wall=lambda: 99)
+    rows = stored(path)
+    assert [(row["seq"], row["kind"]) for row in rows][-2:] == [(3, "submit"), (4, "run_failed")]
+    assert rows[-1]["ts_ns"] == rows[-2]["ts_ns"] and rows[-1]["wall_ns"] == 99
+    assert json.loads(rows[-1]["payload"]) == {"reason": "RuntimeError: boom"}
+    (run,) = sqlite_utils.Database(path)["runs"].rows
+    assert (run["outcome"], run["ended_wall_ns"], run["digest"]) == ("failed: RuntimeError: boom", 99, digest(path))
+    assert not close_abandoned(path, reason="again", wall=lambda: 100)  # closed: left alone
+    assert not close_abandoned(tmp_path / "missing.db", reason="x", wall=lambda: 0)
+    assert not (tmp_path / "missing.db").exists()
 
 
 def _log_digest(path, *, batch_rows: int, wall_start: int, odd_payload: int = -1) -> str:

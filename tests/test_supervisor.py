@@ -10,6 +10,7 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mmbot.backoff import Backoff
 from mmbot.supervisor import RestartPolicy, supervise
 
 
@@ -244,3 +245,27 @@ async def test_a_crash_inside_the_services_own_nursery_is_a_crash(autojump_clock
     assert runs == 2
     [payload] = sink.payloads("restart")
     assert payload["error"] == "Boom: child"  # the group is described by what is in it
+
+
+def test_restart_delays_are_the_backoffs() -> None:
+    policy, backoff = RestartPolicy(rng=random.Random(21)), Backoff(base_s=0.5, cap_s=30, rng=random.Random(21))
+    delays = [policy.on_crash(t * 1000).delay_s for t in range(12)]
+    assert delays == [backoff.next_s() for _ in range(12)]
+    assert policy.attempt == backoff.attempt == 12
+    assert policy.backoff_s(3) == backoff.nominal_s(3) == 2.0
+
+
+async def test_a_breaker_tripped_before_the_service_started_releases_the_caller(autojump_clock) -> None:
+    sink = ListSink()
+    tripped: list[str] = []
+
+    async def service(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        raise Boom("cannot start")
+
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: supervise(
+                "listing-details", service, policy=RestartPolicy(rng=random.Random(2)), sink=sink,
+                now=trio.current_time, on_trip=lambda name, exc: tripped.append(name), task_status=task_status))
+    assert tripped == ["listing-details"]
+    assert [kind for kind, _, _ in sink.rows] == ["restart", "restart", "breaker_trip"]

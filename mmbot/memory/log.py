@@ -9,7 +9,9 @@ at the end of the run and flushes whatever is still pending under a shield: a ro
 row kept.
 
 One database per run. Besides ``events`` there is a one-row ``runs`` table describing the run
-(mode, seed, recording, config hash, code version) and, once closed, its digest.
+(mode, seed, recording, config hash, code version) and, once closed, its digest and outcome:
+``completed``, or ``failed: <reason>`` after a ``run_failed`` row; NULL while the run goes on, or
+after it was killed before it could close its log (``run_outcome`` reads it).
 """
 
 from __future__ import annotations
@@ -50,8 +52,11 @@ RUN_COLUMNS: dict[str, type] = {
     "code_version": str,
     "ended_wall_ns": int,
     "digest": str,
+    "outcome": str,
 }
 RUN_ID = 1  # one run per database
+COMPLETED = "completed"
+FAILED = "failed: "  # followed by the reason
 
 # sqlite-utils' insert_all builds a dict per row and re-derives the columns; prepared
 # multi-row INSERTs over ready tuples are several times cheaper and the log's only write path.
@@ -159,7 +164,10 @@ class EventLog:
         events.create(EVENT_COLUMNS, pk="seq", if_not_exists=True)
         events.create_index(["cid"], if_not_exists=True)
         events.create_index(["kind"], if_not_exists=True)
-        self._db["runs"].create(RUN_COLUMNS, pk="run_id", if_not_exists=True)
+        runs = self._db["runs"]
+        runs.create(RUN_COLUMNS, pk="run_id", if_not_exists=True)
+        if "outcome" not in runs.columns_dict:  # an empty log created before the column existed
+            runs.add_column("outcome", str)
 
     # ------------------------------------------------------------------ hot path
 
@@ -280,28 +288,26 @@ class EventLog:
 
     # ------------------------------------------------------------------ end of run
 
-    async def close(self) -> str:
+    async def close(self, *, failed: str | None = None) -> str:
         """Flush everything, seal the log, finish the ``runs`` row and return the digest.
 
-        Recording after close raises. Safe to call while the writer task still runs.
+        ``failed``: why the run ended before its time, in one line. A ``run_failed`` {reason} row
+        is then the log's last row and the run's outcome is ``failed: <reason>``; otherwise the
+        outcome is ``completed``. Recording after close raises. Safe to call while the writer
+        task still runs.
         """
         async with self._write_lock:
+            if failed is not None:
+                self.record("run_failed", "run", {"reason": failed})
             await self._drain()
             # Synchronous from here: nothing can slip in between the last write and the seal.
             self.flush_sync()
             self._pending = _ClosedBuffer()
             # On this thread: the run is over, and under replay's autojump MockClock a worker
             # thread loses the GIL to the idle loop's zero-timeout polling (5x slower, measured).
-            return self._finish_run()
-
-    def _finish_run(self) -> str:
-        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        run_digest = digest(self._db)
-        if self._db["runs"].count:
-            self._db["runs"].update(RUN_ID, {"ended_wall_ns": self._wall(), "digest": run_digest})
-            self._conn.commit()
-        self._conn.close()
-        return run_digest
+            run_digest = _seal(self._db, ended_wall_ns=self._wall(), outcome=_outcome(failed))
+            self._conn.close()
+            return run_digest
 
     def statistics(self) -> LogStatistics:
         return LogStatistics(
@@ -312,3 +318,67 @@ class EventLog:
             longest_write_ms=self._longest_write_ns / 1e6,  # float-ok: a duration
             peak_pending=max(self._peak_pending, len(self._pending)),
         )
+
+
+def _outcome(failed: str | None) -> str:
+    return COMPLETED if failed is None else FAILED + failed
+
+
+def _seal(db: sqlite_utils.Database, *, ended_wall_ns: int, outcome: str) -> str:
+    """Checkpoint the WAL, and finish the ``runs`` row (if there is one) with the digest."""
+    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    run_digest = digest(db)
+    if db["runs"].count:
+        db["runs"].update(RUN_ID, {"ended_wall_ns": ended_wall_ns, "digest": run_digest, "outcome": outcome})
+        db.conn.commit()
+    return run_digest
+
+
+def close_abandoned(db_path: str | Path, *, reason: str, wall: Callable[[], int]) -> bool:
+    """Close, as failed, a run whose log its process left open: the error that ended the run
+    escaped before the code that opened the log could close it (the CLI's last resort).
+
+    A ``run_failed`` {reason} row follows the last row written (at its virtual time: the run's
+    clock is gone), and the ``runs`` row is finished as ``close`` would. Rows the run recorded
+    but never wrote are lost with it. Returns False, touching nothing, when there is no log, no
+    run in it, or its run is already closed.
+    """
+    if not Path(db_path).is_file():
+        return False
+    conn = sqlite3.connect(str(db_path))
+    try:
+        db = sqlite_utils.Database(conn)
+        if not db["runs"].exists() or "outcome" not in db["runs"].columns_dict:
+            return False
+        run = conn.execute("SELECT ended_wall_ns FROM runs WHERE run_id = ?", [RUN_ID]).fetchone()
+        if run is None or run[0] is not None:
+            return False
+        seq, ts_ns = conn.execute("SELECT COALESCE(MAX(seq), 0), COALESCE(MAX(ts_ns), 0) FROM events").fetchone()
+        now = wall()
+        with conn:
+            conn.execute(_insert_rows(1), (seq + 1, ts_ns, now, "run_failed", "run", "", "",
+                                           canonical_json({"reason": reason})))
+        _seal(db, ended_wall_ns=now, outcome=_outcome(reason))
+        return True
+    finally:
+        conn.close()
+
+
+def run_outcome(db_path: str | Path) -> str | None:
+    """How the log's run ended: ``completed``, ``failed: <reason>``, or None while it goes on or
+    after a kill that left no time to close the log. A log written before the ``outcome`` column
+    existed was closed only by a clean stop: ended is completed there."""
+    if not Path(db_path).is_file():
+        raise FileNotFoundError(f"no event log at {db_path}")
+    conn = sqlite3.connect(str(db_path))
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+        if not columns:
+            return None
+        if "outcome" in columns:
+            row = conn.execute("SELECT outcome FROM runs WHERE run_id = ?", [RUN_ID]).fetchone()
+            return None if row is None else row[0]
+        row = conn.execute("SELECT ended_wall_ns FROM runs WHERE run_id = ?", [RUN_ID]).fetchone()
+        return COMPLETED if row is not None and row[0] is not None else None
+    finally:
+        conn.close()

@@ -6,18 +6,11 @@ that instant, and the answers go to the executor's inbox through ``respond``
 (acknowledgement-as-input, DESIGN §3). Everything is ordered by rule, never by hashing or
 scheduling luck, so a replay answers identically on every run (DESIGN §8).
 
-Three things keep paper fills honest rather than flattering:
-
-- **Liquidity we took is not there twice.** The feed does not know about paper trades, so the
-  size taken at each (token, side, price) is remembered and subtracted from what the book shows
-  until the feed restates that level (a level change at that price, or a snapshot).
-- **Mirrored books count once.** The venue keeps one book per market: a YES bid at p is shown
-  as a NO ask at 1 - p as well. An order may take either view (complete-set crossing mints or
-  merges), so at each price the better of the two views is available, not their sum, and what
-  is taken is charged to both.
-- **A resting order waits its turn.** It joins the back of the queue at its price and fills
-  only from trades printed at that price once the queue ahead has traded, from trades printed
-  through its price, or from the opposite side crossing it in the book.
+Paper fills are kept honest rather than flattering. What an order may take from the books —
+liquidity taken once is not there twice, mirrored books count once — is ``paper_liquidity``'s
+part. Here: **a resting order waits its turn.** It joins the back of the queue at its price and
+fills only from trades printed at that price once the queue ahead has traded, from trades
+printed through its price, or from the opposite side crossing it in the book.
 
 Assumption: the feed prints a trade (``LastTrade``) before the level change that reflects it;
 a level that shrinks first is taken for cancellations, so the trade then eats the queue again.
@@ -27,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import random
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Callable
 
 import attrs
 
@@ -35,7 +28,6 @@ from mmbot.model import (
     ONE,
     size_off_step,
     BookSnapshot,
-    BookState,
     CancelRejected,
     CancelRequest,
     Fill,
@@ -58,6 +50,7 @@ from mmbot.model import (
     taker_fee,
 )
 from mmbot.ports import Clock, Scheduler
+from mmbot.venues.paper_liquidity import BookSource, PaperLiquidity, reaches
 
 # The venue's own strings (protocol doc §4) and the paper venue's done reasons.
 MIN_TICK_SIZE = "INVALID_ORDER_MIN_TICK_SIZE"
@@ -71,42 +64,6 @@ ALREADY_DONE = "already canceled or matched"
 CANCELED = "canceled"
 FAK_REMAINDER = "fak_remainder_canceled"
 MARKET_RESOLVED = "market_resolved"
-
-
-class BookView(Protocol):
-    """What the paper venue reads of one token's book (decisions/book.py's ``Book``)."""
-
-    # Read-only properties, so a Book whose attributes are plain (mutable) fields conforms.
-    @property
-    def tick(self) -> int | None: ...
-    @property
-    def state(self) -> BookState: ...
-    @property
-    def bids(self) -> Mapping[int, int]: ...
-    @property
-    def asks(self) -> Mapping[int, int]: ...
-    @property
-    def best_bid(self) -> int | None: ...
-    @property
-    def best_ask(self) -> int | None: ...
-
-    def levels(self, side: Side, depth: int | None = None) -> Sequence[tuple[int, int]]: ...
-
-
-class BookSource(Protocol):
-    def get(self, token: str) -> BookView | None: ...
-
-
-_Key = tuple[Side, int]  # a level of one token's book: (BUY for bids / SELL for asks, price)
-
-
-@attrs.frozen
-class _Level:
-    """Liquidity an order can take at one price, and the book levels that show it."""
-
-    price: int  # what the order trades at: the book price, or 1 - price through the mirror
-    available: int
-    shown_at: tuple[tuple[str, Side, int], ...]  # (token, book side, book price)
 
 
 @attrs.define(eq=False)
@@ -131,20 +88,9 @@ class PaperOrder:
     queue_ahead: int
 
 
-def _reaches(side: Side, price: int, limit: int) -> bool:
-    """Whether an order on ``side`` with ``limit`` may trade at ``price``."""
-    return price <= limit if side is Side.BUY else price >= limit
-
-
 def _complement(market: MarketInfo, token: str) -> str | None:
     yes, no = market.tokens
     return no if token == yes else yes if token == no else None
-
-
-def _tradable(book: BookView) -> bool:
-    # An EMPTY or STALE book has no trustworthy levels (a tick change, a resolution, a lost
-    # update): taking from it could fill against liquidity that is long gone.
-    return book.state is not BookState.STALE and book.state is not BookState.EMPTY
 
 
 _NO_ORDERS: dict[str, _Order] = {}
@@ -168,6 +114,7 @@ class PaperGateway:
         if ack_latency_ns < 0 or jitter_ns < 0:
             raise ValueError("latency and jitter must not be negative")
         self._books = books
+        self._liquidity = PaperLiquidity(books)
         self._markets = markets
         self._scheduler = scheduler
         self._clock = clock
@@ -179,7 +126,6 @@ class PaperGateway:
         # The same orders by market, each in insertion order: a market message can only fill
         # orders of its own market, so it need not look at the others.
         self._resting_in: dict[str, dict[str, _Order]] = {}
-        self._consumed: dict[str, dict[_Key, int]] = {}  # token -> level -> size we took
         self._accepted_ids: set[str] = set()  # membership only, never iterated
         self._submits_due: dict[str, int] = {}  # order id -> when its submit is evaluated, until it is
         self._resolved_markets: set[str] = set()  # membership only, never iterated
@@ -208,10 +154,10 @@ class PaperGateway:
             self._on_trade(msg)
         elif isinstance(msg, PriceChange):
             for change in msg.changes:
-                self._consumed.get(change.token, {}).pop((change.side, change.price), None)
+                self._liquidity.restated(change.token, change.side, change.price)
             self._on_levels_changed({change.token for change in msg.changes}, msg.recv_ns)
         elif isinstance(msg, BookSnapshot):
-            self._consumed.pop(msg.token, None)
+            self._liquidity.snapshot(msg.token)
             self._on_levels_changed({msg.token}, msg.recv_ns)
         elif isinstance(msg, MarketResolved):
             self._on_resolved(msg)
@@ -241,7 +187,7 @@ class PaperGateway:
             return
         assert market is not None  # _rejection refuses an unknown market
         order = _Order(request, market, _complement(market, request.token), remaining=request.size)
-        levels = self._takeable(request.token, order.complement, request.side, request.price)
+        levels = self._liquidity.takeable(request.token, order.complement, request.side, request.price)
         if request.tif is TimeInForce.FOK and sum(level.available for level in levels) < request.size:
             self._respond(OrderRejected(cid=request.cid, order_id=request.order_id, reason=FOK_NOT_FILLED))
             return
@@ -251,7 +197,7 @@ class PaperGateway:
             if order.remaining == 0:
                 break
             size = min(order.remaining, level.available)
-            self._consume(level, size)
+            self._liquidity.consume(level, size)
             fee = taker_fee(size, level.price, market.fee_rate, market.fee_exponent)
             self._fill(order, level.price, size, fee, Liquidity.TAKER, at)
         if order.remaining == 0:
@@ -259,7 +205,7 @@ class PaperGateway:
         if request.tif is TimeInForce.FAK:
             self._respond(OrderDone(cid=request.cid, order_id=request.order_id, reason=FAK_REMAINDER))
             return
-        order.queue_ahead = self._shown(request.token, request.side, request.price)
+        order.queue_ahead = self._liquidity.shown(request.token, request.side, request.price)
         self._resting[request.order_id] = order
         self._resting_in.setdefault(market.market, {})[request.order_id] = order
 
@@ -285,7 +231,7 @@ class PaperGateway:
             if request.tif is TimeInForce.FOK or request.tif is TimeInForce.FAK:
                 return POST_ONLY_TYPE
             complement = _complement(market, request.token)
-            if self._takeable(request.token, complement, request.side, request.price):
+            if self._liquidity.takeable(request.token, complement, request.side, request.price):
                 return POST_ONLY_CROSSES
         return None
 
@@ -317,7 +263,7 @@ class PaperGateway:
         ours = order.request
         if taker is ours.side or size <= 0:
             return
-        if price != ours.price and _reaches(ours.side, price, ours.price):
+        if price != ours.price and reaches(ours.side, price, ours.price):
             # Printed through our price: every order at our price traded before it.
             filled = order.remaining
         elif price == ours.price:
@@ -334,7 +280,7 @@ class PaperGateway:
             if ours.token in tokens:
                 # Only cancellations shrink a level without a trade (trades already ate the
                 # queue), and orders that join later queue behind us: never grow the queue.
-                order.queue_ahead = min(order.queue_ahead, self._shown(ours.token, ours.side, ours.price))
+                order.queue_ahead = min(order.queue_ahead, self._liquidity.shown(ours.token, ours.side, ours.price))
             if ours.token in tokens or order.complement in tokens:
                 self._fill_if_crossed(order, ts_ns)
 
@@ -342,11 +288,11 @@ class PaperGateway:
         """The book shows the other side at or through our price: it would have matched us."""
         wanted = order.remaining
         ours = order.request
-        if not self._may_cross(ours.token, order.complement, ours.side, ours.price):
+        if not self._liquidity.may_cross(ours.token, order.complement, ours.side, ours.price):
             return  # the usual case, seen from the two best prices alone
-        for level in self._takeable(ours.token, order.complement, ours.side, ours.price):
+        for level in self._liquidity.takeable(ours.token, order.complement, ours.side, ours.price):
             size = min(wanted, level.available)
-            self._consume(level, size)
+            self._liquidity.consume(level, size)
             wanted -= size
             if wanted == 0:
                 break
@@ -377,62 +323,6 @@ class PaperGateway:
             if not in_market:
                 del self._resting_in[order.market.market]
         return order
-
-    # ----------------------------------------------------------------------- liquidity
-
-    def _may_cross(self, token: str, complement: str | None, side: Side, limit: int) -> bool:
-        """Whether ``_takeable`` could find anything: the best level of each view reaches
-        ``limit`` (levels further from the top reach it only if the best does)."""
-        book = self._books.get(token)
-        if book is not None and _tradable(book):
-            best = book.best_ask if side is Side.BUY else book.best_bid
-            if best is not None and _reaches(side, best, limit):
-                return True
-        book = self._books.get(complement) if complement is not None else None
-        if book is not None and _tradable(book):
-            best = book.best_bid if side is Side.BUY else book.best_ask
-            if best is not None and _reaches(side, ONE - best, limit):
-                return True
-        return False
-
-    def _takeable(self, token: str, complement: str | None, side: Side, limit: int) -> list[_Level]:
-        """The liquidity an order on ``side`` of ``token`` up to ``limit`` reaches, best price
-        first, one entry per price."""
-        best_view: dict[int, int] = {}
-        shown_at: dict[int, list[tuple[str, Side, int]]] = {}
-        # Direct: the same token's opposite side. Mirrored: the complement's same side, where a
-        # BUY NO at q is a SELL YES at 1 - q (merge/mint crossing, protocol doc §8).
-        views = [(token, side.opposite, False)]
-        if complement is not None:
-            views.append((complement, side, True))
-        for view_token, book_side, mirrored in views:
-            book = self._books.get(view_token)
-            if book is None or not _tradable(book):
-                continue
-            for book_price, _ in book.levels(book_side):
-                price = ONE - book_price if mirrored else book_price
-                if not _reaches(side, price, limit):
-                    break
-                available = self._shown(view_token, book_side, book_price)
-                if available > 0:
-                    best_view[price] = max(best_view.get(price, 0), available)
-                    shown_at.setdefault(price, []).append((view_token, book_side, book_price))
-        prices = sorted(best_view, reverse=side is Side.SELL)
-        return [_Level(price, best_view[price], tuple(shown_at[price])) for price in prices]
-
-    def _shown(self, token: str, book_side: Side, price: int) -> int:
-        """Size the book shows at a level, less what we took there since the feed last said."""
-        book = self._books.get(token)
-        if book is None:
-            return 0
-        visible = (book.bids if book_side is Side.BUY else book.asks).get(price, 0)
-        taken = self._consumed.get(token, {}).get((book_side, price), 0)
-        return max(0, visible - taken)
-
-    def _consume(self, level: _Level, size: int) -> None:
-        for token, book_side, price in level.shown_at:
-            taken = self._consumed.setdefault(token, {})
-            taken[(book_side, price)] = taken.get((book_side, price), 0) + size
 
     def _fill(self, order: _Order, price: int, size: int, fee: int, liquidity: Liquidity, ts_ns: int) -> None:
         if not 0 < size <= order.remaining:
