@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hypothesis import given, settings
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from hypothesis import strategies as st
 
 from mmbot.model import ONE, MarketInfo, Side, TimeInForce, taker_fee
@@ -334,3 +335,116 @@ def test_books_rebuilt_from_events_equal_the_engines_and_are_never_crossed(ops):
         resting = sum(o.original_size - o.size_matched for o in engine.open_orders())
         on_books = sum(size for token in (YES, NO) for side in engine.book_snapshot(token) for _, size in side)
         assert resting == on_books
+
+
+# --------------------------------------------------------------------------- what a long run forgets
+
+
+def test_ended_ids_are_known_until_forgotten_and_the_engines_own_ids_are_never_stored():
+    engine = new_engine()
+    engine.submit("a", YES, BUY, c(40), sh(10), GTC, False, 1, order_id="0xsigned")
+    assert engine.cancel("0xsigned", 2).canceled == ("0xsigned",)
+    again = engine.submit("a", YES, BUY, c(40), sh(10), GTC, False, 3, order_id="0xsigned")
+    assert again.error == ev.INVALID_ORDER_DUPLICATED
+    assert engine.cancel("0xsigned", 3).not_canceled == (("0xsigned", ev.ALREADY_DONE),)
+    own = rest(engine, "b", YES, BUY, 30, 10)
+    engine.cancel(own, 4)
+    rest(engine, "c", YES, BUY, 30, 10)
+    assert engine.submit("t", YES, SELL, c(30), sh(5), FAK, False, 5, order_id="0xkilled").status == "matched"
+    assert engine.sizes()["ended_ids"] == 2  # the signed ones; the engine's own is known by its number
+    assert engine.cancel(own, 6).not_canceled == ((own, ev.ALREADY_DONE),)
+    assert engine.cancel(f"0x{10**6:064x}", 6).not_canceled == ((f"0x{10**6:064x}", ev.UNKNOWN_ORDER),)
+    assert engine.forget_ended(3) == 1  # ended before 3: the first only
+    assert engine.cancel("0xsigned", 7).not_canceled == (("0xsigned", ev.UNKNOWN_ORDER),)
+    assert engine.cancel("0xkilled", 7).not_canceled == (("0xkilled", ev.ALREADY_DONE),)
+    assert engine.sizes()["owners"] == 1  # only "c" rests: no empty per-owner index is kept
+
+
+def test_a_resolved_market_can_be_forgotten_and_a_trading_one_cannot():
+    engine = new_engine()
+    other = MarketInfo(market="0xother", tokens=("o-yes", "o-no"))
+    engine.add_market(other, 0)
+    rest(engine, "a", YES, BUY, 40, 10)
+    try:
+        engine.forget_market(MARKET)
+        raise AssertionError("an open market was forgotten")
+    except ValueError:
+        pass
+    engine.resolve(MARKET, YES, 10)
+    assert engine.resolved_before(10) == [] and engine.resolved_before(11) == [MARKET]
+    engine.forget_market(MARKET)
+    assert not engine.has_token(YES) and [m.market for m in engine.markets()] == ["0xother"]
+    assert engine.listing_number("0xother") == 1  # listing numbers (market ids) do not move
+    assert engine.sizes() == {"markets": 1, "books": 2, "resting": 0, "owners": 0, "ended_ids": 0, "expiries": 0}
+
+
+class OrderRegister(RuleBasedStateMachine):
+    """Orders submitted, cancelled, expired and forgotten in any order: the per-owner index always
+    equals the resting orders filtered by owner, an owner without resting orders has no entry, and
+    an id is refused as a duplicate exactly while it rests or its end is remembered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.engine = new_engine()
+        self.now = 1
+        self.ended: dict[str, int] = {}  # signed ids that ended -> when (the model)
+        self.signed = 0
+
+    @rule(owner=st.sampled_from("abc"), side=st.sampled_from((BUY, SELL)), cents=st.integers(30, 70),
+          signed=st.booleans(), tif=st.sampled_from((GTC, GTD, FAK)))
+    def submit(self, owner: str, side: Side, cents: int, signed: bool, tif: TimeInForce) -> None:
+        self.now += 1
+        self.signed += signed
+        order_id = f"signed-{self.signed}" if signed else None
+        result = self.engine.submit(owner, YES, side, c(cents), sh(5), tif, False, self.now,
+                                    expires_ns=self.now + 3 if tif is GTD else None, order_id=order_id)
+        if signed and result.status == "matched":
+            self.ended[result.order_id] = self.now
+
+    @precondition(lambda self: self.engine.open_orders())
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        self.now += 1
+        order = data.draw(st.sampled_from(self.engine.open_orders()))
+        self.engine.cancel(order.order_id, self.now)
+        if order.order_id.startswith("signed-"):
+            self.ended[order.order_id] = self.now
+
+    @rule(back=st.integers(0, 5))
+    def forget(self, back: int) -> None:
+        before = self.now - back
+        self.engine.forget_ended(before)
+        self.ended = {k: t for k, t in self.ended.items() if t >= before}
+
+    @rule()
+    def time_passes(self) -> None:
+        self.now += 2
+        for event in self.engine.take_events():
+            if isinstance(event, ev.OrderEnded) and event.order.order_id.startswith("signed-"):
+                self.ended.setdefault(event.order.order_id, event.ts_ns)
+        self.engine.expire_due(self.now)
+
+    @invariant()
+    def indices_agree(self) -> None:
+        everyone = self.engine.open_orders()
+        owners = {o.owner for o in everyone}
+        for owner in "abc":
+            assert self.engine.open_orders(owner=owner) == [o for o in everyone if o.owner == owner]
+        assert self.engine.sizes()["owners"] == len(owners)
+
+    @invariant()
+    def duplicates_are_refused_while_remembered(self) -> None:
+        for event in self.engine.take_events():  # fills of makers end them too
+            if isinstance(event, ev.OrderEnded) and event.order.order_id.startswith("signed-"):
+                self.ended.setdefault(event.order.order_id, event.ts_ns)
+        resting = {o.order_id for o in self.engine.open_orders()}
+        for n in range(1, self.signed + 1):
+            order_id = f"signed-{n}"
+            remembered = order_id in resting or order_id in self.ended
+            reason = self.engine.cancel(order_id, self.now).not_canceled if order_id not in resting else ()
+            if order_id not in resting:
+                assert reason == ((order_id, ev.ALREADY_DONE if remembered else ev.UNKNOWN_ORDER),)
+
+
+TestOrderRegister = OrderRegister.TestCase
+TestOrderRegister.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)

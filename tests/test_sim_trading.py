@@ -12,9 +12,9 @@ import trio
 import trio.testing
 
 from mmbot.clock import TrioClock
-from mmbot.config import Secret
+from mmbot.config import Secret, VenueConfig
 from mmbot.model import (
-    ONE, CancelRequest, OrderAccepted, OrderDone, OrderRejected, Side, SubmitRequest, TimeInForce, parse_micro,
+    ONE, CancelRequest, Liquidity, OrderAccepted, OrderDone, OrderRejected, Side, SubmitRequest, TimeInForce,
 )
 from mmbot.ports import Fatal, Rejected
 from mmbot.venues.polymarket.auth import ApiCredentials, OrderSigner, SigningKey
@@ -48,7 +48,8 @@ async def setup(nursery, gateway_nursery=None):  # noqa: ANN001, ANN201
     answers: list = []
     info = venue.markets()[1]
     gw = LiveGateway(rest=rest, signer=OrderSigner(KEY), owner=creds.api_key, markets=lambda t: info if t in info.tokens else None,
-                     respond=answers.append, sink=Rows(), clock=clock, rng=random.Random(2))
+                     respond=answers.append, sink=Rows(), clock=clock, rng=random.Random(2),
+                     config=VenueConfig())
     await (gateway_nursery or nursery).start(gw.run)
     return server, rest, gw, answers, info
 
@@ -71,7 +72,7 @@ async def test_a_signed_order_rests_in_the_engine_under_its_digest_and_cancels(n
     assert answers == [OrderAccepted(cid="i1", order_id="o1", venue_order_id=gw.venue_ids["o1"])]
     resting = server.venue.engine.order(gw.venue_ids["o1"])
     assert resting is not None and resting.price == price and resting.original_size == 10 * ONE
-    assert [o["id"] for o in await rest.open_orders()] == [gw.venue_ids["o1"]]
+    assert [o.id for o in await rest.open_orders()] == [gw.venue_ids["o1"]]
     gw.send(CancelRequest(cid="c1", order_id="o1"))
     await settle(answers, 2)
     assert answers[1] == OrderDone(cid="c1", order_id="o1", reason="canceled")
@@ -119,7 +120,7 @@ async def test_user_channel_trades_settle_or_fail_and_reconciliation_follows(nur
     answers_b: list = []
     gw_b = LiveGateway(rest=rest_b, signer=OrderSigner(key_b), owner=creds_b.api_key,
                        markets=lambda t: info if t in info.tokens else None, respond=answers_b.append, sink=Rows(),
-                       clock=clock, rng=random.Random(3))
+                       clock=clock, rng=random.Random(3), config=VenueConfig())
     await nursery.start(gw_b.run)
     creds_a = credentials_for(KEY.address)
     trades: list[UserTrade] = []
@@ -196,7 +197,7 @@ async def test_trading_faults_throttle_restart_and_a_lost_answer(nursery, autoju
     assert answers[2] == OrderOutcomeUnknown(cid="i3", order_id="o3", detail=answers[2].detail)
     # never resent, and the venue has it under the id we computed before sending: reconcilable
     assert server.venue.engine.order(gw.venue_ids["o3"]) is not None
-    assert [o["id"] for o in await rest.open_orders()].count(gw.venue_ids["o3"]) == 1
+    assert [o.id for o in await rest.open_orders()].count(gw.venue_ids["o3"]) == 1
 
 
 def test_shuffled_user_messages_come_twice_and_reversed() -> None:
@@ -308,22 +309,21 @@ async def test_the_trades_endpoint_gives_each_trade_in_its_latest_status(nursery
                       address=key_b.address, clock=TrioClock(anchor_ns=1_786_604_100 * 1_000_000_000))
     taker = LiveGateway(rest=rest_b, signer=OrderSigner(key_b), owner=creds_b.api_key,
                         markets=lambda t: info if t in info.tokens else None, respond=answers.append, sink=Rows(),
-                        clock=TrioClock(anchor_ns=0), rng=random.Random(3))
+                        clock=TrioClock(anchor_ns=0), rng=random.Random(3), config=VenueConfig())
     await nursery.start(taker.run)
     taker.send(SubmitRequest(cid="b1", order_id="b1", market=info.market, token=token, side=Side.BUY,
                              price=ask - info.tick, size=6 * ONE, tif=TimeInForce.FAK))
     await settle(answers, 2)
     await trio.sleep(0.5)  # the venue's next step hands the engine's events to the user feed
     [trade] = await rest.trades()
-    assert trade["status"] == "MATCHED" and trade["trader_side"] == "MAKER"  # we were the maker; the top level is the taker
-    assert trade["maker_orders"][0]["order_id"] == gw.venue_ids["o1"] and trade["maker_orders"][0]["matched_amount"] == "6"
+    assert trade.status == "MATCHED" and trade.trader_side is Liquidity.MAKER  # we were the maker; the top level is the taker
+    assert trade.maker_orders[0].order_id == gw.venue_ids["o1"] and trade.maker_orders[0].matched_amount == 6 * ONE
     await trio.sleep(6)
     server.publish_user()  # settlement statuses are due: the trades endpoint follows them
     later = await rest.trades()  # the venue's own flow may have taken more of the order meanwhile
-    assert {t["id"]: t["status"] for t in later}[trade["id"]] == "CONFIRMED"
-    assert all(int(t["match_time"]) > int(trade["match_time"]) for t in await rest.trades(
-        after_s=int(trade["match_time"]) + 1))
-    sold = sum(parse_micro(m["matched_amount"]) for t in later for m in t["maker_orders"])
+    assert {t.trade_id: t.status for t in later}[trade.trade_id] == "CONFIRMED"
+    assert all(t.match_time_s > trade.match_time_s for t in await rest.trades(after_s=trade.match_time_s + 1))
+    sold = sum(m.matched_amount for t in later for m in t.maker_orders)
     assert await rest.token_balance(token) == 10 * ONE - sold
 
 
@@ -370,11 +370,11 @@ async def test_an_unanswered_post_is_settled_by_the_user_channel_or_by_asking_th
     gw.send(order(2))
     await settle(answers, 3)
     assert gw.unknown_due(gw._clock.now_ns(), 0) == ["o2"]
-    resting = {o["id"] for o in await rest.open_orders()}
+    resting = {o.id for o in await rest.open_orders()}
     gw.settle_unknown("o2", gw.venue_ids["o2"] in resting, "asked1")
     gw.settle_unknown("o1", False, "asked1")  # settled already: nothing more
     assert answers[3:] == [OrderAccepted(cid="asked1", order_id="o2", venue_order_id=gw.venue_ids["o2"])]
     server.venue.engine.cancel(gw.venue_ids["o2"], server.venue.now_ns)
     gw.unknown_since["o2"] = 0  # as if unanswered again, and meanwhile gone from the book
-    gw.settle_unknown("o2", gw.venue_ids["o2"] in {o["id"] for o in await rest.open_orders()}, "asked2")
+    gw.settle_unknown("o2", gw.venue_ids["o2"] in {o.id for o in await rest.open_orders()}, "asked2")
     assert answers[4:] == [OrderDone(cid="asked2", order_id="o2", reason="not on the venue's book")]

@@ -6,13 +6,8 @@ the caller, who may use the signed order's hash), and every state change is reco
 event (``events.py``) that ``take_events()`` drains in order. The books are the oracle the
 project's tests compare against ("the engine is the oracle").
 
-Matching. An incoming order is *marketable* when it is FOK/FAK, or when it crosses its own
-token's opposite side. A marketable order walks two sources level by level, taking whichever
-gives it the better price, and each resting level at its own price (price improvement goes to
-the taker): the token's opposite side (DIRECT), and the complement's same side - a BUY YES at
-``p`` takes a resting BUY NO at ``q`` when ``p + q >= 1`` and pays ``1 - q`` (MINT), a SELL YES
-at ``p`` takes a resting SELL NO at ``q`` when ``p + q <= 1`` and receives ``1 - q`` (MERGE).
-On a price tie the direct level goes first. Takers pay ``model.taker_fee``; makers pay nothing.
+Matching (``matching.py``): price-time priority, DIRECT against the token's own book and MINT or
+MERGE against the complement's. Takers pay ``model.taker_fee``; makers pay nothing.
 
 Modelling simplification: resting orders are only checked against the same token's book when
 they are posted. A limit order that does not cross its own book rests without looking at the
@@ -32,27 +27,25 @@ is where a later balance check plugs in.
 
 from __future__ import annotations
 
-import heapq
 from typing import Callable
 
 import attrs
 
-from mmbot.model import ONE, MarketInfo, Side, TimeInForce, notional, taker_fee
+from mmbot.model import ONE, MarketInfo, Side, TimeInForce, taker_fee
 from mmbot.venues.simulator import events as ev
 from mmbot.venues.simulator.book import Ladder, Level, RestingOrder
+from mmbot.venues.simulator.matching import available, crosses, next_maker
+from mmbot.venues.simulator.orders import OrderIndex
 
 
 @attrs.define(eq=False)
 class _Market:
     info: MarketInfo
     tick: int
+    number: int  # listing order, from 0: the venue's market id follows it
     state: ev.MarketState = ev.MarketState.OPEN
     winner: str | None = None
-
-
-def _better_or_equal(side: Side, price: int, limit: int) -> bool:
-    """Whether a taker on ``side`` with ``limit`` accepts ``price``."""
-    return price <= limit if side is Side.BUY else price >= limit
+    resolved_ns: int | None = None
 
 
 class Engine:
@@ -63,22 +56,19 @@ class Engine:
         self._markets: dict[str, _Market] = {}
         self._token_market: dict[str, _Market] = {}
         self._books: dict[str, tuple[Ladder, Ladder]] = {}  # token -> (bids, asks)
-        self._orders: dict[str, RestingOrder] = {}  # resting orders, in arrival order
-        self._by_owner: dict[str, dict[str, RestingOrder]] = {}  # the same, per owner
-        self._seen_ids: set[str] = set()
-        self._expiries: list[tuple[int, int, str]] = []  # (expires_ns, seq, order id) of GTD orders
+        self._orders = OrderIndex()
         self._last_trade: dict[str, int] = {}
         self._events: list[ev.Event] = []
-        self._order_seq = 0
         self._trade_seq = 0
-        self._expiry_seq = 0
+        self._listed = 0
 
     # ------------------------------------------------------------------ markets
 
     def add_market(self, info: MarketInfo, now_ns: int) -> None:
         if info.market in self._markets or any(t in self._token_market for t in info.tokens):
             raise ValueError(f"market {info.market} or one of its tokens is already listed")
-        market = _Market(info=info, tick=info.tick)
+        market = _Market(info=info, tick=info.tick, number=self._listed)
+        self._listed += 1
         self._markets[info.market] = market
         for token in info.tokens:
             self._token_market[token] = market
@@ -113,12 +103,43 @@ class Engine:
         self._cancel_where(lambda o: o.market == market_id, ev.EndReason.MARKET_RESOLVED, now_ns)
         market.state = ev.MarketState.RESOLVED
         market.winner = winning_token
+        market.resolved_ns = now_ns
         outcome = market.info.outcomes[tokens.index(winning_token)]
         self._events.append(
             ev.Resolved(market=market_id, tokens=tokens, winning_token=winning_token, winning_outcome=outcome, ts_ns=now_ns)
         )
 
+    def resolved_before(self, before_ns: int) -> list[str]:
+        """Markets resolved before ``before_ns``, in listing order."""
+        return [m.info.market for m in self._markets.values()
+                if m.resolved_ns is not None and m.resolved_ns < before_ns]
+
+    def forget_market(self, market_id: str) -> None:
+        """Drop a resolved market (no order rests on it): its tokens become unknown, as on a venue
+        that removed the books."""
+        market = self._markets[market_id]
+        if market.state is not ev.MarketState.RESOLVED:
+            raise ValueError(f"market {market_id} is not resolved")
+        del self._markets[market_id]
+        for token in market.info.tokens:
+            del self._token_market[token]
+            del self._books[token]
+            self._last_trade.pop(token, None)
+
+    def forget_ended(self, before_ns: int) -> int:
+        """Forget the ids of orders that ended before ``before_ns`` (see ``orders.OrderIndex``)."""
+        return self._orders.forget_ended(before_ns)
+
     # ------------------------------------------------------------------ reading
+
+    def listing_number(self, market_id: str) -> int:
+        """The market's place in the listing order, from 0 (kept when earlier markets are forgotten)."""
+        return self._markets[market_id].number
+
+    def sizes(self) -> dict[str, int]:
+        """How much the engine holds (for the admin statistics)."""
+        return {"markets": len(self._markets), "books": len(self._books), **self._orders.sizes()}
+
 
     def markets(self) -> tuple[MarketInfo, ...]:
         """Every listed market, with its current tick."""
@@ -126,6 +147,10 @@ class Engine:
 
     def market_of(self, token: str) -> MarketInfo:
         market = self._token_market[token]
+        return attrs.evolve(market.info, tick=market.tick)
+
+    def market_of_id(self, market_id: str) -> MarketInfo:
+        market = self._markets[market_id]
         return attrs.evolve(market.info, tick=market.tick)
 
     def has_token(self, token: str) -> bool:
@@ -159,18 +184,12 @@ class Engine:
 
     def open_orders(self, owner: str | None = None, market: str | None = None) -> list[ev.OrderView]:
         """Resting orders in arrival order, of one owner (an index, not a scan) and/or one market."""
-        orders = self._orders if owner is None else self._by_owner.get(owner, {})
+        orders = self._orders.resting if owner is None else self._orders.of_owner(owner)
         return [o.view() for o in orders.values() if market is None or o.market == market]
 
     def committed(self, owner: str, token: str) -> tuple[int, int]:
         """What ``owner``'s resting orders hold: pUSD on all its BUYs, shares on its SELLs of ``token``."""
-        buying = selling = 0
-        for o in self._by_owner.get(owner, {}).values():
-            if o.side is Side.BUY:
-                buying += notional(o.price, o.remaining)
-            elif o.token == token:
-                selling += o.remaining
-        return buying, selling
+        return self._orders.committed(owner, token)
 
     def take_events(self) -> list[ev.Event]:
         """Every event since the last call, in the order things happened."""
@@ -194,37 +213,35 @@ class Engine:
         order_id: str | None = None,
     ) -> ev.SubmitResult:
         self.expire_due(now_ns)
+        duplicate = order_id is not None and self._orders.known(order_id)
         if order_id is None:
-            self._order_seq += 1
-            order_id = f"0x{self._order_seq:064x}"
-        error = self._validate(owner, token, side, price, size, tif, post_only, now_ns, expires_ns, order_id)
+            order_id = self._orders.new_id()
+        error = self._validate(owner, token, side, price, size, tif, post_only, now_ns, expires_ns, order_id, duplicate)
         if error:
             return ev.SubmitResult(order_id=order_id, status="rejected", error=error)
         market = self._token_market[token]
-        self._seen_ids.add(order_id)
         order = RestingOrder(
             order_id=order_id, owner=owner, market=market.info.market, token=token, side=side,
             price=price, size=size, tif=tif, post_only=post_only, created_ns=now_ns,
             expires_ns=expires_ns if tif is TimeInForce.GTD else None,
         )
         trades: list[ev.Trade] = []
-        if tif in (TimeInForce.FOK, TimeInForce.FAK) or self._crosses_own_book(order):
+        if tif in (TimeInForce.FOK, TimeInForce.FAK) or crosses(order, self._sources(order)[0]):
             trades = self._match(order, market, now_ns)
         if order.remaining and tif in (TimeInForce.GTC, TimeInForce.GTD):
             self._rest(order, now_ns)
             status = "live"
         else:
-            if order.remaining:
-                self._events.append(ev.OrderEnded(order=order.view(), reason=ev.EndReason.KILLED, ts_ns=now_ns))
-            else:
-                self._events.append(ev.OrderEnded(order=order.view(), reason=ev.EndReason.MATCHED, ts_ns=now_ns))
+            self._orders.ended(order_id, now_ns)
+            reason = ev.EndReason.KILLED if order.remaining else ev.EndReason.MATCHED
+            self._events.append(ev.OrderEnded(order=order.view(), reason=reason, ts_ns=now_ns))
             status = "matched"
         return ev.SubmitResult(order_id=order_id, status=status, size_matched=order.matched, trades=tuple(trades))
 
     def cancel(self, order_id: str, now_ns: int) -> ev.CancelResult:
         order = self._orders.get(order_id)
         if order is None:
-            reason = ev.ALREADY_DONE if order_id in self._seen_ids else ev.UNKNOWN_ORDER
+            reason = ev.ALREADY_DONE if self._orders.known(order_id) else ev.UNKNOWN_ORDER
             return ev.CancelResult(not_canceled=((order_id, reason),))
         self._end_resting(order, ev.EndReason.CANCELED, now_ns)
         return ev.CancelResult(canceled=(order_id,))
@@ -242,8 +259,7 @@ class Engine:
 
     def expire_due(self, now_ns: int) -> None:
         """End every GTD order whose expiry is at or before ``now_ns``."""
-        while self._expiries and self._expiries[0][0] <= now_ns:
-            _, _, order_id = heapq.heappop(self._expiries)
+        for order_id in self._orders.due(now_ns):
             order = self._orders.get(order_id)
             if order is not None:
                 self._end_resting(order, ev.EndReason.EXPIRED, now_ns)
@@ -252,14 +268,14 @@ class Engine:
 
     def _validate(
         self, owner: str, token: str, side: Side, price: int, size: int, tif: TimeInForce,
-        post_only: bool, now_ns: int, expires_ns: int | None, order_id: str,
+        post_only: bool, now_ns: int, expires_ns: int | None, order_id: str, duplicate: bool,
     ) -> str:
         market = self._token_market.get(token)
         if market is None:
             raise KeyError(f"unknown token {token}")  # callers check has_token() first
         if market.state is not ev.MarketState.OPEN:
             return ev.MARKET_NOT_READY
-        if order_id in self._seen_ids:
+        if duplicate:
             return ev.INVALID_ORDER_DUPLICATED
         if post_only and tif not in (TimeInForce.GTC, TimeInForce.GTD):
             return ev.INVALID_POST_ONLY_ORDER_TYPE
@@ -281,11 +297,12 @@ class Engine:
             order_id=order_id, owner=owner, market=market.info.market, token=token, side=side,
             price=price, size=size, tif=tif, post_only=post_only, created_ns=now_ns, expires_ns=None,
         )
-        if post_only and self._crosses_own_book(probe):
+        direct, comp = self._sources(probe)
+        if post_only and crosses(probe, direct):
             return ev.INVALID_POST_ONLY_ORDER
-        if tif is TimeInForce.FOK and self._available(probe, size) < size:
+        if tif is TimeInForce.FOK and available(probe, direct, comp, size) < size:
             return ev.FOK_ORDER_NOT_FILLED_ERROR
-        if tif is TimeInForce.FAK and self._available(probe, 1) == 0:
+        if tif is TimeInForce.FAK and available(probe, direct, comp, 1) == 0:
             return ev.FAK_ORDER_NOT_FILLED
         return ""
 
@@ -301,39 +318,12 @@ class Engine:
             return own[1], comp[0]
         return own[0], comp[1]
 
-    def _crosses_own_book(self, order: RestingOrder) -> bool:
-        best = self._sources(order)[0].best()
-        return best is not None and _better_or_equal(order.side, best, order.price)
-
-    def _available(self, order: RestingOrder, enough: int) -> int:
-        """Shares ``order`` could take right now at acceptable prices (stops counting at ``enough``)."""
-        direct, comp = self._sources(order)
-        total = 0
-        for price, size in direct.levels():
-            if total >= enough or not _better_or_equal(order.side, price, order.price):
-                break
-            total += size
-        for price, size in comp.levels():
-            if total >= enough or not _better_or_equal(order.side, ONE - price, order.price):
-                break
-            total += size
-        return total
-
     def _match(self, taker: RestingOrder, market: _Market, now_ns: int) -> list[ev.Trade]:
         direct, comp = self._sources(taker)
         trades = []
-        while taker.remaining:
-            d = direct.best()
-            c = comp.best()
-            d_ok = d is not None and _better_or_equal(taker.side, d, taker.price)
-            c_ok = c is not None and _better_or_equal(taker.side, ONE - c, taker.price)
-            if not (d_ok or c_ok):
-                break
-            # A tie between the two sources goes to the direct level.
-            use_direct = d_ok and (not c_ok or _better_or_equal(taker.side, d, ONE - c))  # type: ignore[operator]
-            ladder = direct if use_direct else comp
-            maker = ladder.queues[d if use_direct else c][0]  # type: ignore[index]
-            trades.append(self._fill(taker, maker, ladder, use_direct, market, now_ns))
+        while taker.remaining and (meet := next_maker(taker, direct, comp)) is not None:
+            ladder, maker, is_direct = meet
+            trades.append(self._fill(taker, maker, ladder, is_direct, market, now_ns))
         return trades
 
     def _fill(
@@ -364,32 +354,26 @@ class Engine:
         self._events.append(trade)
         self._level_changed(maker, level_total, now_ns)
         if maker.remaining == 0:
-            del self._orders[maker.order_id]
-            del self._by_owner[maker.owner][maker.order_id]
+            self._orders.remove(maker, now_ns)
             self._events.append(ev.OrderEnded(order=maker.view(), reason=ev.EndReason.MATCHED, ts_ns=now_ns))
         return trade
 
     def _rest(self, order: RestingOrder, now_ns: int) -> None:
         bids, asks = self._books[order.token]
         total = (bids if order.side is Side.BUY else asks).add(order)
-        self._orders[order.order_id] = order
-        self._by_owner.setdefault(order.owner, {})[order.order_id] = order
-        if order.expires_ns is not None:
-            self._expiry_seq += 1
-            heapq.heappush(self._expiries, (order.expires_ns, self._expiry_seq, order.order_id))
+        self._orders.add(order)
         self._level_changed(order, total, now_ns)
         self._events.append(ev.OrderRested(order=order.view(), ts_ns=now_ns))
 
     def _end_resting(self, order: RestingOrder, reason: ev.EndReason, now_ns: int) -> None:
         bids, asks = self._books[order.token]
         total = (bids if order.side is Side.BUY else asks).remove(order)
-        del self._orders[order.order_id]
-        del self._by_owner[order.owner][order.order_id]
+        self._orders.remove(order, now_ns)
         self._level_changed(order, total, now_ns)
         self._events.append(ev.OrderEnded(order=order.view(), reason=reason, ts_ns=now_ns))
 
     def _cancel_where(self, predicate: Callable[[RestingOrder], bool], reason: ev.EndReason, now_ns: int) -> tuple[str, ...]:
-        doomed = [o for o in self._orders.values() if predicate(o)]
+        doomed = [o for o in self._orders.resting.values() if predicate(o)]
         for order in doomed:
             self._end_resting(order, reason, now_ns)
         return tuple(o.order_id for o in doomed)

@@ -23,6 +23,7 @@ What trades:
 
 from __future__ import annotations
 
+import collections
 import random
 
 import attrs
@@ -262,10 +263,11 @@ class World:
         self.plan = plan
         self.params = params
         self.underlyings = {s: Underlying(symbol=s, price=p, max_step=m) for s, p, m in plan.underlyings}
-        self.flows: list[MarketFlow] = []
+        self.flows: list[MarketFlow] = []  # of markets still trading or waiting to resolve
+        self._listed = 0
         self._drifts: list[DriftingFair] = []
         self._windows: list[tuple[WindowSpec, IntervalFair, MarketFlow]] = []
-        self._pending = sorted(plan.windows, key=lambda w: w.list_ns)
+        self._pending = collections.deque(sorted(plan.windows, key=lambda w: w.list_ns))
         self._next_second_ns = -(-begin_ns // SECOND) * SECOND
         self._ticks: list[tuple[str, int, int]] = []
         for spec in plan.plain:
@@ -275,7 +277,8 @@ class World:
 
     def _list(self, info: MarketInfo, fair: FairModel, now_ns: int) -> MarketFlow:
         self.engine.add_market(info, now_ns)
-        flow = MarketFlow(info, fair, self.engine, self.rng, self.params, len(self.flows), now_ns)
+        flow = MarketFlow(info, fair, self.engine, self.rng, self.params, self._listed, now_ns)
+        self._listed += 1
         self.flows.append(flow)
         return flow
 
@@ -298,9 +301,10 @@ class World:
         for drift in self._drifts:
             drift.tick_second(self.rng)
         while self._pending and self._pending[0].list_ns <= t_ns:
-            spec = self._pending.pop(0)
+            spec = self._pending.popleft()
             fair = IntervalFair(underlying=self.underlyings[spec.symbol], start_ns=spec.start_ns, end_ns=spec.end_ns)
             self._windows.append((spec, fair, self._list(spec.info, fair, t_ns)))
+        resolved = False
         for spec, fair, flow in self._windows:
             fair.observe(t_ns)
             if flow.active and t_ns >= spec.end_ns:
@@ -309,3 +313,8 @@ class World:
             if t_ns >= spec.resolve_ns and self.engine.market_state(spec.info.market) is not MarketState.RESOLVED:
                 up, down = spec.info.tokens
                 self.engine.resolve(spec.info.market, up if fair.up_won() else down, t_ns)
+                resolved = True
+        if resolved:  # a resolved window's traders and fair value have nothing left to do
+            self._windows = [w for w in self._windows if t_ns < w[0].resolve_ns]
+            live = {id(w[2]) for w in self._windows}
+            self.flows = [f for f in self.flows if f.active or id(f) in live]

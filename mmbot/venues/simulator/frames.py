@@ -68,6 +68,14 @@ class FrameRenderer:
         chosen = list(self._books) if tokens is None else list(tokens)
         return "[" + ",".join(self._book(token, now_ns, subscription=True) for token in chosen) + "]"
 
+    def forget_market(self, market: str) -> None:
+        """Drop a market whose last frame has been rendered (a resolved one)."""
+        info = self._infos.pop(market)
+        del self._market_ids[market], self._ticks[market]
+        for token in info.tokens:
+            del self._token_market[token], self._books[token]
+            self._last_trade.pop(token, None)
+
     def render(self, events: Iterable[ev.Event]) -> list[str]:
         frames: list[str] = []
         changes: dict[str, list[ev.LevelChanged]] = {}

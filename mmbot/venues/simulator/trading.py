@@ -11,6 +11,8 @@ enough balance / allowance``). The order ID is the digest, as on the venue.
 An account holds pUSD (its funding plus what its trades moved) and shares, both read off the user
 feed's record of its trades (``user_frames.UserFeed``), which also answers ``/data/trades``.
 Allowances are unlimited unless a test sets one (``allowances``); approving is an on-chain step.
+Shares of a resolved market stay held (redeeming is on chain too). ``truth`` is an account as the
+venue's books have it, with counts of what it asked for, for comparing with a client's ledger.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from mmbot.venues.polymarket.auth import (
     clob_auth_digest, domain_separator, typed_digest,
 )
 from mmbot.venues.simulator.engine import Engine
+from mmbot.venues.simulator.heartbeats import Heartbeats
 from mmbot.venues.simulator.user_frames import UserFeed
 
 UNAUTHORIZED = "Unauthorized/Invalid api key"
@@ -41,7 +44,10 @@ MIN_TICK = "INVALID_ORDER_MIN_TICK_SIZE"
 NOT_ENOUGH_BALANCE = "not enough balance / allowance"
 DEFAULT_FUNDING = 10_000 * ONE  # pUSD an account starts with unless it is given an amount
 UNLIMITED_ALLOWANCE = str(2**256 - 1)
-HEARTBEAT_LIMIT_NS = 15_000_000_000  # 10 s without a heartbeat, plus the venue's grace
+MAX_BATCH = 15  # orders in one POST /orders
+MAX_CANCELS = 3_000  # order ids in one DELETE /orders
+# what each account asked of the venue (requests that passed authentication and the fault gate)
+_COUNTS = ("orders_received", "orders_accepted", "cancels_received", "cancel_all_received", "orders_canceled")
 
 
 class VenueRefusal(Exception):
@@ -61,7 +67,10 @@ class Account:
 
 
 def recover_address(digest: bytes, signature: str) -> str:
-    raw = bytes.fromhex(signature.removeprefix("0x"))
+    try:
+        raw = bytes.fromhex(signature.removeprefix("0x"))
+    except ValueError:
+        raise VenueRefusal(400, INVALID_SIGNATURE) from None
     if len(raw) != 65 or raw[64] not in (27, 28):
         raise VenueRefusal(400, INVALID_SIGNATURE)
     try:
@@ -80,8 +89,8 @@ class SimTrading:
         self._accounts: dict[str, Account] = {}
         self._funded: dict[str, int] = {}  # api key -> pUSD it was given
         self.allowances: dict[str, int] = {}  # api key -> pUSD the exchanges may spend, if limited
-        self._beats: dict[str, tuple[str, int]] = {}  # api key -> (latest heartbeat id, when)
-        self._beat_seq = 0
+        self.heartbeats = Heartbeats(engine)
+        self._counts: dict[str, dict[str, int]] = {}  # api key -> _COUNTS
         self._domains = {
             False: domain_separator("Polymarket CTF Exchange", "2", chain_id, EXCHANGE_V2),
             True: domain_separator("Polymarket CTF Exchange", "2", chain_id, NEG_RISK_EXCHANGE_V2),
@@ -93,14 +102,38 @@ class SimTrading:
         if creds.api_key not in self._accounts:
             self._accounts[creds.api_key] = Account(address=address, creds=creds)
             self._funded[creds.api_key] = self.funding if cash is None else cash
+            self._counts[creds.api_key] = dict.fromkeys(_COUNTS, 0)
             self.feed.add_account(creds.api_key, address)
+
+    def account(self, *, api_key: str = "", address: str = "") -> Account:
+        """The account with ``api_key``, or the one account of ``address``; a ``VenueRefusal`` if none."""
+        if api_key:
+            found = [self._accounts[api_key]] if api_key in self._accounts else []
+        else:
+            found = [a for a in self._accounts.values() if a.address.lower() == address.lower()]
+        if len(found) != 1:
+            raise VenueRefusal(404 if not found else 400, "no such account" if not found
+                               else "several accounts have that address: ask by api_key")
+        return found[0]
+
+    def truth(self, account: Account) -> dict[str, Any]:
+        """The account as the venue's books have it: pUSD and shares (micro-units), open orders, the
+        trades it took part in (those that failed on chain counted apart) and what it asked for."""
+        key = account.creds.api_key
+        failed = self.feed.trades_failed.get(key, 0)
+        return {
+            "address": account.address, "api_key": key, "cash": self.cash(account),
+            "positions": dict(sorted(self.feed.positions.get(key, {}).items())),
+            "open_orders": len(self.engine.open_orders(owner=key)),
+            "trades": self.feed.trades_taken.get(key, 0) - failed, "trades_failed": failed,
+            **self._counts[key],
+        }
 
     def give(self, api_key: str, *, cash: int = 0, shares: Mapping[str, int] | None = None) -> None:
         """Move pUSD or tokens into an account from outside the venue (a deposit, a split on chain)."""
         self._funded[api_key] += cash
-        held = self.feed.positions.setdefault(api_key, {})
         for token, n in (shares or {}).items():
-            held[token] = held.get(token, 0) + n
+            self.feed.move_shares(api_key, token, n)
 
     # ------------------------------------------------------------------ balances
 
@@ -122,9 +155,11 @@ class SimTrading:
         limited = self.allowances.get(account.creds.api_key)
         return {"balance": str(balance), "allowance": UNLIMITED_ALLOWANCE if limited is None else str(limited)}
 
-    def trades(self, account: Account, after_s: int | None) -> list[dict[str, Any]]:
+    def trades(self, account: Account, after_s: int | None, *, before_s: int | None = None, market: str = "",
+               asset_id: str = "") -> list[dict[str, Any]]:
         """``GET /data/trades``: the account's trades, each in its latest status."""
-        return self.feed.trades_of(account.creds.api_key, after_s)
+        return self.feed.trades_of(account.creds.api_key, after_s, before_s=before_s, market=market,
+                                   asset_id=asset_id)
 
     def _check_balance(self, account: Account, token: str, side: Side, price: int, size: int) -> None:
         buying, selling = self.engine.committed(account.creds.api_key, token)
@@ -137,30 +172,9 @@ class SimTrading:
 
     # ------------------------------------------------------------------ heartbeats
 
-    def heartbeat(self, account: Account, heartbeat_id: str, now_ns: int) -> dict[str, Any]:
-        """``POST /heartbeats``: echo the latest id ("" the first time) to keep orders alive."""
-        key = account.creds.api_key
-        current = self._beats.get(key, ("", 0))[0]
-        if heartbeat_id != current:
-            error = VenueRefusal(400, "invalid heartbeat id")
-            error.body = {"heartbeat_id": current}
-            raise error
-        self._beat_seq += 1
-        fresh = f"hb-{self._beat_seq}"
-        self._beats[key] = (fresh, now_ns)
-        return {"status": "ok", "heartbeat_id": fresh}
-
     def expire_heartbeats(self, now_ns: int, venue_ns: int) -> int:
-        """Cancel-on-disconnect: every order of an account whose heartbeats stopped ``HEARTBEAT_LIMIT_NS``
-        ago (after its first one) is cancelled. Returns how many orders that ended. Heartbeats are
-        timed on ``now_ns``, the clock the clients keep (real time, even when the world runs faster);
-        the cancels happen at the world's ``venue_ns``."""
-        ended = 0
-        for key, (_, last_ns) in list(self._beats.items()):
-            if now_ns - last_ns > HEARTBEAT_LIMIT_NS:
-                ended += len(self.engine.cancel_all(key, venue_ns).canceled)
-                del self._beats[key]
-        return ended
+        """Cancel-on-disconnect (``heartbeats.Heartbeats.expire``): how many orders that ended."""
+        return self.heartbeats.expire(now_ns, venue_ns)
 
     def check_credentials(self, api_key: str, secret: str, passphrase: str) -> str:
         """The user channel's first frame carries the credentials themselves."""
@@ -202,6 +216,8 @@ class SimTrading:
 
     def post(self, account: Account, body: dict[str, Any], now_ns: int) -> dict[str, Any]:
         """One ``POST /order`` body → the post response; a refusal raises ``VenueRefusal``."""
+        counts = self._counts[account.creds.api_key]
+        counts["orders_received"] += 1
         order, signature, tif, post_only = _parse(body)
         token = str(order.token_id)
         if not self.engine.has_token(token):
@@ -221,6 +237,7 @@ class SimTrading:
                                     order_id=order_id)
         if not result.ok:
             raise VenueRefusal(400, result.error)
+        counts["orders_accepted"] += 1
         return {"success": True, "errorMsg": "", "orderID": order_id, "status": result.status,
                 "makingAmount": "", "takingAmount": "", "transactionsHashes": [], "tradeIDs": []}
 
@@ -234,6 +251,8 @@ class SimTrading:
         return answers
 
     def cancel(self, account: Account, order_ids: list[str], now_ns: int) -> dict[str, Any]:
+        counts = self._counts[account.creds.api_key]
+        counts["cancels_received"] += len(order_ids)
         canceled, not_canceled = [], {}
         for order_id in order_ids:
             view = self.engine.order(order_id)
@@ -243,18 +262,26 @@ class SimTrading:
             result = self.engine.cancel(order_id, now_ns)
             canceled += result.canceled
             not_canceled |= dict(result.not_canceled)
+        counts["orders_canceled"] += len(canceled)
         return {"canceled": canceled, "not_canceled": not_canceled}
 
-    def cancel_all(self, account: Account, now_ns: int) -> dict[str, Any]:
-        result = self.engine.cancel_all(account.creds.api_key, now_ns)
+    def cancel_all(self, account: Account, now_ns: int, *, market: str = "", asset_id: str = "") -> dict[str, Any]:
+        """``DELETE /cancel-all``, or ``DELETE /cancel-market-orders`` for one market and/or token."""
+        counts = self._counts[account.creds.api_key]
+        counts["cancel_all_received"] += 1
+        result = self.engine.cancel_all(account.creds.api_key, now_ns, market=market or None, token=asset_id or None)
+        counts["orders_canceled"] += len(result.canceled)
         return {"canceled": list(result.canceled), "not_canceled": {}}
 
-    def open_orders(self, account: Account) -> list[dict[str, Any]]:
+    def open_orders(self, account: Account, *, market: str = "", asset_id: str = "",
+                    order_id: str = "") -> list[dict[str, Any]]:
+        """``GET /data/orders``: the account's resting orders, of one market, token or id if given."""
         return [
             {"id": o.order_id, "market": o.market, "asset_id": o.token, "side": o.side.value,
              "price": format_micro(o.price), "original_size": format_micro(o.original_size),
              "size_matched": format_micro(o.size_matched), "status": "LIVE"}
-            for o in self.engine.open_orders(owner=account.creds.api_key)
+            for o in self.engine.open_orders(owner=account.creds.api_key, market=market or None)
+            if asset_id in ("", o.token) and order_id in ("", o.order_id)
         ]
 
 

@@ -3,6 +3,10 @@ its frames addressed to the assets they concern, and the public REST and Gamma v
 
 ``server.py`` owns the sockets and the clock; everything here is plain calls, so tests can drive a
 venue without any I/O and compare what a client saw with the engine (the oracle).
+
+A venue that runs for days forgets what is long over (``forget``): resolved markets (their books,
+their entries in the listing and the accounts' trade records of them) and the ids of ended
+orders. Accounts' cash and shares, resolved markets' included, are never forgotten.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class LiveVenue:
         self._world = World(self.engine, self.rng, self.plan, begin, params)
         self.now_ns = begin
         self.frames_rendered = 0
+        self.forgotten = {"markets": 0, "order_ids": 0, "trade_records": 0}
         while self.now_ns < start_ns:  # warm-up: the books fill; its frames reach nobody
             self.step(min(self.now_ns + self.rng.randint(20, 400) * MS, start_ns))
         self.warmup_frames = self.frames_rendered
@@ -102,6 +107,23 @@ class LiveVenue:
         texts = self._renderer.render(events)
         return [OutFrame(text, frame_assets(text)) for text in texts]
 
+    def forget(self, before_ns: int) -> list[str]:
+        """Forget markets resolved before ``before_ns`` (world time) and ids of orders ended before it;
+        returns the tokens forgotten."""
+        tokens: list[str] = []
+        for market in self.engine.resolved_before(before_ns):
+            tokens += self.engine.market_of_id(market).tokens
+            self.engine.forget_market(market)
+            self._renderer.forget_market(market)
+            self.forgotten["trade_records"] += self.user_feed.forget_market(market)
+            self.forgotten["markets"] += 1
+        self.forgotten["order_ids"] += self.engine.forget_ended(before_ns)
+        return tokens
+
+    def sizes(self) -> dict[str, int]:
+        """What the venue holds now (the admin statistics show it, to see nothing grows for ever)."""
+        return {**self.engine.sizes(), **self.user_feed.sizes(), "flows": len(self._world.flows)}
+
     # ------------------------------------------------------------------ public REST
 
     def markets(self) -> tuple[MarketInfo, ...]:
@@ -125,12 +147,12 @@ class LiveVenue:
     def tick(self, token: str) -> int:
         return self.engine.tick(self.engine.market_of(token).market)
 
-    def gamma_market(self, info: MarketInfo, index: int) -> dict[str, Any]:
+    def gamma_market(self, info: MarketInfo) -> dict[str, Any]:
         """A Gamma ``/markets`` entry with the fields the protocol doc lists (§7)."""
         state = self.engine.market_state(info.market)
         closed = state is not ev.MarketState.OPEN
         return {
-            "id": str(1_000_001 + index),
+            "id": str(1_000_001 + self.engine.listing_number(info.market)),
             "question": info.question,
             "conditionId": info.market,
             "questionID": "0x" + hashlib.sha256(info.market.encode()).hexdigest(),

@@ -1,0 +1,152 @@
+"""Fault injection: what can go wrong on the venue, on demand (``POST /admin/fault``) or on a
+schedule (``SimSettings.faults``).
+
+Channel faults act on the websocket connections (``drop``, ``stall``, ``delay``, ``malformed``);
+``tick`` changes a market's tick size; ``fail`` and ``shuffle`` act on one account's user channel;
+``throttle``, ``lose`` and ``restart`` on the trading routes, through ``TradingFaults``. A fault is
+checked when it is made (``Fault``) and against the venue when it is applied (an unknown market
+or account is a ``ValueError``), so a bad one is refused and never half-applied.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import attrs
+
+from mmbot.clock import TrioClock
+from mmbot.model import ONE, parse_micro
+from mmbot.venues.simulator.channels import Channels
+from mmbot.venues.simulator.trading import SimTrading, VenueRefusal
+from mmbot.venues.simulator.venue import LiveVenue
+
+MALFORMED_FRAME = '{"event_type": "price_change", "market": "0xbad", "price_changes": [{"asset_id": 7'
+FAULT_KINDS = ("drop", "stall", "delay", "tick", "malformed", "fail", "throttle", "restart", "lose", "shuffle")
+FOREVER = 1 << 63  # a stall with no end
+_COUNTED = ("stall", "delay", "throttle", "restart", "lose")  # value: a whole number, or nothing
+_WHOLE = re.compile(r"[0-9]{1,12}")
+_NAME = re.compile(r"[^\s]{1,200}")
+
+
+@attrs.frozen(kw_only=True)
+class Fault:
+    """One injected fault. ``value``: stall seconds (0 = until the connection is dropped), delay
+    ms (0 clears it), for ``tick`` "<condition id>:<new tick>", for ``fail`` and ``shuffle`` an
+    API key (its next trade fails on chain / its next user messages come twice and reversed), for
+    ``throttle`` and ``lose`` a count of order posts (429 / accepted but answered 502), for
+    ``restart`` seconds of 425."""
+
+    kind: str
+    value: str = ""
+    at_s: int = 0  # for a scheduled fault: seconds after the server started
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind: expected one of {', '.join(FAULT_KINDS)}, got {self.kind!r}"[:200])
+        if self.at_s < 0:
+            raise ValueError("fault time: expected seconds, at least 0")
+        if self.kind in _COUNTED and self.value and not _WHOLE.fullmatch(self.value):
+            raise ValueError(f"{self.kind}: expected a whole number, got {self.value!r}"[:200])
+        if self.kind in ("fail", "shuffle") and not _NAME.fullmatch(self.value):
+            raise ValueError(f"{self.kind}: expected an API key")
+        if self.kind == "tick":
+            market, _, tick = self.value.partition(":")
+            if not _NAME.fullmatch(market) or not self.tick_of(tick):
+                raise ValueError(f"tick: expected <condition id>:<tick>, e.g. 0x…:0.001, got {self.value!r}"[:200])
+
+    @staticmethod
+    def tick_of(text: str) -> int:
+        """A tick size that divides 1, in micro-units; 0 if ``text`` is none."""
+        try:
+            tick = parse_micro(text) if len(text) <= 12 else 0
+        except ValueError:
+            return 0
+        return tick if 0 < tick < ONE and ONE % tick == 0 else 0
+
+    @property
+    def count(self) -> int:
+        return int(self.value or 0)
+
+
+@attrs.define
+class TradingFaults:
+    """Faults waiting for the trading routes: order posts still to be throttled (429) or whose
+    answer is to be lost (502), and the end of a matching engine restart (425, server clock)."""
+
+    throttle: int = 0
+    lose: int = 0
+    restart_until_ns: int = 0
+
+    def take_throttle(self) -> bool:
+        if self.throttle:
+            self.throttle -= 1
+            return True
+        return False
+
+    def take_lose(self) -> bool:
+        if self.lose:
+            self.lose -= 1
+            return True
+        return False
+
+
+class FaultInjector:
+    def __init__(self, *, venue: LiveVenue, trading: SimTrading, channels: Channels, trading_faults: TradingFaults,
+                 clock: TrioClock) -> None:
+        self._venue = venue
+        self._trading = trading
+        self._channels = channels
+        self._trading_faults = trading_faults
+        self._clock = clock
+
+    def inject(self, fault: Fault) -> dict[str, Any]:
+        """Apply ``fault`` now; returns what it touched (the admin endpoint's answer). A fault naming
+        a market or account the venue does not know is a ``ValueError``, and nothing changes."""
+        channels = self._channels
+        conns = channels.everyone()
+        if fault.kind == "drop":
+            for conn in conns:
+                conn.scope.cancel()
+            return {"dropped": len(conns)}
+        if fault.kind == "stall":
+            until = FOREVER if fault.count == 0 else self._clock.now_ns() + fault.count * 1_000_000_000
+            for conn in conns:
+                conn.stalled_until_ns = until
+            return {"stalled": len(conns), "seconds": fault.count or None}
+        if fault.kind == "delay":
+            channels.delay_s = fault.count / 1000  # float-ok: a trio sleep
+            for conn in conns:
+                conn.delay_s = channels.delay_s
+            return {"delayed": len(conns), "ms": fault.count}
+        if fault.kind in ("fail", "shuffle"):
+            try:
+                self._trading.account(api_key=fault.value)
+            except VenueRefusal:
+                raise ValueError(f"{fault.kind}: no account has that API key") from None
+            feed = self._venue.user_feed
+            if fault.kind == "fail":  # the account's next trade goes MATCHED -> RETRYING -> FAILED
+                feed.fail_next.add(fault.value)
+                return {"fail_next_trade_of": fault.value}
+            feed.shuffle_next.add(fault.value)
+            return {"shuffle_next_messages_of": fault.value}
+        if fault.kind == "throttle":
+            self._trading_faults.throttle += fault.count or 1
+            return {"throttle": self._trading_faults.throttle}
+        if fault.kind == "lose":
+            self._trading_faults.lose += fault.count or 1
+            return {"lose": self._trading_faults.lose}
+        if fault.kind == "restart":
+            seconds = fault.count or 90
+            self._trading_faults.restart_until_ns = self._clock.now_ns() + seconds * 1_000_000_000
+            return {"restart_s": seconds}
+        if fault.kind == "tick":
+            market, _, tick = fault.value.partition(":")
+            if market not in {m.market for m in self._venue.markets()}:
+                raise ValueError(f"tick: no market {market!r}"[:200])
+            frames = self._venue.set_tick(market, Fault.tick_of(tick))
+            channels.publish(frames)
+            return {"market": market, "tick": tick, "frames": len(frames)}
+        for conn in channels.market.values():  # malformed: on the market channel
+            channels.enqueue(conn, MALFORMED_FRAME)
+        return {"malformed_to": len(channels.market)}
