@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 from mmbot.clock import TrioClock
-from mmbot.config import Secret
+from mmbot.config import Secret, VenueConfig
 from mmbot.model import (
     ONE, CancelRejected, CancelRequest, MarketInfo, OrderAccepted, OrderDone, OrderOutcomeUnknown, OrderRejected,
     Side, SubmitRequest, TimeInForce,
@@ -39,7 +39,7 @@ def gateway(handler, beats: list | None = None):  # noqa: ANN001, ANN201
     beats = [] if beats is None else beats
 
     def record(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/heartbeats":  # the gateway's keepalive: answered, not counted
+        if request.url.path == "/v1/heartbeats":  # the gateway's keepalive: answered, not counted
             beats.append(json.loads(request.content)["heartbeat_id"])
             return httpx.Response(200, json={"status": "ok", "heartbeat_id": f"h{len(beats)}"})
         seen.append(request)
@@ -51,7 +51,7 @@ def gateway(handler, beats: list | None = None):  # noqa: ANN001, ANN201
     answers: list = []
     sink = Rows()
     gw = LiveGateway(rest=rest, signer=OrderSigner(KEY), owner="key-1", markets={YES: MARKET}.get,
-                     respond=answers.append, sink=sink, clock=clock, rng=random.Random(1))
+                     respond=answers.append, sink=sink, clock=clock, rng=random.Random(1), config=VenueConfig())
     return gw, answers, seen, sink
 
 
@@ -157,8 +157,10 @@ async def test_a_dry_run_signs_and_records_every_order_and_sends_nothing(nursery
     beats: list = []
     gw, answers, seen, sink = gateway(lambda request: httpx.Response(500), beats)
     dry = LiveGateway(rest=gw._rest, signer=OrderSigner(KEY), owner="key-1", markets={YES: MARKET}.get,
-                      respond=answers.append, sink=sink, clock=gw._clock, rng=random.Random(1), dry_run=True)
-    await run(dry, [submit(1), submit(2, price=460_000), CancelRequest(cid="c1", order_id="o1")], nursery)
+                      respond=answers.append, sink=sink, clock=gw._clock, rng=random.Random(1), config=VenueConfig(),
+                      dry_run=True)
+    await run(dry, [submit(1), submit(2, price=460_000)], nursery)
+    dry.send(CancelRequest(cid="c1", order_id="o1"))
     await trio.sleep(30)  # long enough for heartbeats, were any sent
     assert seen == [] and beats == []
     assert answers == [

@@ -1,48 +1,92 @@
 """The CLOB REST API over an injected ``httpx.AsyncClient``: authenticated (L2) trading calls with
-every outcome mapped into the venue error tree (ports.py), and a client-side rate limiter sized to
-the venue's published limits (protocol doc §4).
+every outcome mapped into the venue error tree (ports.py), typed answers (``rest_answers.py``),
+and a client-side rate limiter sized to the venue's published limits (protocol doc §4).
 
 Outcomes:
 
-* a 2xx answer is parsed and returned;
+* a 2xx answer is decoded into its typed value; one that cannot be decoded is ``Retryable`` for a
+  read and ``OutcomeUnknown`` for a call that changes state (it may have done so);
 * 400 (and other 4xx) with ``{"error": ...}`` → ``Rejected`` with the venue's string;
 * 401/403 → ``Fatal`` (credentials are wrong: stop trading);
-* 429 → ``Retryable`` with ``Retry-After``; 425 (engine restart) → ``Retryable``, and the caller
-  respects the post-only window that follows;
+* 429 → ``RateLimited`` with the ``Retry-After`` it advised; 425 (engine restart) →
+  ``EngineRestarting``, and the caller respects the post-only window that follows (both are
+  ``Retryable``);
 * no connection made → ``Retryable`` (nothing reached the venue);
 * the request left and no answer came (timeout, dropped connection, 5xx) → ``OutcomeUnknown`` for
   a call that changes state — never resubmit, reconciliation decides — and ``Retryable`` for a read.
 
-Bodies are serialised once, and the exact bytes sent are the ones the HMAC covers.
+Nothing here retries: the caller does, through ``mmbot.backoff``. Bodies are serialised once, and
+the exact bytes sent are the ones the HMAC covers.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
+import math
 from collections import deque
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import httpx
+import msgspec
 import trio
 
 from mmbot.config import Secret
-from mmbot.model import ONE, parse_micro
+from mmbot.model import ONE, MalformedFrame, UserTrade
 from mmbot.ports import Clock, Fatal, OutcomeUnknown, Rejected, Retryable
 from mmbot.venues.polymarket.auth import ApiCredentials, SigningKey, l1_headers, l2_headers
+from mmbot.venues.polymarket.rest_answers import (
+    AnswerError, CancelAnswer, Collateral, OpenOrder, PostAnswer, decode_api_key, decode_balance, decode_cancel,
+    decode_collateral, decode_heartbeat, decode_mid, decode_open_order, decode_page, decode_post, decode_posts,
+    decode_version,
+)
+from mmbot.venues.polymarket.wire_base import WireError, excerpt
+from mmbot.venues.polymarket.wire_user import decode_trade_record
 
 ORDER_VERSION = 2  # the order struct we sign (auth.py): refuse to trade against any other
 MAX_BATCH = 15  # POST /orders
+MAX_CANCELS = 3_000  # DELETE /orders
+FIRST_CURSOR = "MA=="
 LAST_CURSOR = "LTE="
+ENGINE_RESTART_RETRY_S = 2  # protocol §4: back off 1-2 s from a 425 (unless Retry-After says otherwise)
+MAX_RETRY_AFTER_S = 300  # a longer advice (or a garbled one) is taken as this: a cancel must not park for ever
 
 # Requests per 10 s (protocol §4, as of 2026-05), kept a tenth under the venue's figure.
 LIMITS = {"POST /order": 3_150, "POST /orders": 900, "DELETE /order": 2_700, "DELETE /orders": 900,
           "GET /balance-allowance": 180, "default": 8_100}
 WINDOW_NS = 10_000_000_000
 
+T = TypeVar("T")
+
 
 class EngineRestarting(Retryable):
     """HTTP 425: the matching engine is restarting; afterwards the venue takes only post-only
     orders (and cancels) for about two minutes."""
+
+
+class RateLimited(Retryable):
+    """HTTP 429: nothing happened; try again no sooner than ``retry_after_s`` (if the venue said)."""
+
+
+def parse_retry_after(value: str | None, now_ns: int) -> float | None:  # float-ok: a delay
+    """``Retry-After`` in seconds: an integer, a fraction ("0.5") or an HTTP date; None when absent
+    or unreadable (the caller's backoff decides then). Capped at ``MAX_RETRY_AFTER_S``."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)  # float-ok: a delay
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - now_ns / 1e9  # float-ok: a delay
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), float(MAX_RETRY_AFTER_S))  # float-ok: a delay
 
 
 class RateLimiter:
@@ -74,17 +118,26 @@ class ClobRest:
         self._address = address
         self._clock = clock
         self._limiter = limiter or RateLimiter(clock)
+        self._reads = 0  # paged reads made: names the cid of a malformed trade record
 
     # ------------------------------------------------------------------ public reads
 
     async def version(self) -> int:
-        return int((await self._call("GET", "/version", signed=False))["version"])
+        return await self._typed("GET", "/version", decode_version, signed=False)
 
     async def check_version(self) -> None:
         """At start-up: refuse to trade if the venue no longer takes the orders we sign."""
         version = await self.version()
         if version != ORDER_VERSION:
             raise Fatal(f"the venue's order version is {version}; mmbot signs version {ORDER_VERSION}")
+
+    async def midpoint(self, token: str) -> int | None:
+        """The book's midpoint (micro), or None if the venue has none (an empty or missing book)."""
+        try:
+            mid = await self._typed("GET", "/midpoint", decode_mid, params={"token_id": token}, signed=False)
+        except Rejected:
+            return None
+        return mid if mid is not None and 0 < mid < ONE else None
 
     # ------------------------------------------------------------------ L1
 
@@ -95,109 +148,119 @@ class ClobRest:
         for method, path in (("POST", "/auth/api-key"), ("GET", "/auth/derive-api-key")):
             headers = l1_headers(key, clock.now_ns() // 1_000_000_000, nonce)
             try:
-                answer = _outcome(method, path, await client.request(method, path, headers=headers), method != "GET")
-            except Rejected:
-                continue  # already created: derive it instead
+                response = await client.request(method, path, headers=headers)
             except httpx.TransportError as exc:
                 raise Retryable(f"{method} {path}: {type(exc).__name__}") from None
-            return ApiCredentials(api_key=str(answer["apiKey"]), secret=Secret(value=str(answer["secret"])),
-                                  passphrase=Secret(value=str(answer["passphrase"])))
+            try:
+                content = _outcome(method, path, response, method != "GET", clock.now_ns())
+            except Rejected:
+                continue  # already created: derive it instead
+            try:
+                api_key, secret, passphrase = decode_api_key(content)
+            except AnswerError as exc:
+                raise Retryable(f"{method} {path}: unreadable answer: {exc}") from None
+            return ApiCredentials(api_key=api_key, secret=Secret(value=secret), passphrase=Secret(value=passphrase))
         raise Fatal("the venue neither created nor derived API credentials for this key")
 
     # ------------------------------------------------------------------ trading
 
-    async def post_orders(self, orders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def post_orders(self, orders: list[dict[str, Any]]) -> list[PostAnswer]:
         """Post 1-15 order bodies (``{"order": ..., "owner": ..., "orderType": ..., "postOnly": ...}``);
-        one post response per order, in order."""
+        one answer per order, in order."""
         if not 1 <= len(orders) <= MAX_BATCH:
             raise ValueError(f"a batch holds 1 to {MAX_BATCH} orders, got {len(orders)}")
         if len(orders) == 1:
-            return [await self._call("POST", "/order", orders[0])]
-        return list(await self._call("POST", "/orders", orders))
+            return [await self._typed("POST", "/order", decode_post, orders[0])]
+        return await self._typed("POST", "/orders", lambda content: decode_posts(content, len(orders)), orders)
 
-    async def cancel(self, order_ids: list[str]) -> dict[str, Any]:
+    async def cancel(self, order_ids: list[str]) -> CancelAnswer:
+        if not 1 <= len(order_ids) <= MAX_CANCELS:
+            raise ValueError(f"a cancel holds 1 to {MAX_CANCELS} orders, got {len(order_ids)}")
         if len(order_ids) == 1:
-            return await self._call("DELETE", "/order", {"orderID": order_ids[0]})
-        return await self._call("DELETE", "/orders", order_ids)
+            return await self._typed("DELETE", "/order", decode_cancel, {"orderID": order_ids[0]})
+        return await self._typed("DELETE", "/orders", decode_cancel, order_ids)
 
-    async def cancel_all(self) -> dict[str, Any]:
-        return await self._call("DELETE", "/cancel-all")
+    async def cancel_market(self, market: str, asset_id: str = "") -> CancelAnswer:
+        return await self._typed("DELETE", "/cancel-market-orders", decode_cancel,
+                                 {"market": market, "asset_id": asset_id})
 
-    async def cancel_market(self, market: str, asset_id: str = "") -> dict[str, Any]:
-        return await self._call("DELETE", "/cancel-market-orders", {"market": market, "asset_id": asset_id})
+    async def cancel_all(self) -> CancelAnswer:
+        return await self._typed("DELETE", "/cancel-all", decode_cancel)
 
-    async def open_orders(self, market: str | None = None) -> list[dict[str, Any]]:
-        return await self._pages("/data/orders", {"market": market} if market else {})
+    async def open_orders(self, market: str | None = None) -> list[OpenOrder]:
+        items = await self._pages("/data/orders", {"market": market} if market else {})
+        try:
+            return [decode_open_order(raw) for raw in items]
+        except AnswerError as exc:
+            raise Retryable(f"GET /data/orders: unreadable answer: {exc}") from None
 
-    async def trades(self, after_s: int | None = None) -> list[dict[str, Any]]:
-        return await self._pages("/data/trades", {"after": str(after_s)} if after_s is not None else {})
+    async def trades(self, after_s: int | None = None) -> list[UserTrade | MalformedFrame]:
+        """The account's trades; an item that cannot be decoded is kept as a ``MalformedFrame``
+        (channel ``trades``) for the caller to record, and never fails the page."""
+        items = await self._pages("/data/trades", {"after": str(after_s)} if after_s is not None else {})
+        now = self._clock.now_ns()
+        cid = f"trades{self._reads}"
+        records: list[UserTrade | MalformedFrame] = []
+        for i, raw in enumerate(items):
+            try:
+                records.append(decode_trade_record(bytes(raw), recv_ns=now, cid=f"{cid}.{i}"))
+            except WireError as exc:
+                records.append(MalformedFrame(cid=f"{cid}.{i}", recv_ns=now, channel="trades", error=str(exc),
+                                              excerpt=excerpt(raw)))
+        return records
+
+    async def collateral(self, signature_type: int = 0) -> Collateral:
+        """pUSD held and the least of its allowances to the exchanges (None if the venue gave none)."""
+        return await self._typed("GET", "/balance-allowance", decode_collateral,
+                                 params={"asset_type": "COLLATERAL", "signature_type": str(signature_type)})
 
     async def collateral_balance(self, signature_type: int = 0) -> int:
         """pUSD held (micro), open orders not deducted."""
-        return (await self.collateral(signature_type))[0]
-
-    async def collateral(self, signature_type: int = 0) -> tuple[int, int | None]:
-        """pUSD held and the least of its allowances to the exchanges (None if the venue gave none):
-        ``allowance`` as captured, or ``allowances`` per spender as the docs describe."""
-        answer = await self._call("GET", "/balance-allowance",
-                                  params={"asset_type": "COLLATERAL", "signature_type": str(signature_type)})
-        allowances = answer.get("allowances") if isinstance(answer, dict) else None
-        try:
-            balance = int(answer["balance"])
-            if isinstance(allowances, dict) and allowances:
-                return balance, min(int(v) for v in allowances.values())
-            return balance, int(answer["allowance"]) if "allowance" in answer else None
-        except (KeyError, TypeError, ValueError):
-            raise Retryable(f"GET /balance-allowance: unreadable answer {str(answer)[:100]!r}") from None
+        return (await self.collateral(signature_type)).balance
 
     async def token_balance(self, token: str, signature_type: int = 0) -> int:
         """Shares of one outcome token held (micro)."""
-        return await self._balance({"asset_type": "CONDITIONAL", "token_id": token,
-                                    "signature_type": str(signature_type)})
-
-    async def midpoint(self, token: str) -> int | None:
-        """The book's midpoint (micro), or None if the venue has none (an empty or missing book)."""
-        try:
-            answer = await self._call("GET", "/midpoint", params={"token_id": token}, signed=False)
-        except Rejected:
-            return None
-        try:
-            mid = parse_micro(str(answer["mid"]))
-        except (KeyError, TypeError, ValueError):
-            return None
-        return mid if 0 < mid < ONE else None
+        return await self._typed("GET", "/balance-allowance", decode_balance, params={
+            "asset_type": "CONDITIONAL", "token_id": token, "signature_type": str(signature_type)})
 
     async def heartbeat(self, heartbeat_id: str) -> str:
-        """Keep resting orders alive (cancel-on-disconnect); returns the id to echo next time.
-        An expired id comes back as a 400 carrying the current one: adopt it."""
+        """``POST /v1/heartbeats``: keeps resting orders alive (cancel-on-disconnect); returns the id
+        to echo next time. An expired id comes back as a 400 carrying the current one: it is adopted
+        and the heartbeat sent again with it, once."""
         try:
-            return str((await self._call("POST", "/heartbeats", {"heartbeat_id": heartbeat_id}))["heartbeat_id"])
+            return await self._typed("POST", "/v1/heartbeats", decode_heartbeat, {"heartbeat_id": heartbeat_id})
         except Rejected as exc:
             current = getattr(exc, "body", {}).get("heartbeat_id")
-            if current:
-                return str(current)
-            raise
+            if not isinstance(current, str) or current == heartbeat_id:
+                raise
+            return await self._typed("POST", "/v1/heartbeats", decode_heartbeat, {"heartbeat_id": current})
 
     # ------------------------------------------------------------------ the one way out
 
-    async def _balance(self, params: dict[str, str]) -> int:
-        answer = await self._call("GET", "/balance-allowance", params=params)
-        try:
-            return int(answer["balance"])
-        except (KeyError, TypeError, ValueError):
-            raise Retryable(f"GET /balance-allowance: no balance in {str(answer)[:100]!r}") from None
-
-    async def _pages(self, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = []
-        cursor = "MA=="
+    async def _pages(self, path: str, params: dict[str, str]) -> list[msgspec.Raw]:
+        self._reads += 1
+        items: list[msgspec.Raw] = []
+        cursor, seen = FIRST_CURSOR, set()
         while cursor != LAST_CURSOR:
-            page = await self._call("GET", path, params={**params, "next_cursor": cursor})
-            rows.extend(page.get("data", []))
-            cursor = page.get("next_cursor") or LAST_CURSOR
-        return rows
+            if cursor in seen:
+                raise Retryable(f"GET {path}: the venue's cursor {cursor[:20]!r} came round again")
+            seen.add(cursor)
+            page, cursor = await self._typed("GET", path, decode_page, params={**params, "next_cursor": cursor})
+            items.extend(page)
+            cursor = cursor or LAST_CURSOR
+        return items
+
+    async def _typed(self, method: str, path: str, decode: Callable[[bytes], T], body: Any = None, *,
+                     params: dict[str, str] | None = None, signed: bool = True) -> T:
+        content = await self._call(method, path, body, params=params, signed=signed)
+        try:
+            return decode(content)
+        except AnswerError as exc:
+            error = OutcomeUnknown if method != "GET" else Retryable
+            raise error(f"{method} {path}: unreadable answer: {exc}") from None
 
     async def _call(self, method: str, path: str, body: Any = None, *, params: dict[str, str] | None = None,
-                    signed: bool = True) -> Any:
+                    signed: bool = True) -> bytes:
         await self._limiter.acquire(f"{method} {path}")
         content = "" if body is None else json.dumps(body, separators=(",", ":"))
         headers = {"Content-Type": "application/json"} if content else {}
@@ -213,23 +276,29 @@ class ClobRest:
         except httpx.TransportError as exc:  # sent, and then nothing (read timeout, reset, protocol error)
             error = OutcomeUnknown if changes_state else Retryable
             raise error(f"{method} {path}: no answer: {type(exc).__name__}") from None
-        return _outcome(method, path, response, changes_state)
+        return _outcome(method, path, response, changes_state, self._clock.now_ns())
 
 
-def _outcome(method: str, path: str, response: httpx.Response, changes_state: bool) -> Any:
+def _outcome(method: str, path: str, response: httpx.Response, changes_state: bool, now_ns: int) -> bytes:
+    """The body of a 2xx answer; anything else raised as its place in the error tree."""
     status = response.status_code
+    if status < 300:
+        return response.content
     try:
         body = response.json()
     except ValueError:
         body = {"error": response.text[:200]}
-    if status < 300:
-        return body
-    message = body.get("error", "") if isinstance(body, dict) else str(body)[:200]
+    if isinstance(body, dict):
+        message = str(body.get("error") or body.get("error_msg") or body.get("errorMsg") or "")[:200]
+    else:
+        message = str(body)[:200]
     if status == 429:
-        retry = response.headers.get("Retry-After", "")
-        raise Retryable(f"{method} {path}: rate limited", retry_after_s=int(retry) if retry.isdigit() else 1)
+        raise RateLimited(f"{method} {path}: rate limited",
+                          retry_after_s=parse_retry_after(response.headers.get("Retry-After"), now_ns))
     if status == 425:
-        raise EngineRestarting(f"{method} {path}: the matching engine is restarting", retry_after_s=2)
+        advised = parse_retry_after(response.headers.get("Retry-After"), now_ns)
+        raise EngineRestarting(f"{method} {path}: the matching engine is restarting",
+                               retry_after_s=ENGINE_RESTART_RETRY_S if advised is None else advised)
     if status in (401, 403):
         raise Fatal(f"{method} {path}: {status} {message}")
     if status >= 500:
