@@ -37,7 +37,7 @@ import pytest
 import trio
 
 from mmbot.clock import Scheduler, TrioClock
-from mmbot.config import FeedConfig, Secret
+from mmbot.config import FeedConfig, Secret, VenueConfig
 from mmbot.decisions.book import Books
 from mmbot.model import (
     ONE,
@@ -118,6 +118,7 @@ class Harness:
     # Pinned differences (see the end of the module): how many OrderDone one successful cancel
     # brings, and the stable part of each rejection's reason.
     DONES_PER_CANCEL: int
+    TAKES_BACK_UNSENT: bool  # a cancel of a submit not sent yet ends it as rejected, nothing sent
     OFF_TICK_KEY: str
     MIN_SIZE_KEY: str
     ALREADY_DONE_KEY = "already canceled or matched"
@@ -189,6 +190,7 @@ class Harness:
 class PaperHarness(Harness):
     name = "paper"
     DONES_PER_CANCEL = 1
+    TAKES_BACK_UNSENT = False
     OFF_TICK_KEY = "INVALID_ORDER_MIN_TICK_SIZE"  # the venue's string, as paper.MIN_TICK_SIZE
     MIN_SIZE_KEY = "INVALID_ORDER_MIN_SIZE"
 
@@ -246,6 +248,7 @@ class LiveHarness(Harness):
     # The cancel's REST answer and the user channel's CANCELLATION each bring an OrderDone
     # (executor._on_done takes the second as "told twice").
     DONES_PER_CANCEL = 2
+    TAKES_BACK_UNSENT = True  # still in the submit queue: LiveGateway rejects it locally
     # An off-grid price never reaches the venue: LiveGateway.body refuses it locally, naming the
     # venue's code ("local: INVALID_ORDER_MIN_TICK_SIZE: price 0.385 is not on the 0.01 grid").
     OFF_TICK_KEY = "INVALID_ORDER_MIN_TICK_SIZE"
@@ -272,7 +275,8 @@ class LiveHarness(Harness):
             rest = ClobRest(client=httpx.AsyncClient(base_url=urls.rest, timeout=WAIT_S), creds=creds,
                             address=key.address, clock=self.clock)
             return LiveGateway(rest=rest, signer=OrderSigner(key), owner=creds.api_key, markets=lookup,
-                               respond=respond, sink=Rows(), clock=self.clock, rng=random.Random(seed))
+                               respond=respond, sink=Rows(), clock=self.clock, rng=random.Random(seed),
+                               config=VenueConfig())
 
         self.heard: list[tuple[str, VenueResponse]] = []  # (where from, answer), sentinels included
         self.gateway = gateway(KEY_A, creds_a, lambda msg: self._heard("rest", msg), SEED)
@@ -484,7 +488,8 @@ async def test_a_cancel_sent_right_behind_its_submit_ends_the_order(venue: Harne
         venue.cancel(order_id)
     await venue.settle()
     assert {i: venue.of(i) for i in ids} == {
-        i: [("accepted", i)] + [("done", i, "canceled")] * venue.DONES_PER_CANCEL for i in ids
+        i: [("rejected", i, "local: cancelled before it was sent")] if venue.TAKES_BACK_UNSENT
+        else [("accepted", i)] + [("done", i, "canceled")] * venue.DONES_PER_CANCEL for i in ids
     }
     assert [i for i in ids if venue.resting(i) is not None] == []
 
@@ -505,6 +510,9 @@ async def test_a_size_finer_than_the_venue_takes_is_refused(venue: Harness, auto
 #   the user channel's CANCELLATION both become OrderDone("canceled"). The executor records the
 #   first and takes the second as "told twice" (``Executor._on_done``), so the event log is the
 #   same; a consumer counting answers would differ.
+# - A cancel of a submit still queued (all sent before anything yields): live takes the submit back
+#   and answers OrderRejected("local: cancelled before it was sent"); paper accepts, then cancels.
+#   Both end the order and release its reservation.
 #
 # Found by this suite and fixed (the tests above hold both to it):
 #
