@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 
 import trio
 import trio_websocket
 
 from mmbot.clock import TrioClock
 from mmbot.config import FeedConfig, Secret
-from mmbot.model import ONE, Liquidity, Side
+from mmbot.decisions.reconcile import FAILED, Reconciler
+from mmbot.model import ONE, Correction, Fill, Ids, Liquidity, MalformedFrame, Side
 from mmbot.venues.polymarket.auth import ApiCredentials
 from mmbot.venues.polymarket.user_fills import our_legs
-from mmbot.venues.polymarket.wire_user import decode_user_frame
+from mmbot.venues.polymarket.wire_user import decode_trade_record, decode_user_frame
 from mmbot.venues.polymarket.ws import user_connection
 
 CREDS = ApiCredentials(api_key="ce168652-c146-2d93-a45c-f36cc52ae6f6",
@@ -90,3 +92,36 @@ def test_a_maker_entry_without_a_side_gets_it_by_inversion(fixtures_dir) -> None
     [on_same] = our_legs(same_token, api_key=entry.owner, addresses=frozenset(), our_ids={}, taker_fee=lambda *a: 0)
     [on_other] = our_legs(other_token, api_key=entry.owner, addresses=frozenset(), our_ids={}, taker_fee=lambda *a: 0)
     assert on_same.side is trade.side.opposite and on_other.side is trade.side
+
+
+# --------------------------------------------------------------------------- a FAILED trade with an ISO time
+
+
+def _reversed_by(trade_text: str, decode: Callable[[str], list]) -> list[Correction]:
+    """Books our fill of the trade, then hands the venue's report of it to reconciliation."""
+    [trade] = decode(trade_text)
+    assert not isinstance(trade, MalformedFrame), trade.error
+    sent: list[Correction] = []
+    rec = Reconciler(emit=sent.append, ids=Ids(), timeout_ns=10**10)
+    [leg] = our_legs(trade, api_key=CREDS.api_key, addresses=frozenset(), our_ids={trade.taker_order_id: "o7"},
+                     taker_fee=lambda token, price, size: 0)
+    rec.on_our_fill(Fill(cid="a", fill_id=leg.trade_id, order_id="o7", market=leg.market, token=leg.token,
+                         side=leg.side, price=leg.price, size=leg.size, fee=0, liquidity=Liquidity.TAKER, ts_ns=0), 0)
+    assert leg.status == FAILED
+    rec.on_leg(leg, 1)
+    return sent
+
+
+def test_a_failed_trade_with_an_iso_match_time_reaches_reconciliation(fixtures_dir) -> None:
+    frame = json.loads((fixtures_dir / "ws-user" / "user_trade2.json").read_text())
+    frame.update(status="FAILED", match_time="2026-05-11T14:03:07.123Z", last_update="2026-05-11T14:03:09+00:00")
+    del frame["timestamp"]
+    sent = _reversed_by(json.dumps(frame), lambda text: decode_user_frame(text, recv_ns=1, cid="u1"))
+    assert [(c.order_id, c.size_delta, c.reason) for c in sent] == [("o7", -5 * ONE, f"trade {frame['id']} failed")]
+
+
+def test_a_failed_data_trades_record_with_iso_times_reaches_reconciliation(fixtures_dir) -> None:
+    [record] = json.loads((fixtures_dir / "rest" / "http_trades_page.json").read_text())["data"]
+    record["status"] = "TRADE_STATUS_FAILED"
+    sent = _reversed_by(json.dumps(record), lambda text: [decode_trade_record(text, recv_ns=1, cid="r1")])
+    assert [(c.order_id, c.size_delta) for c in sent] == [("o7", -10 * ONE)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from mmbot.venues.polymarket.wire import (
     decode_user_frame,
     parse_price,
 )
+from mmbot.venues.polymarket.wire_base import as_millis, as_seconds
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "polymarket"
 FRAME_FILES = sorted(
@@ -529,3 +531,98 @@ def test_parse_price_examples() -> None:
     assert parse_price("0.920") == parse_price("0.9200000") == 920_000
     assert parse_price("1.") == 1_000_000 and parse_price(".5") == 500_000
     assert parse_price("0") == 0 and parse_price("007.50") == 7_500_000
+
+
+# --------------------------------------------------------------------------- venue times
+
+# 1725958681 s is 2024-09-10T08:58:01Z: user_trade2.json's match_time.
+SAME_INSTANT = [
+    1725958681, "1725958681", 1725958681000, "1725958681000",
+    "2024-09-10T08:58:01Z", "2024-09-10T08:58:01", "2024-09-10T08:58:01+00:00", "2024-09-10 08:58:01+00",
+    "2024-09-10T10:58:01+02:00", "2024-09-10T03:28:01-0530", "2024-09-10t08:58:01z", "2024-09-10T08:58:01.000Z",
+]
+
+
+@pytest.mark.parametrize("stamp", SAME_INSTANT, ids=repr)
+def test_every_time_form_gives_the_same_instant(stamp: Any) -> None:
+    assert as_seconds(stamp, "t") == 1725958681 and as_millis(stamp, "t") == 1725958681000
+
+
+@pytest.mark.parametrize("stamp", ["2024-09-10T08:58:01.123Z", "2024-09-10T08:58:01.1239999", "2024-09-10T10:58:01,123+02",
+                                   "1725958681123", 1725958681123])
+def test_a_fraction_is_kept_to_the_millisecond_and_seconds_round_down(stamp: Any) -> None:
+    assert as_millis(stamp, "t") == 1725958681123 and as_seconds(stamp, "t") == 1725958681
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 4_102_444_799_999), st.integers(-(23 * 60 + 59), 23 * 60 + 59),
+       st.sampled_from(["Z", "+hh:mm", "+hhmm", "none"]), st.text("0123456789", max_size=6), st.booleans())
+def test_iso_times_in_any_zone_are_exact(ms: int, offset_min: int, zone: str, extra: str, fraction: bool) -> None:
+    if not fraction:
+        ms -= ms % 1000
+    if zone in ("Z", "none"):
+        offset_min = 0
+    instant = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    local = instant.astimezone(timezone(timedelta(minutes=offset_min)))
+    sign, hours, minutes = "+" if offset_min >= 0 else "-", abs(offset_min) // 60, abs(offset_min) % 60
+    text = local.strftime("%Y-%m-%dT%H:%M:%S") + (f".{ms % 1000:03d}{extra}" if fraction else "") + {
+        "Z": "Z", "none": "", "+hh:mm": f"{sign}{hours:02d}:{minutes:02d}", "+hhmm": f"{sign}{hours:02d}{minutes:02d}",
+    }[zone]
+    assert as_millis(text, "t") == ms and as_seconds(text, "t") == ms // 1000
+
+
+@pytest.mark.parametrize("junk", [
+    "", "x", "-3", "1e5", "1725958681.5", "１７２５９５８６８１", " 1725958681", "2024-09-10", "2024-09-10T08:58",
+    "2024-02-30T00:00:00Z", "2024-09-10T24:00:00Z", "2024-09-10T08:58:60Z", "2024-09-10T08:58:01+24:00",
+    "2024-09-10T08:58:01 UTC", "1969-12-31T23:59:59Z", "20240910T085801Z", "9" * 5000, 10**14, True, -1,
+])
+def test_anything_else_is_a_clear_wire_error(junk: Any) -> None:
+    with pytest.raises(WireError, match=r"^match_time: "):
+        as_millis(junk, "match_time")
+    with pytest.raises(WireError, match=r"^match_time: "):
+        as_seconds(junk, "match_time")
+
+
+@pytest.mark.parametrize("stamp", SAME_INSTANT, ids=repr)
+def test_every_time_form_decodes_in_a_user_trade_and_a_trade_record(stamp: Any) -> None:
+    frame = {**obj_of("user_trade2.json"), "match_time": stamp, "timestamp": stamp}
+    trade = one(json.dumps(frame), decode_user_frame)
+    assert isinstance(trade, UserTrade), trade
+    assert (trade.match_time_s, trade.venue_ts_ms) == (1725958681, 1725958681000)
+    record = {**obj_of("trades.json"), "match_time": stamp, "last_update": stamp}
+    assert decode_trade_record(json.dumps(record), recv_ns=0, cid="r").match_time_s == 1725958681
+
+
+def test_the_rest_captures_with_iso_and_integer_times_decode() -> None:
+    [item] = json.loads((FIXTURES / "rest" / "http_trades_page.json").read_text())["data"]
+    trade = decode_trade_record(json.dumps(item), recv_ns=0, cid="r")
+    assert (trade.status, trade.match_time_s, trade.venue_ts_ms) == ("MINED", 1704067200, 1704067210_000)
+    orders = json.loads((FIXTURES / "rest" / "http_open_orders_page.json").read_text())["data"]
+    decoded = [decode_order_record(json.dumps(o), recv_ns=0, cid="o") for o in orders]
+    assert [o.venue_ts_ms for o in decoded] == [1703875200_000, 1703875201_000]  # created_at: a JSON number, seconds
+    iso = decode_order_record(json.dumps({**orders[0], "created_at": "2023-12-29T18:40:00.250Z"}), recv_ns=0, cid="o")
+    assert iso.venue_ts_ms == 1703875200_250
+
+
+def test_a_bad_time_names_its_field_and_the_frame_is_malformed() -> None:
+    frame = {**obj_of("user_trade2.json"), "timestamp": "", "last_update": "yesterday"}
+    [bad] = decode_user_frame(json.dumps(frame), recv_ns=0, cid="c")
+    assert isinstance(bad, MalformedFrame) and bad.error == "trade: last_update: not a time: 'yesterday'"
+    order = {**obj_of("order_placement.json"), "timestamp": "", "created_at": "2024-13-01T00:00:00Z"}
+    [bad] = decode_user_frame(json.dumps(order), recv_ns=0, cid="c")
+    assert isinstance(bad, MalformedFrame) and bad.error.startswith("order: created_at: not a time:")
+
+
+# --------------------------------------------------------------------------- trade statuses
+
+
+@pytest.mark.parametrize("sent, kept", [
+    ("FAILED", "FAILED"), ("failed", "FAILED"), ("TRADE_STATUS_CONFIRMED", "CONFIRMED"),
+    ("trade_status_mined", "MINED"), ("Retrying", "RETRYING"),
+    ("MATCHED_NOT_BROADCASTED", "MATCHED_NOT_BROADCASTED"), ("trade_status_something_new", "SOMETHING_NEW"),
+])
+def test_trade_statuses_are_normalised_and_unknown_ones_kept(sent: str, kept: str) -> None:
+    trade = one(json.dumps({**obj_of("user_trade2.json"), "status": sent}), decode_user_frame)
+    assert isinstance(trade, UserTrade) and trade.status == kept
+    record = decode_trade_record(json.dumps({**obj_of("trades.json"), "status": sent}), recv_ns=0, cid="r")
+    assert record.status == kept

@@ -15,6 +15,7 @@ element becomes a ``MalformedFrame`` in its place and its neighbours survive.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, Callable, Union
 
 import msgspec
@@ -32,7 +33,9 @@ class WireError(ValueError):
 # UnicodeDecodeError for bytes that are not UTF-8: all three are just bad input.
 BAD_JSON = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
 
-Stamp = Union[str, int]  # a whole number the venue sends as a string, sometimes as a number
+# A venue time: whole unix seconds or milliseconds, as a JSON number or a string of digits, or
+# ISO-8601 text; as_seconds and as_millis read every form.
+Stamp = Union[str, int]
 
 
 SCALE = (1_000_000, 100_000, 10_000, 1_000, 100, 10, 1)  # by number of decimal places
@@ -113,7 +116,7 @@ def parse_count(value: str | int, field: str) -> int:
         if value < 0:
             raise WireError(f"{field}: negative: {value}")
         return value
-    if value.isdigit() and value.isascii():
+    if value.isdigit() and value.isascii() and len(value) <= 30:
         return int(value)
     raise WireError(f"{field}: not a whole number: {value[:40]!r}")
 
@@ -127,18 +130,57 @@ def optional_price(text: str | None) -> int | None:
 
 
 # Venue timestamps come as ms or as unix seconds depending on field and capture (protocol §10.8).
-# 10**11 ms is 1973 and 10**11 s is the year 5138, so a value below it must be seconds.
+# 10**11 ms is 1973 and 10**11 s is the year 5138, so a value below it must be seconds; from
+# 10**14 on it would be milliseconds past the year 5138, which no venue time is (µs or ns).
 _SECONDS_LIMIT = 10**11
+_MILLIS_LIMIT = 10**14
+
+# ISO-8601 in its extended form (REST answers and some user-channel captures): date, "T" or a
+# space, time to the second, an optional fraction, an optional zone (none means UTC).
+_ISO = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.,]([0-9]+))?"
+    r"(?:([Zz])|([+-])([0-9]{2})(?::?([0-9]{2}))?)?"
+)
+_EPOCH = datetime(1970, 1, 1)
 
 
-def as_millis(value: str | int, field: str) -> int:
+def _iso_millis(text: str, field: str) -> int:
+    """Exact unix milliseconds of an ISO-8601 time; digits past the millisecond are cut (floor)."""
+    match = _ISO.fullmatch(text)
+    if match is None:
+        raise WireError(f"{field}: not a time: {text[:40]!r}")
+    year, month, day, hour, minute, second, fraction, _, sign, zone_h, zone_m = match.groups()
+    try:
+        since_epoch = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second)) - _EPOCH
+    except ValueError as exc:  # a day, hour or second that does not exist
+        raise WireError(f"{field}: not a time: {text[:40]!r} ({exc})") from None
+    seconds = since_epoch.days * 86_400 + since_epoch.seconds
+    if sign is not None:  # local time = UTC + offset
+        hours, minutes = int(zone_h), int(zone_m or 0)
+        if hours > 23 or minutes > 59:
+            raise WireError(f"{field}: bad zone offset: {text[:40]!r}")
+        offset = (hours * 60 + minutes) * 60
+        seconds -= offset if sign == "+" else -offset
+    if seconds < 0:
+        raise WireError(f"{field}: before 1970: {text[:40]!r}")
+    return seconds * 1000 + int((fraction or "")[:3].ljust(3, "0"))
+
+
+def as_millis(value: Stamp, field: str) -> int:
+    """A venue time, in any form a Stamp takes, as exact unix milliseconds; WireError otherwise."""
+    if isinstance(value, str) and not (value.isdigit() and value.isascii()):
+        return _iso_millis(value, field)
+    if isinstance(value, bool):  # a JSON true is an int to Python, never a time
+        raise WireError(f"{field}: not a time: {value!r}")
     number = parse_count(value, field)
+    if number >= _MILLIS_LIMIT:
+        raise WireError(f"{field}: neither seconds nor milliseconds: {str(number)[:40]}")
     return number * 1000 if number < _SECONDS_LIMIT else number
 
 
-def as_seconds(value: str | int, field: str) -> int:
-    number = parse_count(value, field)
-    return number // 1000 if number >= _SECONDS_LIMIT else number
+def as_seconds(value: Stamp, field: str) -> int:
+    """A venue time, in any form a Stamp takes, as whole unix seconds (rounded down)."""
+    return as_millis(value, field) // 1000
 
 
 def valid_tick(tick: int, source: str | bytes) -> int:

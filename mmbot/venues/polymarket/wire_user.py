@@ -5,7 +5,12 @@ and an order object (``/data/orders``, or an order update stored bare). Those ha
 route them, so the caller says what they are by calling the matching entry point.
 Quirks handled here (protocol doc §3): ``""`` in ``size_matched``/``outcome``/``created_at``
 on kill messages, ``associate_trades`` null, ``match_time`` also spelled ``matchtime``,
-``fee_rate_bps`` ``""``, and ``timestamp`` in ms or in seconds depending on the capture.
+``fee_rate_bps`` ``""``, and every time field (``match_time``, ``timestamp``, ``last_update``,
+``created_at``) in seconds, in ms or as ISO-8601 text (wire_base.as_millis).
+
+A trade's status is kept as sent, in upper case and without a ``TRADE_STATUS_`` prefix
+(``confirmed`` and ``TRADE_STATUS_CONFIRMED`` are ``CONFIRMED``); one we do not know is kept too,
+never a malformed frame: a trade report is never dropped, and reconciliation decides what it means.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ class _Order(msgspec.Struct, tag_field="event_type", tag="order"):
     original_size: str
     type: str | None = None  # PLACEMENT / UPDATE / CANCELLATION; absent on REST order objects
     timestamp: Stamp | None = None  # ms; absent on REST order objects, which have created_at
-    created_at: Stamp | None = None  # seconds
+    created_at: Stamp | None = None  # seconds, or ms, or ISO-8601
     size_matched: str | None = None
     order_type: str | None = None
     owner: str | None = None
@@ -67,10 +72,10 @@ class _Trade(msgspec.Struct, tag_field="event_type", tag="trade"):
     size: str
     trader_side: str
     taker_order_id: str
-    match_time: Stamp | None = None
+    match_time: Stamp | None = None  # seconds; ISO-8601 in some REST answers
     matchtime: Stamp | None = None  # the docs' spelling
     timestamp: Stamp | None = None  # ms or seconds; absent on /data/trades items
-    last_update: Stamp | None = None  # seconds
+    last_update: Stamp | None = None  # seconds or ISO-8601
     maker_orders: list[_MakerOrder] = []
     owner: str | None = None
     maker_address: str | None = None
@@ -91,16 +96,21 @@ def _liquidity(text: str) -> Liquidity:
     return liquidity
 
 
-def _present(*values: Stamp | None) -> Stamp | None:
-    """The first value actually sent (neither absent nor "")."""
-    for value in values:
+def trade_status(text: str) -> str:
+    """A trade status as reconciliation compares it: upper case, without ``TRADE_STATUS_``."""
+    return text.upper().removeprefix("TRADE_STATUS_")
+
+
+def _first_sent(*fields: tuple[str, Stamp | None]) -> tuple[Stamp, str] | None:
+    """The first (value, field name) actually sent: neither absent nor ``""``."""
+    for name, value in fields:
         if value is not None and value != "":
-            return value
+            return value, name
     return None
 
 
 def _map_order(w: _Order, recv_ns: int, cid: str) -> UserOrder:
-    stamp = _present(w.timestamp, w.created_at)
+    stamp = _first_sent(("timestamp", w.timestamp), ("created_at", w.created_at))
     if stamp is None:
         raise WireError("order without timestamp or created_at")
     return UserOrder(
@@ -117,7 +127,7 @@ def _map_order(w: _Order, recv_ns: int, cid: str) -> UserOrder:
         size_matched=parse_price(w.size_matched) if w.size_matched else 0,
         order_type=w.order_type or "",
         owner=w.owner or "",
-        venue_ts_ms=as_millis(stamp, "timestamp"),
+        venue_ts_ms=as_millis(*stamp),
         associate_trades=tuple(w.associate_trades or ()),
         outcome=w.outcome or "",
     )
@@ -137,15 +147,15 @@ def _map_maker_order(m: _MakerOrder) -> MakerFill:
 
 
 def _map_trade(w: _Trade, recv_ns: int, cid: str) -> UserTrade:
-    match_time = _present(w.match_time, w.matchtime)
+    match_time = _first_sent(("match_time", w.match_time), ("matchtime", w.matchtime))
     if match_time is None:
         raise WireError("trade without match_time")
-    stamp = _present(w.timestamp, w.last_update)
+    stamp = _first_sent(("timestamp", w.timestamp), ("last_update", w.last_update)) or match_time
     return UserTrade(
         cid=cid,
         recv_ns=recv_ns,
         trade_id=w.id,
-        status=w.status,
+        status=trade_status(w.status),
         market=w.market,
         token=w.asset_id,
         side=side_of(w.side),
@@ -156,8 +166,8 @@ def _map_trade(w: _Trade, recv_ns: int, cid: str) -> UserTrade:
         owner=w.owner or "",
         maker_address=w.maker_address or "",
         maker_orders=tuple([_map_maker_order(m) for m in w.maker_orders]),
-        match_time_s=as_seconds(match_time, "match_time"),
-        venue_ts_ms=as_millis(match_time if stamp is None else stamp, "timestamp"),
+        match_time_s=as_seconds(*match_time),
+        venue_ts_ms=as_millis(*stamp),
         outcome=w.outcome or "",
         fee_rate_bps=optional_count(w.fee_rate_bps, "fee_rate_bps"),
         transaction_hash=w.transaction_hash or "",
