@@ -307,10 +307,11 @@ def cmd_cancel_all(args: argparse.Namespace) -> int:
     from mmbot.clock import TrioClock
     from mmbot.ports import VenueError
     from mmbot.venues.polymarket.rest import ClobRest
+    from mmbot.venues.polymarket.rest_answers import CancelAnswer
 
     key, creds = _trading_secrets("sim" if args.derive else "live", "mmbot cancel-all")
 
-    async def main() -> dict[str, Any]:
+    async def main() -> CancelAnswer:
         async with httpx.AsyncClient(base_url=args.rest, timeout=10) as client:
             clock = TrioClock()
             found = creds or await ClobRest.create_or_derive_api_key(client, key, clock)
@@ -320,7 +321,7 @@ def cmd_cancel_all(args: argparse.Namespace) -> int:
         answer = trio.run(main)
     except (VenueError, httpx.HTTPError) as exc:
         raise UsageError(f"mmbot cancel-all: {args.rest}: {exc}") from None
-    print(f"cancelled {len(answer.get('canceled', []))} order(s); not cancelled: {answer.get('not_canceled') or 'none'}")
+    print(f"cancelled {len(answer.canceled)} order(s); not cancelled: {answer.not_canceled or 'none'}")
     return 0
 
 
