@@ -286,7 +286,7 @@ class LiveHarness(Harness):
         fills = UserFills(api_key=creds_a.api_key, addresses=frozenset({KEY_A.address}),
                           our_ids=self.gateway.local_ids, markets=lookup,
                           respond=lambda msg: self._heard("user", msg), reconcile=lambda leg, now: None,
-                          sink=Rows(), since_s=0)
+                          sink=Rows())
         self.user = user_connection(
             url=self.server.user_url, creds=creds_a, markets=[], on_frame=fills.on_frame,
             on_gap=lambda keys, reason: self.gaps.append(reason), sink=Rows(), clock=self.clock,
