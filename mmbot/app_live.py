@@ -1,25 +1,18 @@
 """Composition root for trading with signed orders — ``--mode sim`` against the simulator and
-``--mode live`` against Polymarket, wired identically: the replay/paper engine with the live
-gateway, the user channel and reconciliation.
+``--mode live`` against Polymarket, wired identically: the replay/paper engine with the venue
+session (``venues/polymarket/session.py``) as its gateway, and reconciliation.
 
-Start-up, before any strategy may act: the venue's order version is checked; every open order of
-the account is cancelled (a clean slate: nothing rests on an earlier run's decisions); the
-account's pUSD balance becomes the ledger's cash and its shares of each traded token are adopted
-as positions, at the book's midpoint as cost basis (the venue does not know what we paid).
-
-Fills come from the user channel (``user_fills.UserFills``): booked at once (optimistic), every
-report also to the reconciler, which reverses a leg that fails later and adopts legs the executor
-refused or never saw. Once the user channel is first connected, and after every gap in it once it
-is back, the trades since the last one seen are fetched over REST (``/data/trades``) and go the
-same way; a trade seen twice is booked once. ``dry_run`` signs and logs every order without sending it (nothing is cancelled at
-start-up either): what the strategy would do, with real books and a real account.
+Start-up (``venues/polymarket/startup.py``) happens inside the run's event log, so a refusal (a
+401, an unapproved allowance) closes the log with the run marked as failed. ``dry_run`` signs and
+logs every order without sending it (nothing is cancelled at start-up either): what the strategy
+would do, with real books and a real account.
 """
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
 import httpx
 import trio
@@ -31,16 +24,19 @@ from mmbot.config import Config
 from mmbot.decisions.markets import Markets
 from mmbot.decisions.reconcile import Reconciler
 from mmbot.memory.log import EventLog
-from mmbot.model import Ids, MarketInfo, format_micro, notional, parse_micro
-from mmbot.ports import Fatal, OutcomeUnknown, Rejected, Retryable
-from mmbot.venues.polymarket.auth import EOA, ApiCredentials, OrderSigner, SigningKey
-from mmbot.venues.polymarket.gateway import LiveGateway
+from mmbot.model import Ids, MarketInfo
+from mmbot.ports import EventSink, OrderGateway, VenueError
+from mmbot.venues.polymarket.auth import EOA, ApiCredentials, SigningKey
 from mmbot.venues.polymarket.rest import ClobRest
-from mmbot.venues.polymarket.user_fills import UserFills
-from mmbot.venues.polymarket.ws import ChannelConnection, user_connection
+from mmbot.venues.polymarket.session import VenueSession
+from mmbot.venues.polymarket.startup import take_snapshot
 
 RECONCILE_TIMEOUT_NS = 10_000_000_000
-CATCH_UP_MARGIN_S = 60  # a catch-up asks for trades this long before the last one seen
+PRUNE_EVERY_S = 60
+
+
+class UserChannelUnavailable(VenueError):
+    """The run could not follow its fills: the user channel never connected."""
 
 
 async def run_trading(
@@ -48,156 +44,78 @@ async def run_trading(
     creds: ApiCredentials | None, db_path: str | Path, mode: str, duration_s: int | None = None,
     clock: TrioClock | None = None, stop: trio.Event | None = None, dry_run: bool = False,
     signature_type: int = EOA, funder: str | None = None, gamma_url: str | None = None,
-    task_status: Any = trio.TASK_STATUS_IGNORED,
+    task_status: trio.TaskStatus[Engine] = trio.TASK_STATUS_IGNORED,
 ) -> Engine:
     """``funder``: the address holding the funds when it is not the key's own (a Polymarket proxy
     wallet or Safe, with ``signature_type`` POLY_PROXY or POLY_GNOSIS_SAFE). ``gamma_url``: where
     the details of markets listed during the run come from (default ``rest_url``, as on the
-    simulator)."""
+    simulator). Raises ``UserChannelUnavailable`` (after a clean stop) if the user channel never
+    connected."""
     clock = clock or TrioClock()
+    stop = trio.Event() if stop is None else stop
     async with httpx.AsyncClient(base_url=rest_url, timeout=10) as http:
         if creds is None:
             creds = await ClobRest.create_or_derive_api_key(http, key, clock)
         rest = ClobRest(client=http, creds=creds, address=key.address, clock=clock)
-        await rest.check_version()
         log = EventLog(db_path, clock=clock, wall=wall_ns, batch_rows=config.log.batch_rows,
                        batch_ms=config.log.batch_ms)
         log.start_run(mode=f"{mode}-dry-run" if dry_run else mode, seed=config.seed, recording=ws_url,
                       config_hash=config.digest(), code_version=__version__)
-        if dry_run:
-            resting = await rest.open_orders()
-            log.record("startup_dry_run", "run", {"open_orders_left_alone": len(resting)})
-        else:
-            cleared = await rest.cancel_all()
-            log.record("startup_cancel_all", "run", {"canceled": len(cleared.get("canceled", []))})
-        cash, holdings = await venue_holdings(rest, markets, signature_type)
-        built: dict[str, Any] = {}  # the gateway and reconciler, made while the engine is wired
+        try:
+            snapshot = await take_snapshot(rest, markets, signature_type=signature_type, dry_run=dry_run, sink=log)
+        except VenueError as exc:
+            await log.close(failed=f"start-up: {exc}")
+            raise
+        sessions: list[VenueSession] = []  # made while the engine is wired: the gateway is the session's
+        reconcilers: list[Reconciler] = []
 
-        def gateway_factory(*, books, markets, scheduler, clock, respond, rng, sink) -> LiveGateway:  # noqa: ANN001
-            built["gateway"] = LiveGateway(rest=rest, signer=OrderSigner(key), owner=creds.api_key,
-                                           markets=markets.for_token, respond=respond, sink=sink, clock=clock, rng=rng,
-                                           maker=funder, signature_type=signature_type, dry_run=dry_run)
-            built["reconciler"] = Reconciler(emit=respond, ids=Ids(), timeout_ns=RECONCILE_TIMEOUT_NS)
-            return built["gateway"]
+        def gateway_factory(*, books: object, markets: Markets, scheduler: object, clock: TrioClock,
+                            respond: Callable[[object], None], rng: random.Random, sink: EventSink) -> OrderGateway:
+            reconciler = Reconciler(emit=respond, ids=Ids(), timeout_ns=RECONCILE_TIMEOUT_NS)
+            sessions.append(VenueSession(
+                rest=rest, key=key, creds=creds, markets=markets.for_token, respond=respond, reconcile=reconciler,
+                sink=sink, clock=clock, config=config, user_ws_url=user_ws_url, snapshot=snapshot, rng=rng,
+                on_failure=lambda reason: stop.set(), funder=funder, signature_type=signature_type, dry_run=dry_run,
+            ))
+            reconcilers.append(reconciler)
+            return sessions[0].gateway
 
         engine = build_engine(config=config, clock=clock, log=log, markets=Markets(markets, learn_listings=False),
-                              cash=cash,
+                              cash=snapshot.cash,
                               pays_on_resolution=False,  # winners are redeemed on chain, not by the CLOB
                               gateway_factory=gateway_factory, seed=config.seed,
-                              publish_fill=lambda fill: built["reconciler"].on_our_fill(fill, clock.now_ns()),
-                              publish_refused=lambda fill: built["reconciler"].on_refused_fill(fill, clock.now_ns()))
-        gateway, reconciler = built["gateway"], built["reconciler"]
-        engine.executor.adopt_holdings("startup", holdings, basis="venue midpoint at start-up")
+                              publish_fill=lambda fill: reconcilers[0].on_our_fill(fill, clock.now_ns()),
+                              publish_refused=lambda fill: reconcilers[0].on_refused_fill(fill, clock.now_ns()))
+        session = sessions[0]
+        engine.inbox.send(session.close_gate_at_start())
+        engine.executor.adopt_holdings("startup", snapshot.holdings, basis="venue midpoint at start-up")
         log.record("run_start", "run", {"mode": mode, "dry_run": dry_run, "seed": config.seed, "ws": ws_url,
                                         "rest": rest_url, "address": key.address, "funder": funder or key.address,
-                                        "signature_type": signature_type, "markets": len(markets), "cash": cash,
-                                        "config_hash": config.digest()})
+                                        "signature_type": signature_type, "markets": len(markets),
+                                        "cash": snapshot.cash, "config_hash": config.digest()})
         engine.every(config.log.stats_interval_s, engine.record_stats, "stats")
         engine.every(config.log.stats_interval_s, engine.record_pnl, "pnl")
+        engine.every(config.log.stats_interval_s,
+                     lambda cid: log.record("venue_stats", cid, session.statistics()), "venue-stats")
+        engine.every(PRUNE_EVERY_S, lambda cid: prune(engine, session, reconcilers[0], cid), "prune")
         market_channel(engine, markets, ws_url)
-        fills = UserFills(api_key=creds.api_key, addresses=frozenset({key.address, funder or key.address}),
-                          our_ids=gateway.local_ids, markets=engine.markets.for_token, respond=engine.inbox.send,
-                          reconcile=reconciler.on_leg, sink=log, since_s=clock.now_ns() // 1_000_000_000,
-                          placed=gateway.confirm_placed)
-        gaps = Gaps()
-        gaps.signal()  # orders may fill before the user channel first connects: catch up once it has
-
-        def on_gap(keys: list[str], reason: str) -> None:
-            log.record("user_gap", "user", {"reason": reason})
-            gaps.signal()
-
-        user = user_connection(url=user_ws_url, creds=creds, markets=[], sink=log, clock=clock, config=config.feed,
-                               on_frame=fills.on_frame, on_gap=on_gap, rng=random.Random(config.seed ^ 0x05E4))
-
-        async def reconcile(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-            task_status.started()
-            await _reconcile_loop(reconciler, rest, gateway, clock, log)
-
-        async def catch_up(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-            task_status.started()
-            await _catch_up_after_gaps(gaps, user, fills, rest, clock, log)
-
         async with httpx.AsyncClient(base_url=gamma_url or rest_url, timeout=10) as gamma:
-            services = (gateway.run, user.run, reconcile, catch_up, listing_details(engine, gamma).run,
-                        resolution_watch(engine, gamma).run)
+            services = [*session.services(), ("listing-details", listing_details(engine, gamma).run),
+                        ("resolution-watch", resolution_watch(engine, gamma).run)]
             await run_live_tree(engine, services=services, stop=stop, duration_s=duration_s, drain_s=3,
-                                task_status=task_status)
+                                failed=lambda: session.final_failure() or None, task_status=task_status)
+    if session.failure:
+        raise UserChannelUnavailable(session.failure)
     return engine
 
 
-async def venue_holdings(rest: ClobRest, markets: list[MarketInfo],
-                         signature_type: int) -> tuple[int, dict[str, tuple[int, int]]]:
-    """The account at the venue: pUSD, and {token: (shares, cost)} of the traded markets' tokens,
-    each valued at its midpoint (at cost 0 if the book has none)."""
-    cash, allowance = await rest.collateral(signature_type)
-    if allowance is not None and allowance < cash:
-        raise Fatal(f"the exchanges may spend {format_micro(allowance)} of the account's {format_micro(cash)} pUSD:"
-                    " approve them for the whole balance first (an on-chain step mmbot does not take)")
-    holdings = {}
-    for token in (t for info in markets for t in info.tokens):
-        shares = await rest.token_balance(token, signature_type)
-        if shares > 0:
-            mid = await rest.midpoint(token)
-            holdings[token] = (shares, 0 if mid is None else notional(mid, shares))
-    return cash, holdings
-
-
-class Gaps:
-    """Gaps in the user channel not yet caught up: set by the channel, taken by the catch-up."""
-
-    def __init__(self) -> None:
-        self._event = trio.Event()
-
-    def signal(self) -> None:
-        self._event.set()
-
-    async def take(self) -> None:
-        await self._event.wait()
-        self._event = trio.Event()  # a gap from now on needs a catch-up of its own
-
-
-async def _catch_up_after_gaps(gaps: Gaps, user: ChannelConnection, fills: UserFills, rest: ClobRest,
-                               clock: TrioClock, log: EventLog) -> None:
-    """After each gap in the user channel, once it is connected again: the trades we may have
-    missed, from ``/data/trades``. A failed fetch is tried again a second later."""
-    while True:
-        await gaps.take()
-        while True:
-            while not user.connected:
-                await trio.sleep(0.2)
-            after_s = fills.last_match_s - CATCH_UP_MARGIN_S
-            try:
-                records = await rest.trades(after_s=after_s)
-                break
-            except (Retryable, Rejected, OutcomeUnknown) as exc:
-                log.record("error", "catch_up", {"where": "catch_up", "error": f"trades: {exc}"})
-                await trio.sleep(1)
-        new = fills.on_records(records, clock.now_ns())
-        log.record("user_catch_up", "user", {"after_s": after_s, "trades": len(records), "new_legs": new})
-
-
-async def _reconcile_loop(reconciler: Reconciler, rest: ClobRest, gateway: LiveGateway, clock: TrioClock,
-                          log: EventLog) -> None:
-    """Once a second: adopt what waited long enough; ask the venue about orders whose fills it never
-    reported, and about posts that went unanswered and were never seen resting."""
-    asked = 0
-    while True:
-        await trio.sleep(1)
-        now = clock.now_ns()
-        asks = reconciler.due_queries(now)
-        unknown = gateway.unknown_due(now, RECONCILE_TIMEOUT_NS)
-        if not asks and not unknown:
-            continue
-        try:
-            open_now = {o["id"]: o for o in await rest.open_orders()}
-        except (Retryable, Rejected, OutcomeUnknown) as exc:  # asked again next second; Fatal stops the run
-            log.record("error", "reconcile", {"where": "reconcile", "error": f"query: {exc}"})
-            continue
-        asked += 1
-        for order_id in asks:
-            venue = open_now.get(gateway.venue_ids.get(order_id, ""))
-            if venue is not None:
-                reconciler.on_order_truth(order_id, parse_micro(venue["size_matched"]), parse_micro(venue["price"]),
-                                          clock.now_ns())
-        for order_id in unknown:
-            gateway.settle_unknown(order_id, gateway.venue_ids[order_id] in open_now, f"asked{asked}")
+def prune(engine: Engine, session: VenueSession, reconciler: Reconciler, cid: str) -> None:
+    """Forget what ended longer ago than the retention horizon, everywhere at once."""
+    now = engine.clock.now_ns()
+    horizon_ns = engine.config.retention.ended_after_s * 1_000_000_000
+    order_ids = engine.executor.prune(now, horizon_ns)
+    forgotten = session.forget(order_ids, now, horizon_ns)
+    settled = reconciler.prune(now, horizon_ns)
+    if order_ids or forgotten or settled:
+        engine.log.record("pruned", cid, {"orders": len(order_ids), "session_entries": forgotten,
+                                          "reconciled_orders": settled})
