@@ -368,3 +368,18 @@ async def test_a_long_run_forgets_resolved_markets_but_never_the_shares_held_in_
     assert server.statistics()["forgotten"]["markets"] > 100
     assert max(s["markets"] for s in sizes[3:]) <= min(s["markets"] for s in sizes[3:]) + 4  # flat, not growing
     assert all(s["flows"] <= 6 and s["trade_records"] == 0 and s["subscribed_assets"] == 0 for s in sizes[3:])
+
+
+def test_the_up_down_series_goes_on_past_the_planned_horizon():
+    venue = LiveVenue(seed=3, markets=4, start_ns=START_NS, warmup_s=10, interval_s=60, horizon_s=600)
+    listed: dict[str, MarketInfo] = {}
+    resolved = 0
+    while venue.now_ns < START_NS + 3_000 * 1_000_000_000:  # five horizons
+        for frame in venue.step(venue.now_ns + 20 * 1_000_000_000):
+            resolved += '"market_resolved"' in frame.text
+        listed |= {m.market: m for m in venue.markets() if m.outcomes == ("Up", "Down")}
+        venue.forget(venue.now_ns - 120 * 1_000_000_000)
+    windows = sorted(listed.values(), key=lambda m: m.end_ns or 0)
+    assert len(windows) >= 49 and resolved >= 48  # a window a minute, all the way
+    assert all(b.end_ns - a.end_ns == 60 * 1_000_000_000 for a, b in zip(windows, windows[1:]))
+    assert len({m.slug for m in windows}) == len(windows)

@@ -92,6 +92,7 @@ class Engine:
         if market.state is ev.MarketState.OPEN:
             self._cancel_where(lambda o: o.market == market_id, ev.EndReason.MARKET_CLOSED, now_ns)
             market.state = ev.MarketState.CLOSED
+            self._fresh_books(market)
 
     def resolve(self, market_id: str, winning_token: str, now_ns: int) -> None:
         market = self._markets[market_id]
@@ -104,10 +105,17 @@ class Engine:
         market.state = ev.MarketState.RESOLVED
         market.winner = winning_token
         market.resolved_ns = now_ns
+        self._fresh_books(market)
         outcome = market.info.outcomes[tokens.index(winning_token)]
         self._events.append(
             ev.Resolved(market=market_id, tokens=tokens, winning_token=winning_token, winning_outcome=outcome, ts_ns=now_ns)
         )
+
+    def _fresh_books(self, market: _Market) -> None:
+        """New empty books for a market that can no longer trade: its old ones are empty too, but a
+        dict keeps the room it once needed, and a long run closes thousands of markets."""
+        for token in market.info.tokens:
+            self._books[token] = (Ladder(Side.BUY), Ladder(Side.SELL))
 
     def resolved_before(self, before_ns: int) -> list[str]:
         """Markets resolved before ``before_ns``, in listing order."""

@@ -282,6 +282,10 @@ class World:
         self.flows.append(flow)
         return flow
 
+    def extend(self, windows: tuple[WindowSpec, ...]) -> None:
+        """More interval windows to list when their time comes (a plan that keeps going)."""
+        self._pending = collections.deque(sorted([*self._pending, *windows], key=lambda w: w.list_ns))
+
     def step(self, now_ns: int) -> None:
         while self._next_second_ns <= now_ns:
             self._second(self._next_second_ns)

@@ -135,6 +135,8 @@ class FrameRenderer:
                 self._book(token, event.ts_ns, subscription=True) for token in event.tokens
             ]
         if isinstance(event, ev.Resolved):
+            for token in event.tokens:  # empty already (resolution cancels every order): new dicts are smaller
+                self._books[token] = ({}, {})
             return [self._market_resolved(event)]
         raise TypeError(f"unexpected engine event {event!r}")
 

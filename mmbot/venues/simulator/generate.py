@@ -80,11 +80,21 @@ def plan_markets(
         fair = rng.randint(950_000, 958_000) if i == 0 else rng.randint(200_000, 800_000)
         plain.append(PlainSpec(info=info, fair=fair, max_step=4_000))
 
+    windows = plan_windows(rng, series=series, first_start_ns=start_ns + interval_s // 5 * SECOND, end_ns=end_ns,
+                           interval_s=interval_s)
+    underlyings = tuple((symbol, price, step) for _, symbol, _, price, step in SERIES[:series])
+    return MarketPlan(underlyings=underlyings, plain=tuple(plain), windows=windows)
+
+
+def plan_windows(
+    rng: random.Random, *, series: int, first_start_ns: int, end_ns: int, interval_s: int
+) -> tuple[WindowSpec, ...]:
+    """The windows of the first ``series`` Up/Down series from ``first_start_ns`` on, every one
+    listed (half an interval before it opens) before ``end_ns``, with ids from ``rng``."""
     windows = []
-    first_start = start_ns + interval_s // 5 * SECOND
     resolve_delay = min(15, interval_s // 4) * SECOND
     for asset, symbol, name, _, _ in SERIES[:series]:
-        start = first_start
+        start = first_start_ns
         while start - interval_s // 2 * SECOND < end_ns:
             end = start + interval_s * SECOND
             opens = datetime.fromtimestamp(start // SECOND, timezone.utc)
@@ -103,8 +113,7 @@ def plan_markets(
                 )
             )
             start = end
-    underlyings = tuple((symbol, price, step) for _, symbol, _, price, step in SERIES[:series])
-    return MarketPlan(underlyings=underlyings, plain=tuple(plain), windows=tuple(windows))
+    return tuple(windows)
 
 
 class Simulation:

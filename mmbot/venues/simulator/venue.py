@@ -25,7 +25,7 @@ from mmbot.venues.simulator import events as ev
 from mmbot.venues.simulator.engine import Engine
 from mmbot.venues.simulator.flow import MS, FlowParams, World
 from mmbot.venues.simulator.frames import FrameRenderer
-from mmbot.venues.simulator.generate import plan_markets
+from mmbot.venues.simulator.generate import plan_markets, plan_windows
 from mmbot.venues.simulator.prices import SECOND
 from mmbot.venues.simulator.user_frames import UserFeed
 
@@ -57,7 +57,13 @@ def frame_assets(text: str) -> frozenset[str] | None:
 
 
 class LiveVenue:
-    """A seeded world that keeps going: markets listed ``horizon_s`` ahead, stepped on demand."""
+    """A seeded world that keeps going: markets listed ``horizon_s`` ahead, stepped on demand.
+
+    The Up/Down windows are planned a horizon at a time: when less than half a horizon of them
+    is left, the next horizon's are planned, with ids from their own generator (seeded by the
+    seed and the horizon's number), so the world before that is the same whether or not the
+    plan was ever extended.
+    """
 
     def __init__(
         self, *, seed: int, markets: int, start_ns: int, interval_s: int = 300, warmup_s: int = 30,
@@ -70,10 +76,18 @@ class LiveVenue:
         self.plan = plan_markets(
             self.rng, start_ns=start_ns, end_ns=start_ns + horizon_s * SECOND, markets=markets, interval_s=interval_s
         )
+        self._seed = seed
+        self._series = len(self.plan.underlyings)
+        self._interval_s = interval_s
+        self._horizon_ns = horizon_s * SECOND
+        self._planned_ns = start_ns + self._horizon_ns  # windows listed before this are planned
+        self._next_start_ns = max((w.end_ns for w in self.plan.windows), default=start_ns)
+        self._horizons = 1
         self._renderer = FrameRenderer()
         self.user_feed = UserFeed()  # the accounts' order and trade messages
         begin = start_ns - warmup_s * SECOND
         self._world = World(self.engine, self.rng, self.plan, begin, params)
+        self.plan = attrs.evolve(self.plan, windows=())  # the world has them; later ones are planned as it goes
         self.now_ns = begin
         self.frames_rendered = 0
         self.forgotten = {"markets": 0, "order_ids": 0, "trade_records": 0}
@@ -86,6 +100,8 @@ class LiveVenue:
     def step(self, now_ns: int) -> list[OutFrame]:
         """Advance the world to ``now_ns`` and return the frames it produced, in order."""
         self.now_ns = max(self.now_ns, now_ns)
+        if self._planned_ns - self.now_ns < self._horizon_ns // 2:
+            self._plan_next_horizon()
         self._world.step(self.now_ns)
         self._world.take_underlying_ticks()
         events = self.engine.take_events()
@@ -93,6 +109,16 @@ class LiveVenue:
         texts = self._renderer.render(events)
         self.frames_rendered += len(texts)
         return [OutFrame(text, frame_assets(text)) for text in texts]
+
+    def _plan_next_horizon(self) -> None:
+        rng = random.Random(f"{self._seed}/horizon/{self._horizons}")
+        end_ns = self._planned_ns + self._horizon_ns
+        windows = plan_windows(rng, series=self._series, first_start_ns=self._next_start_ns, end_ns=end_ns,
+                               interval_s=self._interval_s)
+        self._world.extend(windows)
+        self._next_start_ns = max((w.end_ns for w in windows), default=self._next_start_ns)
+        self._planned_ns = end_ns
+        self._horizons += 1
 
     def snapshot(self, assets: list[str]) -> str | None:
         """The subscription snapshot for the known ones among ``assets`` (None if none is known)."""
