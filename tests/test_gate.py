@@ -1,6 +1,7 @@
 """The trading gate as a state machine: open exactly when the user channel's current connection is
 up and a catch-up that began while it was up has finished — over any interleaving of connections
-coming and going and catch-ups starting and ending (a catch-up may outlive its connection)."""
+coming and going, catch-ups starting and ending (a catch-up may outlive its connection), and the
+heartbeats failing and recovering."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class GateMachine(RuleBasedStateMachine):
         self.up = False
         self.running: list[int] = []  # catch-ups under way, by the connection they began under (0: down)
         self.covered: set[int] = set()  # connections a finished catch-up vouches for
+        self.beating = True
 
     @precondition(lambda self: not self.up)
     @rule()
@@ -44,9 +46,14 @@ class GateMachine(RuleBasedStateMachine):
         self.gate.on_caught_up(began_under)
         self.covered.add(began_under)
 
+    @rule(ok=st.booleans())
+    def heartbeats(self, ok: bool) -> None:
+        self.beating = ok
+        self.gate.on_heartbeats(ok)
+
     @invariant()
-    def open_exactly_when_connected_and_caught_up(self) -> None:
-        expected = self.up and self.connection in self.covered
+    def open_exactly_when_connected_caught_up_and_beating(self) -> None:
+        expected = self.up and self.connection in self.covered and self.beating
         assert self.gate.open is expected
         assert (self.gate.why_closed() == "") is expected
 

@@ -90,7 +90,7 @@ async def test_losing_the_user_channel_stops_quoting_until_it_is_back_and_caught
     assert "submit" not in kinds[gap_start:gap_end]
     assert "submit" in kinds[gap_end:], "quoting resumes once the channel is back and caught up"
     reopen_reason = json.loads(events[gap_end]["payload"])["reason"]
-    assert reopen_reason == "user channel caught up"
+    assert reopen_reason == "user channel up, caught up, heartbeats ok"
     assert any(k == "user_catch_up" for k in kinds[gap_start:gap_end])
     assert_ledger_equals_venue(engine, venue, server, creds.api_key)
 
@@ -179,4 +179,34 @@ async def test_repeated_crashes_of_a_loop_trip_the_breaker_which_stops_quoting(
     assert after == []
     assert engine.executor.orders.open_count() == 0 or all(
         o.status.value == "pending_cancel" for o in engine.executor.orders.open_orders())
+    assert_ledger_equals_venue(engine, venue, server, creds.api_key)
+
+
+async def test_failing_heartbeats_close_the_gate_until_they_get_through_again(
+    nursery, autojump_clock, tmp_path, monkeypatch
+) -> None:
+    """Two missed heartbeats and the venue cancels every resting order: quoting stops until they pass."""
+    from mmbot.ports import Retryable
+    from mmbot.venues.polymarket.rest import ClobRest
+
+    clock = TrioClock(anchor_ns=START_NS)
+    beat = ClobRest.heartbeat
+
+    async def flaky(self, heartbeat_id: str) -> str:  # noqa: ANN001
+        if 40 <= (clock.now_ns() - START_NS) / 1e9 < 70:  # float-ok: seconds into the run
+            raise Retryable("POST /v1/heartbeats: not sent: ConnectError")
+        return await beat(self, heartbeat_id)
+
+    monkeypatch.setattr(ClobRest, "heartbeat", flaky)
+    venue, server, urls, creds, markets = await simulator(nursery, seed=26)
+    engine = await run_trading(config=CONFIG, markets=markets, ws_url=urls.ws, user_ws_url=server.user_url,
+                               rest_url=urls.rest, key=KEY, creds=creds, db_path=tmp_path / "beat.db", mode="sim",
+                               duration_s=120, clock=clock)
+    paused = rows(tmp_path / "beat.db", "trading_paused")
+    resumed = rows(tmp_path / "beat.db", "trading_resumed")
+    [failing] = [p for p in paused if "heartbeats" in p["payload"]["reason"]]
+    later = [r for r in resumed if r["seq"] > failing["seq"]]
+    assert later, "quoting resumes once the heartbeats get through"
+    submits = [r["seq"] for r in rows(tmp_path / "beat.db", "submit")]
+    assert not [s for s in submits if failing["seq"] < s < later[0]["seq"]]
     assert_ledger_equals_venue(engine, venue, server, creds.api_key)

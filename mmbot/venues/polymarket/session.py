@@ -38,6 +38,7 @@ from mmbot.venues.polymarket.user_fills import CATCH_UP_MARGIN_S, UserFills
 from mmbot.venues.polymarket.ws import user_connection
 
 RECONCILE_EVERY_S = 1
+HEARTBEATS_MISSED_TO_CLOSE = 2  # the venue cancels our orders after ~10 s without one: two 5 s beats
 
 
 class VenueSession:
@@ -187,8 +188,8 @@ class VenueSession:
 
     def _sync_gate(self) -> None:
         if self.gate.open != self._gate_open:
-            self._respond(self._gate_message(self.gate.open, "user channel caught up" if self.gate.open
-                                             else self.gate.why_closed()))
+            self._respond(self._gate_message(self.gate.open, "user channel up, caught up, heartbeats ok"
+                                             if self.gate.open else self.gate.why_closed()))
 
     def _gate_message(self, open_: bool, reason: str) -> TradingGate:
         self._gate_open = open_
@@ -200,12 +201,15 @@ class VenueSession:
     # ------------------------------------------------------------------ reconcile tick
 
     async def _run_reconcile(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Once a second: ask the venue about orders whose fills it never reported, and about posts
-        that went unanswered and were never seen resting."""
+        """Once a second: the heartbeats' health into the gate; ask the venue about orders whose
+        fills it never reported, and about posts that went unanswered and were never seen resting."""
         task_status.started()
         unknown_after_ns = self._config.unknown_after_s * 1_000_000_000
         while True:
             await trio.sleep(RECONCILE_EVERY_S)
+            self.gate.on_heartbeats(self.gateway.statistics()["heartbeats_failing_in_a_row"]
+                                    < HEARTBEATS_MISSED_TO_CLOSE)
+            self._sync_gate()
             now = self._clock.now_ns()
             asks = self._reconcile.due_queries(now)
             unknown = self.gateway.unknown_due(now, unknown_after_ns)
