@@ -20,37 +20,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import attrs
-
+from mmbot.decisions.holdings import (  # noqa: F401  (re-exported: the ledger's vocabulary)
+    INSUFFICIENT_CASH, INSUFFICIENT_SHARES, InsufficientFunds, LedgerInvariantError, Position,
+)
 from mmbot.model import Side, notional, notional_down
-
-INSUFFICIENT_CASH = "insufficient_cash"
-INSUFFICIENT_SHARES = "insufficient_shares"
-
-
-class InsufficientFunds(Exception):
-    """A reservation or merge asked for more than is available; nothing was changed."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-
-
-class LedgerInvariantError(AssertionError):
-    """The books no longer add up, or the caller broke the protocol: a bug, never bad input."""
-
-
-@attrs.frozen
-class Position:
-    shares: int
-    cost: int  # cost basis in pUSD micro of the shares held (average-cost method)
-
-    def cost_of(self, shares: int) -> int:
-        """Average cost of ``shares`` of this position, rounded down (see module docstring)."""
-        if shares == self.shares:
-            return self.cost
-        return self.cost * shares // self.shares
-
 
 _FLAT = Position(shares=0, cost=0)
 
