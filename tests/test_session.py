@@ -210,3 +210,28 @@ async def test_failing_heartbeats_close_the_gate_until_they_get_through_again(
     submits = [r["seq"] for r in rows(tmp_path / "beat.db", "submit")]
     assert not [s for s in submits if failing["seq"] < s < later[0]["seq"]]
     assert_ledger_equals_venue(engine, venue, server, creds.api_key)
+
+
+async def test_a_restart_adopts_shares_of_markets_that_resolved_before_it(nursery, autojump_clock, tmp_path) -> None:
+    """Shares of a resolved market stay held until redeemed on chain; a restart no longer lists the
+    market, and its snapshot must still read them (found by the soak: ledger short of the venue)."""
+    venue = LiveVenue(seed=12, markets=4, start_ns=START_NS, warmup_s=20, interval_s=60)
+    server = SimServer(venue, settings=SimSettings(seed=0, interval_s=60))
+    urls = await nursery.start(server.run)
+    creds = credentials_for(KEY.address)
+    server.add_account(KEY.address, creds, cash=2_000 * ONE)
+    async with httpx.AsyncClient(base_url=urls.rest) as http:
+        markets, _ = await list_markets(http)
+    engine = await run_trading(config=CONFIG, markets=markets, ws_url=urls.ws, user_ws_url=server.user_url,
+                               rest_url=urls.rest, key=KEY, creds=creds, db_path=tmp_path / "first.db", mode="sim",
+                               duration_s=120, clock=TrioClock(anchor_ns=START_NS))
+    resolved = {r["market"] for r in rows(tmp_path / "first.db", "resolution")
+                if r["payload"]["redeemable"] or r["payload"]["worthless"]}
+    assert resolved, "the first run held shares through a resolution"
+    async with httpx.AsyncClient(base_url=urls.rest) as http:
+        listed, _ = await list_markets(http)
+    assert not resolved & {m.market for m in listed}
+    engine = await run_trading(config=CONFIG, markets=listed, ws_url=urls.ws, user_ws_url=server.user_url,
+                               rest_url=urls.rest, key=KEY, creds=creds, db_path=tmp_path / "second.db", mode="sim",
+                               duration_s=30, clock=TrioClock(anchor_ns=START_NS))
+    assert_ledger_equals_venue(engine, venue, server, creds.api_key)

@@ -6,7 +6,9 @@ cancelled (a clean slate: nothing rests on an earlier run's decisions; a dry run
 and counts them); the account's trades are read — each of them is already in the balances read
 next, so none is ever booked by this run (trades are told apart by id, never by comparing the
 venue's clock with ours); then the pUSD balance, with the exchanges' allowance, and the shares of
-every traded token, valued at the book's midpoint (the venue does not know what we paid).
+every traded token and of every token its trades touched (shares of markets resolved before this
+run stay held until redeemed), valued at the book's midpoint (the venue does not know what we
+paid; a resolved market has no book: cost 0).
 """
 
 from __future__ import annotations
@@ -25,6 +27,16 @@ class StartupSnapshot:
     trades: tuple[UserTrade, ...]  # the account's trades when the run began
     canceled: int  # orders cancelled at start-up (0 in a dry run)
     left_alone: int  # open orders a dry run did not touch
+
+
+def tokens_to_read(markets: list[MarketInfo], trades: tuple[UserTrade, ...]) -> list[str]:
+    """The tokens whose balance the snapshot reads: every traded market's, and every token the
+    account's trades touched — shares of a market that resolved (or stopped being listed) before
+    this run stay held until redeemed on chain, and the ledger must hold them too."""
+    wanted = dict.fromkeys(t for info in markets for t in info.tokens)
+    for trade in trades:
+        wanted.update(dict.fromkeys([trade.token, *(m.token for m in trade.maker_orders)]))
+    return list(wanted)
 
 
 async def take_snapshot(rest: ClobRest, markets: list[MarketInfo], *, signature_type: int, dry_run: bool,
@@ -47,7 +59,7 @@ async def take_snapshot(rest: ClobRest, markets: list[MarketInfo], *, signature_
                     f" {format_micro(collateral.balance)} pUSD: approve them for the whole balance first"
                     " (an on-chain step mmbot does not take)")
     holdings = {}
-    for token in (t for info in markets for t in info.tokens):
+    for token in tokens_to_read(markets, trades):
         shares = await rest.token_balance(token, signature_type)
         if shares > 0:
             mid = await rest.midpoint(token)
