@@ -19,6 +19,7 @@ from mmbot.app_engine import SHUTDOWN_GRACE_S, Engine, build_engine, memory_nurs
 from mmbot.clock import TrioClock, wall_ns
 from mmbot.config import Config
 from mmbot.decisions.markets import Markets
+from mmbot.facts.venue_time import VenueTime
 from mmbot.memory.log import EventLog
 from mmbot.model import MarketInfo, MarketResolved, NewMarket
 from mmbot.supervisor import Service
@@ -132,9 +133,11 @@ def resolution_watch(engine: Engine, client: httpx.AsyncClient) -> ResolutionWat
                           market=msg.market)
         engine.frames.inject(msg, msg.recv_ns)
 
+    venue_time = VenueTime(engine.clock)
+    engine.frames.add_observer(venue_time.observe)
     return ResolutionWatch(client=client, markets=lambda: list(engine.markets),
                            resolved=lambda market: market in engine.markets.resolved, on_resolved=found,
-                           sink=engine.log, clock=engine.clock)
+                           sink=engine.log, clock=engine.clock, venue_now=venue_time.now_ns)
 
 
 def gamma_services(engine: Engine, client: httpx.AsyncClient) -> list[tuple[str, Service]]:

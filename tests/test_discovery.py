@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from mmbot.facts.venue_time import VenueTime
+from mmbot.model import BestBidAsk
 from mmbot.venues.polymarket.discovery import DiscoveryError, market_info, tradeable
 
 
@@ -122,11 +124,16 @@ async def test_a_resolution_the_channel_missed_is_found_on_gamma_once_the_market
 
     found: list = []
     resolved: set[str] = set()
-    clock = TrioClock(anchor_ns=ended)  # the market ended just now
+    # our clock is ten hours behind the venue's: only the venue's time (from its frames) may say
+    # whether the market's end has passed — it ended just now, by the venue's clock
+    clock = TrioClock(anchor_ns=ended - 36_000 * 1_000_000_000)
+    venue_time = VenueTime(clock)
+    venue_time.observe(BestBidAsk(cid="f1", recv_ns=0, market=info.market, token=info.tokens[0], best_bid=None,
+                                  best_ask=None, venue_ts_ms=ended // 1_000_000))
     watch = ResolutionWatch(client=httpx.AsyncClient(transport=httpx.MockTransport(gamma), base_url="http://gamma"),
                             markets=lambda: [info], resolved=resolved.__contains__,
                             on_resolved=lambda msg: (found.append(msg), resolved.add(msg.market)), sink=None,
-                            clock=clock, interval_s=30, grace_s=60)
+                            clock=clock, venue_now=venue_time.now_ns, interval_s=30, grace_s=60)
     await nursery.start(watch.run)
     await trio.sleep(61)
     assert asked == [] and found == []  # within the grace the channel may still say it

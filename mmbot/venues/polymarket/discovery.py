@@ -197,13 +197,16 @@ class ResolutionWatch:
 
     def __init__(self, *, client: httpx.AsyncClient, markets: Callable[[], list[MarketInfo]],
                  resolved: Callable[[str], bool], on_resolved: Callable[[MarketResolved], None], sink: EventSink,
-                 clock: Clock, interval_s: int = 30, grace_s: int = 60) -> None:
+                 clock: Clock, venue_now: Callable[[], int | None], interval_s: int = 30, grace_s: int = 60) -> None:
+        """``venue_now()``: the venue's time (ns) as its frames tell it, None before any was seen —
+        a market's end is the venue's schedule, never compared with our own clock."""
         self._client = client
         self._markets = markets
         self._resolved = resolved
         self._on_resolved = on_resolved
         self._sink = sink
         self._clock = clock
+        self._venue_now = venue_now
         self._interval_s = interval_s
         self._grace_ns = grace_s * 1_000_000_000
         self._found = 0
@@ -216,8 +219,11 @@ class ResolutionWatch:
 
     async def check(self) -> None:
         now = self._clock.now_ns()
+        venue_now = self._venue_now()
+        if venue_now is None:
+            return
         overdue = [m for m in self._markets()
-                   if m.end_ns is not None and now - m.end_ns > self._grace_ns and not self._resolved(m.market)]
+                   if m.end_ns is not None and venue_now - m.end_ns > self._grace_ns and not self._resolved(m.market)]
         for at in range(0, len(overdue), MAX_IDS_PER_CALL):
             batch = {m.market: m for m in overdue[at : at + MAX_IDS_PER_CALL]}
             try:
