@@ -3,6 +3,12 @@ them under — the event log outermost, and supervision (DESIGN §6).
 
 Modes differ only in what they inject here: the gateway factory, the starting cash, whether the
 venue pays winners out itself. ``app_replay``, ``app_tree`` and ``app_live`` build on it.
+
+Every engine forgets, every minute of its clock and in every mode (``Engine.prune``), what ended a
+retention horizon ago (``[retention] ended_after_s``): ended orders and their fill ids, and markets
+over with nothing of ours left in them (``decisions/forgetting.py``), everywhere at once — the
+executor's books, view and registry, the strategies, the book slots, the boundary timers, the
+venue's own state, the market channel's subscription.
 """
 
 from __future__ import annotations
@@ -37,6 +43,12 @@ from mmbot.venues.paper import PaperGateway
 from mmbot.venues.polymarket.wire import decode_market_frame
 
 SHUTDOWN_GRACE_S = 5  # how long the shielded cancel-all on exit may take
+PRUNE_EVERY_S = 60  # how often an engine forgets what ended a retention horizon ago
+_NS_PER_S = 1_000_000_000
+
+# The venue side of forgetting orders: given the ids the executor pruned, the clock and the
+# horizon, it forgets them there and returns what it dropped, by kind, for the ``pruned`` row.
+ForgetOrders = Callable[[list[str], int, int], dict[str, int]]
 
 
 def book_updates(books: Books) -> Callable[[str, str, int], BookUpdate | None]:
@@ -75,6 +87,9 @@ class Engine:
     loop: DecisionLoop
     frames: MarketFrames
     boundaries: Boundaries
+    gateway: OrderGateway
+    strategies: Strategies
+    forget_orders: ForgetOrders | None = None  # None: the venue keeps nothing per order
     channel: Any = None  # the live market channel (paper and live modes), for statistics
 
     # ------------------------------------------------------------------ periodic and final rows
@@ -119,7 +134,60 @@ class Engine:
         self.log.record(kind, cid, payload)
         return payload
 
-    def every(self, interval_s: int, action: Callable[[str], None], prefix: str) -> None:
+    # ------------------------------------------------------------------ bounded memory
+
+    def prune(self, cid: str) -> dict[str, Any] | None:
+        """Forget what ended a retention horizon ago, everywhere at once: ended orders (at the venue
+        too, through ``forget_orders``) and the markets the executor finds due — their tokens'
+        slots, held updates and strategy memory, their boundary timers, the venue's state of them
+        and the channel's subscription. Records a ``pruned`` row, and returns its payload, only
+        when something went. Runs between decision steps (the scheduler's callbacks never
+        interleave with one), as every timer does."""
+        now = self.clock.now_ns()
+        horizon = self.config.retention.ended_after_s * _NS_PER_S
+        order_ids = self.executor.prune(now, horizon)
+        gone = self.executor.forget_markets(now, horizon)
+        if gone:
+            tokens = gone.tokens
+            self.slots.forget(tokens)
+            self.loop.forget(tokens)
+            for info in gone.markets:
+                self.boundaries.forget(info.market)
+            forget_markets = getattr(self.gateway, "forget_markets", None)
+            if forget_markets is not None:
+                forget_markets(gone.markets)
+            if self.channel is not None:  # not the orphans': a listing may still be on its way
+                self.channel.unsubscribe(token for info in gone.markets for token in info.tokens)
+        venue = self.forget_orders(order_ids, now, horizon) if self.forget_orders is not None else {}
+        if not (order_ids or gone or any(venue.values())):
+            return None
+        payload = {"orders": len(order_ids), "markets": [info.market for info in gone.markets],
+                   "orphan_books": len(gone.orphans), **venue, "remembered": self.remembered()}
+        self.log.record("pruned", cid, payload)
+        return payload
+
+    def remembered(self) -> dict[str, int]:
+        """How many entries are kept per order, market and token: what forgetting keeps bounded."""
+        executor = self.executor
+        sizes = {
+            "orders": executor.orders.statistics().orders_remembered,
+            "fill_ids": executor.fill_ids_remembered(),
+            "markets": len(self.markets),
+            "resolutions": len(self.markets.resolved),
+            "markets_over": executor.lifecycle.over(),
+            "books": len(self.books),
+            "positions": len(executor.ledger.tokens()),
+            **executor.view.remembered(),
+            "strategy_entries": self.strategies.remembered(),
+            "boundaries": self.boundaries.watched(),
+            "slots_pending": len(self.slots),
+        }
+        gateway_sizes = getattr(self.gateway, "remembered", None)
+        if gateway_sizes is not None:
+            sizes.update({f"venue_{kind}": n for kind, n in gateway_sizes().items()})
+        return sizes
+
+    def every(self, interval_s: int, action: Callable[[str], object], prefix: str) -> None:
         """Run ``action`` every ``interval_s`` of (virtual) time on the scheduler."""
         interval_ns = interval_s * 1_000_000_000
         count = 0
@@ -173,9 +241,8 @@ def build_engine(
         pays_on_resolution=pays_on_resolution,
         publish_refused=publish_refused,
     )
-    loop = DecisionLoop(
-        inbox=inbox, slots=slots, executor=executor, strategies=Strategies(config_for=config.strategies_for, ids=ids)
-    )
+    strategies = Strategies(config_for=config.strategies_for, ids=ids)
+    loop = DecisionLoop(inbox=inbox, slots=slots, executor=executor, strategies=strategies)
     observers = [markets.apply] + ([gateway.on_market] if hasattr(gateway, "on_market") else [])
     frames = MarketFrames(
         decode=decode_market_frame,
@@ -200,10 +267,26 @@ def build_engine(
         loop=loop,
         frames=frames,
         boundaries=Boundaries(scheduler=scheduler, inbox=inbox, buffer_s=config.strategies.maker.end_buffer_s),
+        gateway=gateway,
+        strategies=strategies,
+        forget_orders=forget_at(gateway),
     )
     for info in markets:
         engine.boundaries.watch(info)
+    engine.every(PRUNE_EVERY_S, engine.prune, "prune")
     return engine
+
+
+def forget_at(gateway: OrderGateway) -> ForgetOrders | None:
+    """Pruned orders forwarded to the gateway's ``forget(order_ids)``, if it keeps any per order."""
+    forget = getattr(gateway, "forget", None)
+    if forget is None:
+        return None
+
+    def forget_orders(order_ids: list[str], now_ns: int, horizon_ns: int) -> dict[str, int]:
+        return {"gateway_entries": forget(order_ids)}
+
+    return forget_orders
 
 
 def paper_gateway(config: Config) -> Callable[..., OrderGateway]:

@@ -32,7 +32,6 @@ from mmbot.venues.polymarket.session import VenueSession
 from mmbot.venues.polymarket.startup import take_snapshot
 
 RECONCILE_TIMEOUT_NS = 10_000_000_000
-PRUNE_EVERY_S = 60
 
 
 class UserChannelUnavailable(VenueError):
@@ -97,7 +96,8 @@ async def run_trading(
         engine.every(config.log.stats_interval_s, engine.record_pnl, "pnl")
         engine.every(config.log.stats_interval_s,
                      lambda cid: log.record("venue_stats", cid, session.statistics()), "venue-stats")
-        engine.every(PRUNE_EVERY_S, lambda cid: prune(engine, session, reconcilers[0], cid), "prune")
+        engine.forget_orders = lambda order_ids, now_ns, horizon_ns: forget_at_venue(
+            session, reconcilers[0], order_ids, now_ns, horizon_ns)  # Engine.prune does the rest
         market_channel(engine, markets, ws_url)
         async with httpx.AsyncClient(base_url=gamma_url or rest_url, timeout=10) as gamma:
             services = [*session.services(), ("listing-details", listing_details(engine, gamma).run),
@@ -109,13 +109,9 @@ async def run_trading(
     return engine
 
 
-def prune(engine: Engine, session: VenueSession, reconciler: Reconciler, cid: str) -> None:
-    """Forget what ended longer ago than the retention horizon, everywhere at once."""
-    now = engine.clock.now_ns()
-    horizon_ns = engine.config.retention.ended_after_s * 1_000_000_000
-    order_ids = engine.executor.prune(now, horizon_ns)
-    forgotten = session.forget(order_ids, now, horizon_ns)
-    settled = reconciler.prune(now, horizon_ns)
-    if order_ids or forgotten or settled:
-        engine.log.record("pruned", cid, {"orders": len(order_ids), "session_entries": forgotten,
-                                          "reconciled_orders": settled})
+def forget_at_venue(session: VenueSession, reconciler: Reconciler, order_ids: list[str], now_ns: int,
+                    horizon_ns: int) -> dict[str, int]:
+    """The venue side of ``Engine.prune``: the orders the executor pruned leave the session's id
+    maps, with its trades long final, and reconciliation forgets what it settled long ago."""
+    return {"session_entries": session.forget(order_ids, now_ns, horizon_ns),
+            "reconciled_orders": reconciler.prune(now_ns, horizon_ns)}

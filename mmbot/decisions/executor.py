@@ -7,8 +7,8 @@ market never stalls the others. Fills update the ledger before they are publishe
 
 The two paths live in their own modules, sharing this executor's state: ``intent_path`` (a
 strategy's wish to a request at the gateway) and ``answer_path`` (the venue's answers applied).
-Here are the dispatch, the operator's and the markets' lifecycle messages, and ``prune``, which
-keeps a long run's memory bounded.
+Here are the dispatch, the operator's and the markets' lifecycle messages, and ``prune`` and
+``forget_markets`` (``forgetting``), which keep a long run's memory bounded.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 from mmbot.decisions.answer_path import AnswerPath
 from mmbot.decisions.book import Books
+from mmbot.decisions.forgetting import Forgotten, MarketLifecycle
 from mmbot.decisions.intent_path import IntentPath
 from mmbot.decisions.ledger import Ledger
 from mmbot.decisions.markets import Markets
@@ -81,6 +82,10 @@ class Executor:
             merges_pending=self._merges_pending, max_open_orders=risk.config.max_open_orders,
         )
         self.counts = {"intents": 0, "orders": 0, "fills": 0, "rejections": 0}
+        self.lifecycle = MarketLifecycle(
+            markets=markets, books=books, view=self.view, ledger=ledger, orders=orders,
+            merges_pending=self._merges_pending,
+        )
         self._intents = IntentPath(
             ledger=ledger, orders=orders, risk=risk, books=books, markets=markets, view=self.view,
             gateway=gateway, sink=sink, clock=clock, ids=ids, merges_pending=self._merges_pending,
@@ -139,6 +144,12 @@ class Executor:
     def fill_ids_remembered(self) -> int:
         return self._answers.fill_ids_remembered()
 
+    def forget_markets(self, now_ns: int, horizon_ns: int) -> Forgotten:
+        """Forget the markets over for ``horizon_ns`` with nothing of ours left in them (see
+        ``forgetting``): their registry entry, books and view entries go here; the caller passes
+        what it returns to the strategies, slots, boundaries and venue. Records nothing."""
+        return self.lifecycle.forget_due(now_ns, horizon_ns)
+
     # ------------------------------------------------------------------ operator and lifecycle
 
     def _on_kill(self, msg: KillSwitch) -> None:
@@ -170,6 +181,10 @@ class Executor:
 
     def _on_closing(self, msg: MarketClosing) -> None:
         self.cancel_all(msg.cid, "market closing" if msg.winning_token is None else "market resolved", msg.market)
+        self._settle(msg)
+        self.lifecycle.closed(msg.market, resolved=msg.winning_token is not None, now_ns=self._clock.now_ns())
+
+    def _settle(self, msg: MarketClosing) -> None:
         info = self.markets.get(msg.market)
         if msg.winning_token is None or info is None:
             return

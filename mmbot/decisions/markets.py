@@ -1,4 +1,8 @@
-"""The markets we know: static facts per market, the token → market index, runtime tick changes."""
+"""The markets we know: static facts per market, the token → market index, runtime tick changes.
+
+A market is forgotten (``forget``) a retention horizon after it is over (``decisions/forgetting.py``);
+from then on it is one we never knew: its resolution, if one comes late, is not remembered.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,16 @@ class Markets:
         self._by_market[info.market] = info
         for token in info.tokens:
             self._by_token[token] = info.market
+
+    def forget(self, market: str) -> MarketInfo | None:
+        """Drop a market, its tokens and its resolution; returns what was known of it."""
+        info = self._by_market.pop(market, None)
+        if info is not None:
+            for token in info.tokens:
+                if self._by_token.get(token) == market:
+                    del self._by_token[token]
+        self.resolved.pop(market, None)
+        return info
 
     def get(self, market: str) -> MarketInfo | None:
         return self._by_market.get(market)
@@ -59,7 +73,8 @@ class Markets:
         elif isinstance(msg, BookSnapshot) and msg.tick is not None:
             self._set_tick(msg.token, msg.tick)  # a subscription snapshot carries the current tick
         elif isinstance(msg, MarketResolved):
-            self.resolved[msg.market] = msg.winning_token
+            if msg.market in self._by_market:  # not for a market we never knew, or forgot
+                self.resolved[msg.market] = msg.winning_token
         elif (isinstance(msg, NewMarket) and self._learn_listings and msg.market not in self._by_market
               and len(msg.tokens) == 2):
             outcomes = tuple(msg.outcomes) if len(msg.outcomes) == 2 else ("Yes", "No")

@@ -9,13 +9,17 @@ executor puts through risk and capital reservation. Three kinds, configured per 
 - ``CompleteSetMaker``: rest bids on both tokens whose sum stays ``target_edge`` below 1, skewed by
   inventory, refreshed when the wanted price moves, pulled on stale/crossed books or near the end;
 - ``SetMerger``: merge accumulated complete sets back into pUSD.
+
+What they see is ``strategy_view.StrategyView``. Only the taker keeps anything of its own (the
+takes it has not seen the book show yet); it goes when the market is forgotten (``forget``).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterable
 
 from mmbot.config import MakerConfig, MergeConfig, StrategiesConfig, TakerConfig
+from mmbot.decisions.strategy_view import BookLike, OrderLike, StrategyView
 from mmbot.model import (
     ONE,
     SHARE_STEP,
@@ -32,42 +36,6 @@ from mmbot.model import (
     TimeInForce,
     taker_fee,
 )
-
-
-
-class BookLike(Protocol):
-    state: BookState
-    best_bid: int | None
-    best_ask: int | None
-
-    def levels(self, side: Side, depth: int | None = None) -> list[tuple[int, int]]: ...
-    def size_at(self, side: Side, price: int) -> int: ...
-
-
-class OrderLike(Protocol):
-    order_id: str
-    token: str
-    side: Side
-    price: int
-
-    @property
-    def remaining(self) -> int: ...
-
-
-class StrategyView(Protocol):
-    """What a strategy may look at. The executor implements it; strategies cannot change it."""
-
-    def now_ns(self) -> int: ...
-    def book(self, token: str) -> BookLike | None: ...
-    def market(self, market: str) -> MarketInfo | None: ...
-    def position(self, token: str) -> int: ...
-    def available_shares(self, token: str) -> int: ...
-    def quotes(self, market: str, strategy: str) -> Sequence[OrderLike]:
-        """Our open orders of that strategy in that market, not already being cancelled."""
-    def busy(self, market: str, strategy: str) -> bool:
-        """True while an order or merge of that strategy in that market awaits the venue."""
-    def order_room(self) -> int:
-        """How many more orders risk's open-order limit allows right now."""
 
 
 def round_down(value: int, step: int) -> int:
@@ -139,6 +107,15 @@ class CompleteSetTaker(_Strategy):
         # (token, side, price) -> (size the book showed, size we set out to take). Until the feed
         # shows that level changed, our own take is not in the book yet: do not count it twice.
         self._taken: dict[tuple[str, Side, int], tuple[int, int]] = {}
+
+    def forget(self, tokens: Iterable[str]) -> None:
+        """Forget the takes remembered on these tokens' levels (their market was forgotten)."""
+        gone = set(tokens)
+        if gone and self._taken:
+            self._taken = {key: taken for key, taken in self._taken.items() if key[0] not in gone}
+
+    def remembered(self) -> int:
+        return len(self._taken)
 
     def _ladder(self, book: BookLike, token: str, side: Side) -> list[tuple[int, int]]:
         ladder = []
@@ -386,3 +363,12 @@ class Strategies:
 
     def on_fill(self, fill: Fill, view: StrategyView) -> list[Intent]:
         return self.merger.on_fill(fill, view)
+
+    def forget(self, tokens: Iterable[str]) -> None:
+        """Forget what any strategy keeps on these tokens (their market was forgotten). Only the
+        taker keeps anything: the maker and the merger decide from the view alone."""
+        self.taker.forget(tokens)
+
+    def remembered(self) -> int:
+        """Entries kept per token or market, all strategies together."""
+        return self.taker.remembered()

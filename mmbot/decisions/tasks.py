@@ -9,7 +9,7 @@ intents go straight to the executor in the same task — no extra hop (DESIGN §
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Iterable
 
 import trio
 
@@ -80,6 +80,14 @@ class DecisionLoop:
             # rather than inside risk's check of the next order
             executor.view.equity()
         return handled
+
+    def forget(self, tokens: Iterable[str]) -> None:
+        """Forget what is kept on these tokens (their market was forgotten): an update held while
+        the gate is closed, and the strategies' memory."""
+        tokens = list(tokens)
+        for token in tokens:
+            self._held.pop(token, None)
+        self._strategies.forget(tokens)
 
     def halt(self, cid: str, reason: str) -> None:
         """Stop quoting and cancel every open order (breaker trip or shutdown)."""

@@ -2,11 +2,12 @@
 
 Risk (``RiskView``) and the strategies (``StrategyView``) decide from what this shows; neither can
 change anything through it. The executor owns the one instance and stays the single writer.
+What it keeps per token goes when the token's market is forgotten (``decisions/forgetting.py``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from mmbot.decisions.ledger import Ledger
 from mmbot.decisions.markets import Markets
@@ -78,6 +79,16 @@ class StateView:
         """``token``'s market resolved and its shares wait to be redeemed at ``price``: their mark from now."""
         self._settled[token] = price
         self._newly_settled.add(token)
+
+    def forget(self, tokens: Iterable[str]) -> None:
+        """Forget these tokens' redemption marks (their market was forgotten). Their values in
+        the running sum follow their books: ``Books.forget`` lists them as touched."""
+        for token in tokens:
+            self._settled.pop(token, None)
+            self._newly_settled.discard(token)
+
+    def remembered(self) -> dict[str, int]:
+        return {"settled_marks": len(self._settled), "values": len(self._valued)}
 
     def mark(self, token: str) -> int | None:
         """What a share of ``token`` is worth now: its redemption price once resolved, else the book's mid."""

@@ -9,7 +9,7 @@ hops per event at two or fewer (DESIGN §13).
 from __future__ import annotations
 
 import math
-from typing import Generic, TypeVar
+from typing import Generic, Iterable, TypeVar
 
 import attrs
 import trio
@@ -75,6 +75,15 @@ class LatestSlots(Generic[T]):
         self._pending.clear()
         self._delivered += len(values)
         return values
+
+    def forget(self, keys: Iterable[str]) -> int:
+        """Drop the values pending for these keys (their market was forgotten: no one wants them);
+        not counted as drops. Returns how many there were."""
+        gone = 0
+        for key in keys:
+            if self._pending.pop(key, None) is not None:
+                gone += 1
+        return gone
 
     def __len__(self) -> int:
         return len(self._pending)

@@ -14,13 +14,17 @@ printed through its price, or from the opposite side crossing it in the book.
 
 Assumption: the feed prints a trade (``LastTrade``) before the level change that reflects it;
 a level that shrinks first is taken for cancellations, so the trade then eats the queue again.
+
+Bounded memory: the engine passes on what the executor forgets — ended orders (``forget``) and
+markets over with nothing left in them (``forget_markets``). A late resolution of a market the
+registry no longer knows is not remembered.
 """
 
 from __future__ import annotations
 
 import functools
 import random
-from typing import Callable
+from typing import Callable, Iterable
 
 import attrs
 
@@ -162,6 +166,28 @@ class PaperGateway:
         elif isinstance(msg, MarketResolved):
             self._on_resolved(msg)
 
+    def forget(self, order_ids: Iterable[str]) -> int:
+        """Forget ended orders (the executor pruned them); returns how many were remembered. Only
+        their ids are kept once they end, against a duplicate submit, and ids are never reused."""
+        gone = 0
+        for order_id in order_ids:
+            if order_id in self._accepted_ids and order_id not in self._resting:
+                self._accepted_ids.discard(order_id)
+                gone += 1
+        return gone
+
+    def forget_markets(self, markets: Iterable[MarketInfo]) -> None:
+        """Forget what is kept of these markets (the executor forgot them, with no order left in
+        them): their resolution and what paper orders took from their tokens' books."""
+        for info in markets:
+            self._resolved_markets.discard(info.market)
+            self._liquidity.forget(info.tokens)
+
+    def remembered(self) -> dict[str, int]:
+        """How much is kept per order, market and token, for the engine's statistics."""
+        return {"accepted_ids": len(self._accepted_ids), "resting": len(self._resting),
+                "resolved_markets": len(self._resolved_markets), "liquidity_tokens": self._liquidity.remembered()}
+
     def open_orders(self) -> list[PaperOrder]:
         """The resting paper orders, oldest first."""
         return [
@@ -300,7 +326,8 @@ class PaperGateway:
             self._fill(order, ours.price, order.remaining - wanted, 0, Liquidity.MAKER, ts_ns)
 
     def _on_resolved(self, msg: MarketResolved) -> None:
-        self._resolved_markets.add(msg.market)
+        if any(self._markets(token) is not None for token in msg.tokens):
+            self._resolved_markets.add(msg.market)  # not a market forgotten, or never known
         for order_id, order in list(self._resting.items()):
             if order.market.market == msg.market:
                 self._stop_resting(order_id)

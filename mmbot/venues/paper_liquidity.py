@@ -16,7 +16,7 @@ resolution, a lost update), and taking from it could fill against liquidity long
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 import attrs
 
@@ -77,11 +77,22 @@ class PaperLiquidity:
 
     def restated(self, token: str, book_side: Side, price: int) -> None:
         """The feed restated one level: it shows what is there now."""
-        self._consumed.get(token, {}).pop((book_side, price), None)
+        taken = self._consumed.get(token)
+        if taken is not None and taken.pop((book_side, price), None) is not None and not taken:
+            del self._consumed[token]
 
     def snapshot(self, token: str) -> None:
         """The feed restated the whole book of ``token``."""
         self._consumed.pop(token, None)
+
+    def forget(self, tokens: Iterable[str]) -> None:
+        """Forget what we took from these tokens' books (their market was forgotten)."""
+        for token in tokens:
+            self._consumed.pop(token, None)
+
+    def remembered(self) -> int:
+        """Tokens with takes remembered."""
+        return len(self._consumed)
 
     def shown(self, token: str, book_side: Side, price: int) -> int:
         """Size the book shows at a level, less what we took there since the feed last said."""
