@@ -150,7 +150,7 @@ class VenueConfig:
 class RetentionConfig:
     """How long ended things stay in memory (the event log keeps them for ever)."""
 
-    ended_after_s: int = 3_600  # ended orders, their fill ids and venue id maps: forgotten this long after the end
+    ended_after_s: int = 3_600  # ended orders (their fill ids, venue ids, trades) and resolved markets: forgotten this long after
 
 
 # Sections added after runs were recorded: left out of the config's digest while at their
