@@ -16,11 +16,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mmbot"
 MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
 MAX_LINES = 400
 # Over MAX_LINES when the rule came in, while others split them by concept (issue 10, build item 6).
-KNOWN_LONG = {
-    "mmbot.app", "mmbot.venues.paper", "mmbot.decisions.executor", "mmbot.venues.simulator.server",
-    "mmbot.venues.simulator.engine", "mmbot.venues.polymarket.gateway",
-}
-
 IO_LIBRARIES = {"trio", "trio_websocket", "httpx", "sqlite3", "sqlite_utils", "socket", "asyncio"}
 AMBIENT_TIME = {
     ("time", "time"), ("time", "time_ns"), ("time", "monotonic"), ("time", "monotonic_ns"),
@@ -192,14 +187,7 @@ def test_no_import_circles() -> None:
     assert circles(import_graph(PACKAGE)) == []
 
 
-def _size_param(path: Path) -> object:
-    name = module_name(path)
-    if name in KNOWN_LONG:
-        return pytest.param(path, id=name, marks=pytest.mark.xfail(strict=False, reason="being split by concept"))
-    return pytest.param(path, id=name)
-
-
-@pytest.mark.parametrize("path", [_size_param(p) for p in MODULES])
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
 def test_no_module_over_400_lines(path: Path) -> None:
     assert lines_of(path) <= MAX_LINES, f"{module_name(path)} has {lines_of(path)} lines: split it by concept"
 
