@@ -235,3 +235,32 @@ async def test_a_restart_adopts_shares_of_markets_that_resolved_before_it(nurser
                                rest_url=urls.rest, key=KEY, creds=creds, db_path=tmp_path / "second.db", mode="sim",
                                duration_s=30, clock=TrioClock(anchor_ns=START_NS))
     assert_ledger_equals_venue(engine, venue, server, creds.api_key)
+
+
+async def test_a_fill_whose_report_was_lost_is_found_when_the_venue_refuses_its_cancel(
+    nursery, autojump_clock, tmp_path, monkeypatch
+) -> None:
+    """Found by the soak: the user channel lost a trade while staying connected; the venue then
+    answered the order's cancel with "already canceled or matched", the order went back to live
+    in our books and its shares were never booked. Such an order is now settled from the venue's
+    own record of its trades, then ended."""
+    from mmbot.venues.polymarket.user_fills import UserFills
+
+    on_frame = UserFills.on_frame
+    lost: list[str] = []
+
+    def lossy(self, text: str, recv_ns: int) -> None:  # noqa: ANN001
+        if '"event_type":"trade"' in text.replace(" ", "") and len(lost) < 3:
+            lost.append(text)  # gone on the way, the connection stays up
+            return
+        on_frame(self, text, recv_ns)
+
+    monkeypatch.setattr(UserFills, "on_frame", lossy)
+    venue, server, urls, creds, markets = await simulator(nursery, seed=27)
+    engine = await run_trading(config=CONFIG, markets=markets, ws_url=urls.ws, user_ws_url=server.user_url,
+                               rest_url=urls.rest, key=KEY, creds=creds, db_path=tmp_path / "lost.db", mode="sim",
+                               duration_s=120, clock=TrioClock(anchor_ns=START_NS))
+    assert len(lost) == 3
+    settled = rows(tmp_path / "lost.db", "order_settled_from_trades")
+    assert sum(r["payload"]["new_legs"] for r in settled) > 0, settled
+    assert_ledger_equals_venue(engine, venue, server, creds.api_key)

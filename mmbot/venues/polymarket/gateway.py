@@ -175,6 +175,11 @@ class LiveGateway:
         if order_id is not None and self.unknown_since.pop(order_id, None) is not None:
             self._book.accept(self._book.orders[order_id], venue_id, cid)
 
+    def token_of(self, order_id: str) -> str | None:
+        """The token of an order the gateway still tracks."""
+        tracked = self._book.orders.get(order_id)
+        return None if tracked is None else tracked.request.token
+
     def unknown_due(self, now_ns: int, after_ns: int) -> list[str]:
         """Orders whose post has gone unanswered for ``after_ns``, and no PLACEMENT seen either."""
         return [order_id for order_id, since in self.unknown_since.items() if now_ns - since >= after_ns]

@@ -194,10 +194,14 @@ class ClobRest:
         except AnswerError as exc:
             raise Retryable(f"GET /data/orders: unreadable answer: {exc}") from None
 
-    async def trades(self, after_s: int | None = None) -> list[UserTrade | MalformedFrame]:
-        """The account's trades; an item that cannot be decoded is kept as a ``MalformedFrame``
-        (channel ``trades``) for the caller to record, and never fails the page."""
-        items = await self._pages("/data/trades", {"after": str(after_s)} if after_s is not None else {})
+    async def trades(self, after_s: int | None = None, *, asset_id: str | None = None) -> list[UserTrade | MalformedFrame]:
+        """The account's trades (matched after ``after_s``, of ``asset_id``, when given); an item
+        that cannot be decoded is kept as a ``MalformedFrame`` (channel ``trades``) for the caller to
+        record, and never fails the page."""
+        params = {"after": str(after_s)} if after_s is not None else {}
+        if asset_id is not None:
+            params["asset_id"] = asset_id
+        items = await self._pages("/data/trades", params)
         now = self._clock.now_ns()
         cid = f"trades{self._reads}"
         records: list[UserTrade | MalformedFrame] = []

@@ -27,17 +27,20 @@ import trio
 
 from mmbot.backoff import Backoff
 from mmbot.config import Config
-from mmbot.model import MalformedFrame, MarketInfo, TradingGate, UserTrade, VenueResponse
+from mmbot.model import (
+    CancelRejected, MalformedFrame, MarketInfo, OrderDone, TradingGate, UserTrade, VenueResponse,
+)
 from mmbot.ports import Clock, EventSink, OutcomeUnknown, Reconciliation, Rejected, Retryable, Service
 from mmbot.venues.polymarket.auth import ApiCredentials, OrderSigner, SigningKey
 from mmbot.venues.polymarket.gate import TradingGateState
 from mmbot.venues.polymarket.gateway import LiveGateway
 from mmbot.venues.polymarket.rest import ClobRest
 from mmbot.venues.polymarket.startup import StartupSnapshot
-from mmbot.venues.polymarket.user_fills import CATCH_UP_MARGIN_S, UserFills
+from mmbot.venues.polymarket.user_fills import CATCH_UP_MARGIN_S, UserFills, involves
 from mmbot.venues.polymarket.ws import user_connection
 
 RECONCILE_EVERY_S = 1
+NOT_ON_BOOK = "already canceled or matched"  # the venue's reason for a cancel of a finished order
 HEARTBEATS_MISSED_TO_CLOSE = 2  # the venue cancels our orders after ~10 s without one: two 5 s beats
 
 
@@ -57,7 +60,7 @@ class VenueSession:
         self._config = config.venue
         self._on_failure = on_failure
         self.gateway = LiveGateway(rest=rest, signer=OrderSigner(key), owner=creds.api_key, markets=markets,
-                                   respond=respond, sink=sink, clock=clock, rng=rng, config=config.venue,
+                                   respond=self._from_gateway, sink=sink, clock=clock, rng=rng, config=config.venue,
                                    maker=funder, signature_type=signature_type, dry_run=dry_run)
         self.fills = UserFills(api_key=creds.api_key, addresses=frozenset({key.address, funder or key.address}),
                                our_ids=self.gateway.local_ids, markets=markets, respond=respond,
@@ -75,9 +78,11 @@ class VenueSession:
         # None while the channel is up and caught up (then it is the latest match seen).
         self._window_from_s: int | None = self.fills.last_match_s
         self._catch_up_wanted = trio.Event()
+        self._not_resting: dict[str, str] = {}  # order id -> cid: the venue says it is no longer on its book
         self.failure = ""
         self.counts = {"catch_ups": 0, "catch_up_failures": 0, "outside_window": 0, "reconcile_asks": 0,
-                       "reconcile_failures": 0, "gate_closed": 0}
+                       "reconcile_failures": 0, "gate_closed": 0, "orders_ended_at_venue": 0,
+                       "trades_of_ended_orders": 0}
 
     # ------------------------------------------------------------------ the loops, for the supervisor
 
@@ -198,6 +203,37 @@ class VenueSession:
             self.counts["gate_closed"] += 1
         return TradingGate(cid=f"gate{self._gates}", open=open_, reason=reason)
 
+    # ------------------------------------------------------------------ orders the venue ended unseen
+
+    def _from_gateway(self, msg: VenueResponse) -> None:
+        """The gateway's answers on their way to the executor. A cancel refused because the order
+        is no longer on the venue's book means it was cancelled or *matched* — a fill whose report
+        may have been lost (the user channel is best-effort even while connected). Such an order
+        is settled from the venue's own record of its trades, then ended."""
+        if isinstance(msg, CancelRejected) and NOT_ON_BOOK in msg.reason:
+            self._not_resting.setdefault(msg.order_id, msg.cid)
+        self._respond(msg)
+
+    async def _settle_not_resting(self) -> None:
+        for order_id, cid in list(self._not_resting.items()):
+            token, venue_id = self.gateway.token_of(order_id), self.gateway.venue_ids.get(order_id)
+            if token is None or venue_id is None:
+                del self._not_resting[order_id]
+                continue
+            try:
+                records = await self._rest.trades(asset_id=token)
+            except (Retryable, Rejected, OutcomeUnknown) as exc:  # asked again next second
+                self._sink.record("error", cid, {"where": "reconcile", "error": f"trades of {order_id}: {exc}"})
+                return
+            mine = [r for r in records if isinstance(r, UserTrade) and involves(r, venue_id)]
+            new = self.fills.on_records(mine, self._clock.now_ns())
+            del self._not_resting[order_id]
+            self.counts["orders_ended_at_venue"] += 1
+            self.counts["trades_of_ended_orders"] += new
+            self._sink.record("order_settled_from_trades", cid, {"order_id": order_id, "trades": len(mine),
+                                                                 "new_legs": new})
+            self._respond(OrderDone(cid=cid, order_id=order_id, reason="not on the venue's book: " + NOT_ON_BOOK))
+
     # ------------------------------------------------------------------ reconcile tick
 
     async def _run_reconcile(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -210,6 +246,8 @@ class VenueSession:
             self.gate.on_heartbeats(self.gateway.statistics()["heartbeats_failing_in_a_row"]
                                     < HEARTBEATS_MISSED_TO_CLOSE)
             self._sync_gate()
+            if self._not_resting:
+                await self._settle_not_resting()
             now = self._clock.now_ns()
             asks = self._reconcile.due_queries(now)
             unknown = self.gateway.unknown_due(now, unknown_after_ns)
@@ -236,7 +274,9 @@ class VenueSession:
     def forget(self, order_ids: list[str], now_ns: int, horizon_ns: int) -> int:
         """The executor pruned ``order_ids``: drop them here too, with trades long final."""
         after_s = self._after_s()
-        return self.gateway.forget(order_ids) + self.fills.forget(now_ns, horizon_ns, after_s or 0)
+        forgotten = self.gateway.forget(order_ids)
+        return forgotten + self.fills.forget(now_ns, horizon_ns, after_s or 0,
+                                             tracked=lambda venue_id: venue_id in self.gateway.local_ids)
 
     def statistics(self) -> dict[str, object]:
         return {

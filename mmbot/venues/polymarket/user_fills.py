@@ -73,10 +73,24 @@ class _Seen:
     status: str
     match_s: int  # the venue's match time (its clock: compared only with its own times)
     quiet_since_ns: int  # our clock: the last report of it
+    orders: tuple[str, ...] = ()  # the venue ids of our orders with a leg in it
 
 
 def _rank(status: str) -> int:
     return TRADE_STATUS_RANK.get(status, 0)  # an unknown status ranks lowest and is never final
+
+
+def venue_order_ids(trade: UserTrade, legs: list[VenueLeg]) -> list[str]:
+    """The venue ids of the orders our legs of ``trade`` belong to."""
+    if trade.trader_side is Liquidity.TAKER:
+        return [trade.taker_order_id] if legs else []
+    ours = {leg.trade_id for leg in legs}
+    return [m.order_id for m in trade.maker_orders if f"{trade.trade_id}:{m.order_id}" in ours]
+
+
+def involves(trade: UserTrade, venue_id: str) -> bool:
+    """Whether the venue order ``venue_id`` took part in ``trade``."""
+    return trade.taker_order_id == venue_id or any(m.order_id == venue_id for m in trade.maker_orders)
 
 
 class UserFills:
@@ -138,16 +152,18 @@ class UserFills:
         if trade.trade_id in self._prerun:
             self._on_prerun(trade, recv_ns)
             return
+        legs = our_legs(trade, api_key=self._api_key, addresses=self._addresses, our_ids=self._our_ids,
+                        taker_fee=self._fee)
         seen = self._seen.get(trade.trade_id)
         if seen is None:
-            self._seen[trade.trade_id] = _Seen(status=trade.status, match_s=trade.match_time_s, quiet_since_ns=recv_ns)
+            self._seen[trade.trade_id] = _Seen(status=trade.status, match_s=trade.match_time_s, quiet_since_ns=recv_ns,
+                                               orders=tuple(venue_order_ids(trade, legs)))
         else:
             seen.quiet_since_ns = recv_ns
             if seen.status not in FINAL_STATUSES and _rank(trade.status) >= _rank(seen.status):
                 seen.status = trade.status
         self.last_match_s = max(self.last_match_s, trade.match_time_s)
-        for leg in our_legs(trade, api_key=self._api_key, addresses=self._addresses, our_ids=self._our_ids,
-                            taker_fee=self._fee):
+        for leg in legs:
             if leg.status != FAILED and leg.trade_id not in self._booked:
                 self._booked[leg.trade_id] = trade.trade_id
                 self.counts["legs_booked"] += 1
@@ -184,14 +200,17 @@ class UserFills:
 
     # ------------------------------------------------------------------ bounded memory
 
-    def forget(self, now_ns: int, horizon_ns: int, window_from_s: int) -> int:
-        """Forget trades that are final, quiet for ``horizon_ns`` and matched before ``window_from_s``
-        (the earliest match time a catch-up may still ask about): no report of them can come back
-        that we would book. Returns how many."""
+    def forget(self, now_ns: int, horizon_ns: int, window_from_s: int,
+               tracked: Callable[[str], bool] = lambda venue_id: False) -> int:
+        """Forget trades that are final, quiet for ``horizon_ns``, matched before ``window_from_s``
+        (the earliest match time a catch-up may still ask about) and of no order still ``tracked``
+        (a venue order id the gateway still knows: an order's own trades may be fetched again while
+        it is): no report of them can come back that we would book. Returns how many."""
         gone = 0
         for table in (self._seen, self._prerun):
             old = [tid for tid, s in table.items() if s.status in FINAL_STATUSES
-                   and now_ns - s.quiet_since_ns >= horizon_ns and s.match_s < window_from_s]
+                   and now_ns - s.quiet_since_ns >= horizon_ns and s.match_s < window_from_s
+                   and not any(tracked(v) for v in s.orders)]
             for trade_id in old:
                 del table[trade_id]
             gone += len(old)
