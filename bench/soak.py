@@ -9,7 +9,9 @@ same account; at the end, the bot's ledger against the simulator's account.
 Up/Down windows, so hundreds of markets list and resolve. ``mmbot run --mode sim`` trades every
 market with the fake key the tests use (API credentials derived over L1), with a config that
 lifts the exposure and daily-loss limits (the simulator redeems nothing, so positions in resolved
-markets pile up at cost and would stop the bot within the first simulated hours). Times in the
+markets pile up at cost and would stop the bot within the first simulated hours) and divides the
+retention horizon by the speed (it runs on the bot's clock, real time: at the default's hour
+nothing would be forgotten in a whole soak). Times in the
 schedule are the venue's (``GET /time``): faults every ``--fault-every`` simulated minutes, the
 kinds in turn (a delay lasts half the interval), none in the last ten minutes; kills early
 (every ``min(1.5, hours / (kills + 1))`` simulated hours), so the last run goes the rest and its
@@ -43,7 +45,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from mmbot.cli_live import API_ENV, PRIVATE_KEY_ENV  # noqa: E402
-from mmbot.config import Secret  # noqa: E402
+from mmbot.config import RetentionConfig, Secret  # noqa: E402
 from mmbot.venues.polymarket.auth import SigningKey  # noqa: E402
 from mmbot.venues.simulator.server import FAULT_KINDS  # noqa: E402
 from soak_logs import RunLog, compare_ledger, known_tokens, run_end, summarise  # noqa: E402
@@ -60,14 +62,18 @@ STOP_WAIT_S = 60
 MAX_UNEXPECTED_EXITS = 3
 SOAK_CONFIG = """\
 # the soak's config: the default strategies and limits, but exposure and daily loss lifted so the
-# bot keeps trading all day (the simulator redeems nothing; resolved positions stay at cost)
+# bot keeps trading all day (the simulator redeems nothing; resolved positions stay at cost), and
+# the retention horizon (the bot's clock: real seconds) the same simulated time as the default's
 seed = {seed}
 [risk]
 max_gross_exposure = "100000000"
 max_daily_loss = "100000000"
 [strategies.merge]
 enabled = false
+[retention]
+ended_after_s = {retention_s}
 """
+MIN_RETENTION_S = 30  # above the venue deadlines (submit 20 s, cancel 10 s): nothing forgotten in flight
 
 
 def _die_with_parent() -> None:
@@ -193,13 +199,14 @@ class Soak:
     def run(self) -> dict[str, Any]:
         a = self.args
         started = time.monotonic()
-        (self.workdir / "soak.toml").write_text(SOAK_CONFIG.format(seed=a.seed))
+        (self.workdir / "soak.toml").write_text(SOAK_CONFIG.format(seed=a.seed, retention_s=a.retention_s))
         rest, ws = self.start_sim()
         admin = SimAdmin(rest)
         key = SigningKey(Secret(value=KEY))
         creds = derive_credentials(rest, key)  # the account exists (funded) from here
         origin = admin.venue_s()
-        self.log(f"simulator at {rest}, speed x{a.speed}, {a.interval} s windows; workdir {self.workdir}")
+        self.log(f"simulator at {rest}, speed x{a.speed}, {a.interval} s windows, the bot's retention"
+                 f" {a.retention_s} s; workdir {self.workdir}")
 
         def now_h() -> float:  # float-ok: simulated hours
             return (admin.venue_s() - origin) / 3600
@@ -275,7 +282,8 @@ class Soak:
         growth = None if not start_mib else round((end_mib - start_mib) / start_mib * 100, 1)
         out = {
             "simulated_hours": round(hours, 3), "wall_s": round(wall_s, 1), "speed": a.speed,
-            "interval_s": a.interval, "markets": a.markets, "seed": a.seed, **self.listings.counts(),
+            "interval_s": a.interval, "markets": a.markets, "seed": a.seed, "retention_s": a.retention_s,
+            **self.listings.counts(),
             "ledger_equals_venue": ledger.pop("ledger_equals_venue"),
             "trades_venue": account.trades, "trades_failed_venue": account.trades_failed,
             "fills_booked": logs["fills_booked"], "fills_adopted": logs["fills_adopted"],
@@ -325,6 +333,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fault-every", type=float, default=15.0, help="simulated minutes between faults (default 15)")
     parser.add_argument("--fault-kinds", help=f"comma-separated, in turn (default every kind: {','.join(FAULT_KINDS)})")
     parser.add_argument("--funding", type=int, default=1_000_000, help="the account's pUSD (default 1,000,000)")
+    default_s = RetentionConfig().ended_after_s
+    parser.add_argument("--retention-s", type=int, help=f"the bot's [retention] ended_after_s (default: the"
+                        f" default's {default_s} s divided by --speed, at least {MIN_RETENTION_S})")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", help="where the logs go (default: a new temporary directory, kept)")
     args = parser.parse_args(argv)
@@ -333,6 +344,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--fault-kinds: expected some of {','.join(FAULT_KINDS)}; unknown: {sorted(unknown)}")
     if args.hours <= 0 or args.speed < 1 or args.kills < 0 or args.fault_every <= 0:
         parser.error("--hours, --speed and --fault-every expect positive numbers, --kills at least 0")
+    if args.retention_s is None:
+        args.retention_s = max(MIN_RETENTION_S, default_s // args.speed)
     return args
 
 
