@@ -151,18 +151,18 @@ class Engine:
             tokens = gone.tokens
             self.slots.forget(tokens)
             self.loop.forget(tokens)
-            for info in gone.markets:
+            for info in (*gone.markets, *gone.held):
                 self.boundaries.forget(info.market)
             forget_markets = getattr(self.gateway, "forget_markets", None)
             if forget_markets is not None:
                 forget_markets(gone.markets)
             if self.channel is not None:  # not the orphans': a listing may still be on its way
-                self.channel.unsubscribe(token for info in gone.markets for token in info.tokens)
+                self.channel.unsubscribe(token for info in (*gone.markets, *gone.held) for token in info.tokens)
         venue = self.forget_orders(order_ids, now, horizon) if self.forget_orders is not None else {}
         if not (order_ids or gone or any(venue.values())):
             return None
         payload = {"orders": len(order_ids), "markets": [info.market for info in gone.markets],
-                   "orphan_books": len(gone.orphans), **venue, "remembered": self.remembered()}
+                   "orphan_books": len(gone.orphans), "held_books": len(gone.held), **venue, "remembered": self.remembered()}
         self.log.record("pruned", cid, payload)
         return payload
 

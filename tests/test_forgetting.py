@@ -462,8 +462,11 @@ def test_held_shares_keep_a_resolved_market_and_its_marks_until_they_go() -> Non
     request = buy_and_fill(rig, "y2", 10 * ONE)
     executor.handle(MarketClosing(cid="r", market="m2", winning_token="y2"))
     hour = 3_600 * SECOND
-    for later in (hour, 5 * hour):
-        assert not executor.forget_markets(rig.clock.now + later, 60 * SECOND)
+    first = executor.forget_markets(rig.clock.now + hour, 60 * SECOND)
+    # kept for the shares alone: the market and its marks stay, its books go (nothing trades it)
+    assert [info.market for info in first.held] == ["m2"] and first.markets == ()
+    assert executor.books.get("y2") is None and executor.books.get("n2") is None
+    assert not executor.forget_markets(rig.clock.now + 5 * hour, 60 * SECOND)  # released once
     assert executor.view.marks() == {"y2": ONE} and executor.markets.get("m2") is not None
     rig.clock.now += 5 * hour  # the shares leave the ledger (a correction, as a redemption would)
     executor.handle(Correction(cid="x", order_id=request.order_id, fill_id="", market="m2", token="y2", side=SELL,

@@ -5,7 +5,9 @@ before its end) and its end has passed. It is forgotten ``horizon`` after it was
 still held shares of it, had open orders in it or a merge in flight, ``horizon`` after the first
 moment found with all of those gone: the closing itself, or a forgetting round (they run every
 minute, so forgetting is never early and at most a round late). Shares of a resolved market that
-wait to be redeemed on chain keep it, and their marks, for as long as they are held.
+wait to be redeemed on chain keep it, and their marks, for as long as they are held — but not its
+books: a horizon after the resolution those go (with their slots, strategy memory, timers and
+subscription), since nothing trades the market any more; a long run holds thousands of them.
 
 Forgetting a market drops, everywhere at once, what is kept per market and per token: its entry in
 ``Markets`` (with its resolution), its tokens' books, the view's marks and values, and — through
@@ -42,14 +44,16 @@ class Forgotten:
 
     markets: tuple[MarketInfo, ...] = ()  # in the order they were over
     orphans: tuple[str, ...] = ()  # tokens of unknown markets whose quiet books were dropped
+    # resolved markets kept only for the shares still held: their books and everything fed by them go
+    held: tuple[MarketInfo, ...] = ()
 
     @property
     def tokens(self) -> list[str]:
-        """Every token forgotten: the markets' and the orphans'."""
-        return [token for info in self.markets for token in info.tokens] + list(self.orphans)
+        """Every token whose book went: the markets', the orphans' and the held resolved markets'."""
+        return [token for info in (*self.markets, *self.held) for token in info.tokens] + list(self.orphans)
 
     def __bool__(self) -> bool:
-        return bool(self.markets or self.orphans)
+        return bool(self.markets or self.orphans or self.held)
 
 
 @attrs.define
@@ -57,6 +61,7 @@ class _Over:
     since_ns: int  # when the market was over: its resolution, else its end
     resolved: bool
     quiet_since_ns: int | None  # the first moment found with no shares, orders or merge; None while busy
+    books_released: bool = False  # resolved and a horizon past, kept only for shares held: no book
 
 
 class MarketLifecycle:
@@ -96,6 +101,7 @@ class MarketLifecycle:
 
     def forget_due(self, now_ns: int, horizon_ns: int) -> Forgotten:
         due: list[MarketInfo] = []
+        held: list[MarketInfo] = []
         for market, over in list(self._over.items()):
             info = self._markets.get(market)
             if info is None:  # forgotten another way (a test, a registry reset): nothing left here
@@ -103,6 +109,13 @@ class MarketLifecycle:
                 continue
             if self._busy(info):
                 over.quiet_since_ns = None
+                if (over.resolved and not over.books_released and now_ns - over.since_ns >= horizon_ns
+                        and self._only_held(info)):
+                    # its shares wait to be redeemed, marked at 1 and 0 (the view keeps the marks);
+                    # nothing trades it any more, so its books need not wait with them
+                    over.books_released = True
+                    held.append(info)
+                    self._books.forget(info.tokens)
                 continue
             if over.quiet_since_ns is None:
                 over.quiet_since_ns = now_ns
@@ -117,7 +130,11 @@ class MarketLifecycle:
             lambda market: self._markets.get(market) is not None, quiet_before_ns=now_ns - horizon_ns
         )
         self.forgotten += len(due)
-        return Forgotten(markets=tuple(due), orphans=tuple(orphans))
+        return Forgotten(markets=tuple(due), orphans=tuple(orphans), held=tuple(held))
+
+    def _only_held(self, info: MarketInfo) -> bool:
+        """Busy only because shares are held: no open order, no merge in flight."""
+        return not self._orders.open_orders(market=info.market) and info.market not in self._merges_pending
 
     def _busy(self, info: MarketInfo) -> bool:
         ledger = self._ledger
