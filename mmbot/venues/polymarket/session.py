@@ -41,6 +41,7 @@ from mmbot.venues.polymarket.ws import user_connection
 
 RECONCILE_EVERY_S = 1
 NOT_ON_BOOK = "already canceled or matched"  # the venue's reason for a cancel of a finished order
+NOT_ON_BOOK_REASONS = (NOT_ON_BOOK, "not found")  # ... and of one it no longer remembers
 HEARTBEATS_MISSED_TO_CLOSE = 2  # the venue cancels our orders after ~10 s without one: two 5 s beats
 
 
@@ -210,7 +211,7 @@ class VenueSession:
         is no longer on the venue's book means it was cancelled or *matched* — a fill whose report
         may have been lost (the user channel is best-effort even while connected). Such an order
         is settled from the venue's own record of its trades, then ended."""
-        if isinstance(msg, CancelRejected) and NOT_ON_BOOK in msg.reason:
+        if isinstance(msg, CancelRejected) and any(reason in msg.reason for reason in NOT_ON_BOOK_REASONS):
             self._not_resting.setdefault(msg.order_id, msg.cid)
         self._respond(msg)
 
