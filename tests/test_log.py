@@ -309,3 +309,24 @@ def test_digest_of_an_empty_log_is_the_hash_of_nothing(tmp_path):
     log = EventLog(tmp_path / "run.db", clock=StepClock(), wall=lambda: 0)
     log.flush_sync()
     assert digest(tmp_path / "run.db") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+async def test_the_writer_checkpoints_the_wal_so_it_stops_growing(tmp_path, autojump_clock, monkeypatch) -> None:
+    """A week-long run's WAL grew until the log closed (automatic checkpoints are off): the
+    writer now checkpoints it on its thread every CHECKPOINT_ROWS rows, so the file is reused."""
+    from mmbot.clock import TrioClock
+    from mmbot.memory import log as log_module
+
+    monkeypatch.setattr(log_module, "CHECKPOINT_ROWS", 2_000)
+    db = tmp_path / "wal.db"
+    log = log_module.EventLog(db, clock=TrioClock(), wall=lambda: 0, batch_rows=500, batch_ms=None)
+    log.start_run(mode="test", seed=0, recording="", config_hash="", code_version="")
+    sizes = []
+    for round_ in range(20):
+        for i in range(1_000):
+            log.record("tick", f"c{round_}-{i}", {"padding": "x" * 200})
+        await log._write_pending()  # what the writer task does when it wakes (its threads run on real time)
+        sizes.append((tmp_path / "wal.db-wal").stat().st_size)
+    await log.close()
+    assert log.checkpoints == 10
+    assert max(sizes[10:]) <= max(sizes[:10]) * 1.5, sizes  # reused, not grown with every row

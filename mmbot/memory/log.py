@@ -61,6 +61,7 @@ FAILED = "failed: "  # followed by the reason
 # sqlite-utils' insert_all builds a dict per row and re-derives the columns; prepared
 # multi-row INSERTs over ready tuples are several times cheaper and the log's only write path.
 _ROWS_PER_STATEMENT = 100  # 800 parameters, far below SQLite's limit of 32,766
+CHECKPOINT_ROWS = 50_000  # about 10-20 MB of WAL between checkpoints
 
 
 @functools.lru_cache(maxsize=_ROWS_PER_STATEMENT)
@@ -148,6 +149,8 @@ class EventLog:
 
         self._rows_written = 0
         self._batches = 0
+        self._checkpointed_at = 0  # rows written when the writer last checkpointed the WAL
+        self.checkpoints = 0
         self._longest_write_ns = 0
         self._peak_pending = 0
 
@@ -158,8 +161,9 @@ class EventLog:
         self._db.enable_wal()
         # WAL + NORMAL survives an application crash; only a power loss may drop the last commits.
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        # No automatic WAL checkpoints mid-run: one copies a thousand pages inside a commit and
-        # held the loop 10+ ms; the log checkpoints once, when it closes.
+        # No automatic WAL checkpoints: one copies a thousand pages inside a commit and held the
+        # loop 10+ ms. The writer checkpoints on its worker thread every CHECKPOINT_ROWS rows
+        # instead (a week-long run's WAL would otherwise grow until the log closes).
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
         events.create(EVENT_COLUMNS, pk="seq", if_not_exists=True)
         events.create_index(["cid"], if_not_exists=True)
@@ -256,6 +260,15 @@ class EventLog:
             batch = self._next_batch()[:due]
             self._written(len(batch), await trio.to_thread.run_sync(self._insert, batch))
             due -= len(batch)
+        if self._rows_written - self._checkpointed_at >= CHECKPOINT_ROWS:
+            self._checkpointed_at = self._rows_written
+            await trio.to_thread.run_sync(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the database (PASSIVE: never waits for a reader), so the next
+        writes start the WAL file over instead of growing it."""
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self.checkpoints += 1
 
     def flush_sync(self) -> None:
         """Write everything pending from the calling thread (tests, interpreter exit).
