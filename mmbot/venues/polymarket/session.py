@@ -216,17 +216,20 @@ class VenueSession:
         self._respond(msg)
 
     async def _settle_not_resting(self) -> None:
+        """One ``/data/trades`` read per token, however many of its orders wait to be settled."""
+        fetched: dict[str, list[UserTrade | MalformedFrame]] = {}
         for order_id, cid in list(self._not_resting.items()):
             token, venue_id = self.gateway.token_of(order_id), self.gateway.venue_ids.get(order_id)
             if token is None or venue_id is None:
                 del self._not_resting[order_id]
                 continue
-            try:
-                records = await self._rest.trades(asset_id=token)
-            except (Retryable, Rejected, OutcomeUnknown) as exc:  # asked again next second
-                self._sink.record("error", cid, {"where": "reconcile", "error": f"trades of {order_id}: {exc}"})
-                return
-            mine = [r for r in records if isinstance(r, UserTrade) and involves(r, venue_id)]
+            if token not in fetched:
+                try:
+                    fetched[token] = await self._rest.trades(asset_id=token)
+                except (Retryable, Rejected, OutcomeUnknown) as exc:  # asked again next second
+                    self._sink.record("error", cid, {"where": "reconcile", "error": f"trades of {order_id}: {exc}"})
+                    return
+            mine = [r for r in fetched[token] if isinstance(r, UserTrade) and involves(r, venue_id)]
             new = self.fills.on_records(mine, self._clock.now_ns())
             del self._not_resting[order_id]
             self.counts["orders_ended_at_venue"] += 1
