@@ -1,8 +1,8 @@
-"""The simulator's trading side, sans-IO: accounts, L2 authentication, signed V2 orders checked and
-matched in the engine, cancels and open orders — with the venue's error strings.
+"""The simulator's trading side, sans-IO: accounts, signed V2 orders checked and matched in the
+engine, cancels and open orders — with the venue's error strings (``refusals``).
 
-``server.py`` maps its HTTP routes onto these calls. Each check is the venue's: the L2 HMAC over
-the exact body received, the order's EIP-712 signature (the signer is recovered from it and must
+The HTTP routes map onto these calls. Each check is the venue's: the L2 HMAC over the exact body
+received (``access``), the order's EIP-712 signature (the signer is recovered from it and must
 be the account's address), the order version, the tick grid and minimum size (the engine's own
 validation), and the account's balance: a BUY needs its collateral free of the account's other
 open BUYs, a SELL its shares free of the account's other open SELLs of that token (else ``not
@@ -17,67 +17,30 @@ venue's books have it, with counts of what it asked for, for comparing with a cl
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 from typing import Any, Mapping
 
-import attrs
-import coincurve
-from eth_hash.auto import keccak
-
-from mmbot.config import Secret
 from mmbot.model import ONE, Side, TimeInForce, format_micro, notional
 from mmbot.venues.polymarket.auth import (
-    CHAIN_ID, EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, ApiCredentials, OrderV2, SigningError,
-    clob_auth_digest, domain_separator, typed_digest,
+    CHAIN_ID, EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, ApiCredentials, OrderV2, SigningError, domain_separator, typed_digest,
 )
+from mmbot.venues.simulator import access
+from mmbot.venues.simulator.access import Account, credentials_for, recover_address
 from mmbot.venues.simulator.engine import Engine
 from mmbot.venues.simulator.heartbeats import Heartbeats
+from mmbot.venues.simulator.refusals import (
+    INVALID_ORDER, INVALID_SIGNATURE, MIN_TICK, NOT_ENOUGH_BALANCE, UNAUTHORIZED, VenueRefusal,
+)
 from mmbot.venues.simulator.user_frames import UserFeed
 
-UNAUTHORIZED = "Unauthorized/Invalid api key"
-INVALID_SIGNATURE = "invalid signature"
-INVALID_ORDER = "INVALID_ORDER_ERROR"
-MIN_TICK = "INVALID_ORDER_MIN_TICK_SIZE"
-NOT_ENOUGH_BALANCE = "not enough balance / allowance"
+__all__ = ["UNAUTHORIZED", "Account", "SimTrading", "VenueRefusal", "credentials_for", "json_body"]
+
 DEFAULT_FUNDING = 10_000 * ONE  # pUSD an account starts with unless it is given an amount
 UNLIMITED_ALLOWANCE = str(2**256 - 1)
 MAX_BATCH = 15  # orders in one POST /orders
 MAX_CANCELS = 3_000  # order ids in one DELETE /orders
 # what each account asked of the venue (requests that passed authentication and the fault gate)
 _COUNTS = ("orders_received", "orders_accepted", "cancels_received", "cancel_all_received", "orders_canceled")
-
-
-class VenueRefusal(Exception):
-    """The venue's answer to a bad request: ``status``, its error string, and any other fields."""
-
-    def __init__(self, status: int, error: str) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.body: dict[str, Any] = {}
-
-
-@attrs.frozen
-class Account:
-    address: str
-    creds: ApiCredentials
-
-
-def recover_address(digest: bytes, signature: str) -> str:
-    try:
-        raw = bytes.fromhex(signature.removeprefix("0x"))
-    except ValueError:
-        raise VenueRefusal(400, INVALID_SIGNATURE) from None
-    if len(raw) != 65 or raw[64] not in (27, 28):
-        raise VenueRefusal(400, INVALID_SIGNATURE)
-    try:
-        public = coincurve.PublicKey.from_signature_and_message(raw[:64] + bytes([raw[64] - 27]), digest, hasher=None)
-    except ValueError:
-        raise VenueRefusal(400, INVALID_SIGNATURE) from None
-    return "0x" + keccak(public.format(compressed=False)[1:])[-20:].hex()  # lower case: compared, never shown
 
 
 class SimTrading:
@@ -178,22 +141,12 @@ class SimTrading:
 
     def check_credentials(self, api_key: str, secret: str, passphrase: str) -> str:
         """The user channel's first frame carries the credentials themselves."""
-        account = self._accounts.get(api_key)
-        if account is None or not (hmac.compare_digest(secret, account.creds.secret.reveal())
-                                   and hmac.compare_digest(passphrase, account.creds.passphrase.reveal())):
-            raise VenueRefusal(401, UNAUTHORIZED)
-        return api_key
+        return access.check_credentials(self._accounts, api_key, secret, passphrase)
 
     def l1_account(self, headers: Mapping[str, str], *, seed: int = 0) -> ApiCredentials:
         """``/auth/api-key`` and ``/auth/derive-api-key``: a valid ClobAuth signature from an
         address gets that address's (deterministic) credentials, and the account exists from then."""
-        try:
-            address, timestamp = headers["poly_address"], headers["poly_timestamp"]
-            digest = clob_auth_digest(address, timestamp, int(headers.get("poly_nonce", "0")))
-        except (KeyError, ValueError, SigningError):
-            raise VenueRefusal(401, UNAUTHORIZED) from None
-        if recover_address(digest, headers.get("poly_signature", "")) != address.lower():
-            raise VenueRefusal(401, UNAUTHORIZED)
+        address = access.l1_address(headers)
         creds = credentials_for(address, seed)
         self.add_account(address, creds)
         return creds
@@ -201,16 +154,7 @@ class SimTrading:
     # ------------------------------------------------------------------ L2
 
     def authenticate(self, headers: Mapping[str, str], method: str, path: str, body: bytes) -> Account:
-        account = self._accounts.get(headers.get("poly_api_key", ""))
-        if account is None or headers.get("poly_passphrase") != account.creds.passphrase.reveal():
-            raise VenueRefusal(401, UNAUTHORIZED)
-        message = f"{headers.get('poly_timestamp', '')}{method}{path}".encode() + body
-        expected = base64.urlsafe_b64encode(
-            hmac.new(base64.urlsafe_b64decode(account.creds.secret.reveal()), message, hashlib.sha256).digest()
-        ).decode()
-        if not hmac.compare_digest(expected, headers.get("poly_signature", "")):
-            raise VenueRefusal(401, UNAUTHORIZED)
-        return account
+        return access.authenticate(self._accounts, headers, method, path, body)
 
     # ------------------------------------------------------------------ orders
 
@@ -309,14 +253,6 @@ def _price_and_size(order: OrderV2) -> tuple[int, int]:
     if shares <= 0 or collateral * ONE % shares:
         raise VenueRefusal(400, MIN_TICK)  # not a price on any grid
     return collateral * ONE // shares, shares
-
-
-def credentials_for(address: str, seed: int = 0) -> ApiCredentials:
-    """Deterministic simulator credentials for an address (what ``/auth/derive-api-key`` returns)."""
-    digest = hashlib.sha256(f"{seed}:{address.lower()}".encode()).digest()
-    key = "-".join((digest[:4].hex(), digest[4:6].hex(), digest[6:8].hex(), digest[8:10].hex(), digest[10:16].hex()))
-    return ApiCredentials(api_key=key, secret=Secret(value=base64.urlsafe_b64encode(digest).decode()),
-                          passphrase=Secret(value=hashlib.sha256(digest).hexdigest()))
 
 
 def json_body(raw: bytes) -> Any:
