@@ -30,6 +30,7 @@ import json
 import os
 import random
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -45,6 +46,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from mmbot.cli_live import API_ENV, PRIVATE_KEY_ENV  # noqa: E402
+from mmbot.cli_sim import ADMIN_TOKEN_ENV  # noqa: E402
 from mmbot.config import RetentionConfig, Secret  # noqa: E402
 from mmbot.venues.polymarket.auth import SigningKey  # noqa: E402
 from mmbot.venues.simulator.server import FAULT_KINDS  # noqa: E402
@@ -109,6 +111,8 @@ class Soak:
         self.listings = Listings()
         self.env = {k: v for k, v in os.environ.items() if k not in API_ENV}
         self.env |= {PRIVATE_KEY_ENV: KEY, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+        self.admin_token = secrets.token_urlsafe(24)  # the simulator's admin endpoints want it
+        self.env[ADMIN_TOKEN_ENV] = self.admin_token
 
     def log(self, text: str) -> None:
         print(f"soak: {text}", flush=True)
@@ -201,7 +205,7 @@ class Soak:
         started = time.monotonic()
         (self.workdir / "soak.toml").write_text(SOAK_CONFIG.format(seed=a.seed, retention_s=a.retention_s))
         rest, ws = self.start_sim()
-        admin = SimAdmin(rest)
+        admin = SimAdmin(rest, self.admin_token)
         key = SigningKey(Secret(value=KEY))
         creds = derive_credentials(rest, key)  # the account exists (funded) from here
         origin = admin.venue_s()

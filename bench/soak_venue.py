@@ -39,11 +39,12 @@ class Account:
 
 
 class SimAdmin:
-    """Plain (unsigned) calls to the simulator on loopback."""
+    """Plain (unsigned) calls to the simulator on loopback; the admin ones with its admin token."""
 
-    def __init__(self, rest_url: str) -> None:
+    def __init__(self, rest_url: str, admin_token: str) -> None:
         # trust_env off: a proxy from the environment must never see loopback traffic
-        self._http = httpx.Client(base_url=rest_url, timeout=10, trust_env=False)
+        self._http = httpx.Client(base_url=rest_url, timeout=10, trust_env=False,
+                                  headers={"Authorization": f"Bearer {admin_token}"})
 
     def close(self) -> None:
         self._http.close()
@@ -58,7 +59,8 @@ class SimAdmin:
         return answer.json()
 
     def markets(self) -> list[dict[str, Any]]:
-        return self._http.get("/markets").json()
+        """The Gamma-like listing's markets."""
+        return self._http.get("/gamma/markets").json()
 
     def stats(self) -> dict[str, Any]:
         return self._http.get("/admin/stats").json()

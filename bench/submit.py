@@ -348,7 +348,9 @@ async def round_trip(n_orders: int, n_batches: int, seed: int, still: bool, rest
             rest = ClobRest(client=client, creds=creds, address=key.address, clock=clock,
                             limiter=RateLimiter(clock, {"default": 1 << 40}))
             horizon_ns = (START_NS if server is not None else time.time_ns()) + 3_600 * 1_000_000_000  # clock-ok
-            markets = [m for m in (await list_markets(client))[0] if m.end_ns is None or m.end_ns > horizon_ns]
+            async with httpx.AsyncClient(base_url=f"{rest_url.rstrip('/')}/gamma") as gamma:  # the simulator's listing
+                listed, _ = await list_markets(gamma)
+            markets = [m for m in listed if m.end_ns is None or m.end_ns > horizon_ns]
             bids = {t: bid for m in markets for t in m.tokens if (bid := await best_bid(t)) is not None}
             token = min(bids, key=lambda t: abs(bids[t] - ONE // 2))
             info = next(m for m in markets if token in m.tokens)

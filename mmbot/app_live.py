@@ -47,9 +47,9 @@ async def run_trading(
 ) -> Engine:
     """``funder``: the address holding the funds when it is not the key's own (a Polymarket proxy
     wallet or Safe, with ``signature_type`` POLY_PROXY or POLY_GNOSIS_SAFE). ``gamma_url``: where
-    the details of markets listed during the run come from (default ``rest_url``, as on the
-    simulator). Raises ``UserChannelUnavailable`` (after a clean stop) if the user channel never
-    connected."""
+    the details of markets listed during the run come from (default the simulator's listing,
+    ``{rest_url}/gamma``). Raises ``UserChannelUnavailable`` (after a clean stop) if the user
+    channel never connected."""
     clock = clock or TrioClock()
     stop = trio.Event() if stop is None else stop
     async with httpx.AsyncClient(base_url=rest_url, timeout=10) as http:
@@ -99,7 +99,7 @@ async def run_trading(
         engine.forget_orders = lambda order_ids, now_ns, horizon_ns: forget_at_venue(
             session, reconcilers[0], order_ids, now_ns, horizon_ns)  # Engine.prune does the rest
         market_channel(engine, markets, ws_url)
-        async with httpx.AsyncClient(base_url=gamma_url or rest_url, timeout=10) as gamma:
+        async with httpx.AsyncClient(base_url=gamma_url or f"{rest_url.rstrip('/')}/gamma", timeout=10) as gamma:
             services = [*session.services(), ("listing-details", listing_details(engine, gamma).run),
                         ("resolution-watch", resolution_watch(engine, gamma).run)]
             await run_live_tree(engine, services=services, stop=stop, duration_s=duration_s, drain_s=3,

@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--out", required=True)
     generate.add_argument("--duration", type=_int_arg("--duration"), default=720, help="seconds of market time")
     generate.add_argument("--markets", type=_int_arg("--markets"), default=4)
+    generate.add_argument("--batched-price-changes", action="store_true",
+                          help="pack each step's level changes of a market into one price_change (the old shape)"
+                               " instead of the venue's one or two entries per message")
 
     from mmbot import cli_live
 
@@ -172,7 +175,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.duration < 10 or args.markets < 1:
         raise UsageError("mmbot generate: --duration expects at least 10 seconds and --markets at least 1")
-    header = generate_recording(args.out, seed=args.seed, duration_s=args.duration, markets=args.markets)
+    header = generate_recording(args.out, seed=args.seed, duration_s=args.duration, markets=args.markets,
+                                batched_price_changes=args.batched_price_changes)
     print(f"wrote {args.out}: {len(header.markets)} markets in the header, seed {args.seed}")
     return 0
 

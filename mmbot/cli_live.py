@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mmbot import cli_sim
 from mmbot.cli_errors import UsageError
 
 def _fresh_db(path: Path) -> Path:
@@ -27,65 +28,16 @@ async def _stop_on_signal(stop: Any) -> None:
             return
 
 
-def parse_fault(text: str) -> Any:
-    """``KIND@SECONDS[:VALUE]``, e.g. ``drop@30``, ``stall@60:10``, ``tick@90:0x…:0.001``."""
-    from mmbot.venues.simulator.server import Fault
-
-    kind, at, rest = text.partition("@")
-    seconds, _, value = rest.partition(":")
-    try:
-        return Fault(kind=kind, at_s=int(seconds), value=value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--fault expects KIND@SECONDS[:VALUE]: {exc}") from None
-
-
-def cmd_sim(args: argparse.Namespace) -> int:
-    import trio
-
-    from mmbot.clock import wall_ns
-    from mmbot.model import ONE
-    from mmbot.venues.simulator.server import SimServer, SimSettings
-    from mmbot.venues.simulator.venue import LiveVenue
-
-    if args.markets < 1 or args.speed < 1 or (args.rate is not None and args.rate < 1):
-        raise UsageError("mmbot sim: --markets, --speed and --rate expect at least 1")
-    if args.funding < 0:
-        raise UsageError("mmbot sim: --funding: expected pUSD, at least 0")
-    venue = LiveVenue(seed=args.seed, markets=args.markets, start_ns=wall_ns(), interval_s=args.interval)
-    speed = args.speed
-    settings = SimSettings(seed=args.seed, markets=args.markets, interval_s=args.interval, speed=speed,
-                           rate=args.rate or 0, funding=args.funding * ONE, faults=tuple(args.fault or ()))
-
-    async def main() -> None:
-        server = SimServer(venue, settings=settings)
-        async with trio.open_nursery() as nursery:
-            urls = await nursery.start(lambda task_status: server.run(
-                http_port=args.port, ws_port=args.ws_port, task_status=task_status))
-            pace = f"{args.rate} frames/s" if args.rate else f"speed x{speed}"
-            print(f"mmbot simulator: {len(venue.markets())} markets, seed {args.seed}, {pace}")
-            for line in urls.lines():
-                print(f"  {line}")
-            print("  Ctrl-C stops it", flush=True)
-            stop = trio.Event()
-            nursery.start_soon(_stop_on_signal, stop)
-            await stop.wait()
-            nursery.cancel_scope.cancel()
-        print(f"stopped: {server.statistics()}")
-
-    trio.run(main)
-    return 0
-
-
-async def _markets(rest: str, wanted: list[str] | None) -> list[Any]:
+async def _markets(gamma: str, wanted: list[str] | None) -> list[Any]:
     import httpx
 
     from mmbot.venues.polymarket.discovery import list_markets
 
     try:
-        async with httpx.AsyncClient(base_url=rest, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=gamma, timeout=10) as client:
             markets, _ = await list_markets(client)
     except httpx.HTTPError as exc:
-        raise UsageError(f"mmbot: --rest {rest}: cannot list markets: {exc}") from None
+        raise UsageError(f"mmbot: market listing {gamma}: cannot list markets: {exc}") from None
     if wanted is not None:
         markets = [m for m in markets if m.market in wanted or m.slug in wanted]
         if not markets:
@@ -113,7 +65,7 @@ def cmd_record(args: argparse.Namespace) -> int:
                 print(f"record: {payload['connection']} down: {payload['reason']}", file=sys.stderr)
 
     async def main() -> int:
-        markets = await _markets(args.rest, None if args.all else args.markets)
+        markets = await _markets(gamma_url(args.gamma, args.rest), None if args.all else args.markets)
         clock = TrioClock()
         header = RecordingHeader(start_ns=clock.now_ns(), markets=tuple(markets), source=f"mmbot record {args.ws}")
         recorder = Recorder(RecordingWriter(args.out), header)
@@ -141,6 +93,13 @@ def cmd_record(args: argparse.Namespace) -> int:
 API_ENV = ("MMBOT_API_KEY", "MMBOT_API_SECRET", "MMBOT_API_PASSPHRASE")
 GAMMA_FOR = {"https://clob.polymarket.com": "https://gamma-api.polymarket.com"}  # Polymarket lists elsewhere
 SIGNATURE_TYPES = ("eoa", "poly-proxy", "gnosis-safe")  # auth.EOA, POLY_PROXY, POLY_GNOSIS_SAFE, in that order
+
+
+def gamma_url(gamma: str | None, rest: str) -> str:
+    """The market listing's base URL: ``--gamma``; else Polymarket's Gamma for its CLOB; else the
+    simulator's, ``{rest}/gamma`` (any other CLOB is taken for a simulator)."""
+    rest = rest.rstrip("/")
+    return gamma or GAMMA_FOR.get(rest, f"{rest}/gamma")
 
 
 def _trading_secrets(mode: str, who: str = "") -> tuple[Any, Any]:
@@ -203,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     args.event_log = db  # a run that fails is told in one line by cli.main, its log closed as failed
 
     async def main() -> None:
-        gamma = args.gamma or GAMMA_FOR.get(args.rest.rstrip("/"), args.rest)
+        gamma = gamma_url(args.gamma, args.rest)
         markets = await _markets(gamma, args.markets)
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
@@ -326,22 +285,13 @@ def cmd_cancel_all(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any, int_arg: Any) -> None:
-    sim = sub.add_parser("sim", help="run the Polymarket-compatible venue simulator on loopback")
-    sim.add_argument("--port", type=int_arg("--port"), default=8080, help="REST port (0: any free port)")
-    sim.add_argument("--ws-port", type=int_arg("--ws-port"), default=8081, help="market channel port")
-    sim.add_argument("--markets", type=int_arg("--markets"), default=4, help="markets at a time")
-    sim.add_argument("--seed", type=int_arg("--seed"), default=0)
-    sim.add_argument("--rate", type=int_arg("--rate"), help="market frames per second (the world runs as fast as that needs)")
-    sim.add_argument("--speed", type=int_arg("--speed"), default=1, help="simulated seconds per real second")
-    sim.add_argument("--interval", type=int_arg("--interval"), default=300, help="Up/Down window seconds")
-    sim.add_argument("--funding", type=int_arg("--funding"), default=10_000,
-                     help="pUSD each trading account starts with")
-    sim.add_argument("--fault", type=parse_fault, action="append",
-                     help="KIND@SECONDS[:VALUE]: drop, stall (seconds), delay (ms), tick (market:tick), malformed")
+    cli_sim.add_parser(sub, int_arg)
 
     record = sub.add_parser("record", help="record a live market channel to a recording file")
     record.add_argument("--ws", required=True, help="market channel URL")
-    record.add_argument("--rest", required=True, help="REST/Gamma base URL (the header lists the markets)")
+    record.add_argument("--rest", required=True, help="CLOB REST base URL (where the market listing is found)")
+    record.add_argument("--gamma", help="market listing (Gamma) base URL (default: Polymarket's for its CLOB, else"
+                                        " the simulator's, --rest/gamma); the header lists its markets")
     record.add_argument("--markets", nargs="+", help="condition ids or slugs")
     record.add_argument("--all", action="store_true", help="every tradeable market")
     record.add_argument("--out", required=True, help="recording to write (.jsonl or .jsonl.gz)")
@@ -353,8 +303,9 @@ def add_parsers(sub: Any, int_arg: Any) -> None:
                      help="paper: simulated fills; sim: signed orders to the simulator; live: signed orders to"
                           " Polymarket (real money)")
     run.add_argument("--ws", required=True, help="market channel URL")
-    run.add_argument("--rest", required=True, help="CLOB REST base URL (the simulator's also lists markets)")
-    run.add_argument("--gamma", help="market listing (Gamma) base URL (default: Polymarket's for its CLOB, else --rest)")
+    run.add_argument("--rest", required=True, help="CLOB REST base URL")
+    run.add_argument("--gamma", help="market listing (Gamma) base URL (default: Polymarket's for its CLOB, else"
+                                     " the simulator's, --rest/gamma)")
     run.add_argument("--dry-run", action="store_true", help="sign and log every order, send none (sim, live)")
     run.add_argument("--signature-type", choices=SIGNATURE_TYPES, default="eoa",
                      help="how the funds are held: eoa (the key's own address), poly-proxy, gnosis-safe")
@@ -377,5 +328,5 @@ def add_parsers(sub: Any, int_arg: Any) -> None:
     creds.add_argument("--rest", required=True, help="CLOB REST base URL (the simulator's, or Polymarket's)")
 
 
-COMMANDS = {"sim": cmd_sim, "record": cmd_record, "run": cmd_run, "status": cmd_status, "creds": cmd_creds,
+COMMANDS = {"sim": cli_sim.cmd_sim, "record": cmd_record, "run": cmd_run, "status": cmd_status, "creds": cmd_creds,
             "cancel-all": cmd_cancel_all}

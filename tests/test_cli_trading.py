@@ -45,7 +45,7 @@ def test_derive_then_dry_run_live_then_sim_then_cancel_all(simulator, tmp_path) 
                                             if line.startswith("MMBOT_"))
     assert set(env) == {"MMBOT_PRIVATE_KEY", "MMBOT_API_KEY", "MMBOT_API_SECRET", "MMBOT_API_PASSPHRASE"}
 
-    listed = [m["conditionId"] for m in httpx.get(f"{rest}/markets").json()]
+    listed = [m["conditionId"] for m in httpx.get(f"{rest}/gamma/markets").json()]
     dry = mmbot("run", "--mode", "live", "--dry-run", "--ws", ws, "--rest", rest, "--duration", "6",
                 "--markets", *listed[:2], "--db", str(tmp_path / "dry.db"), env=env)
     assert dry.returncode == 0, dry.stderr

@@ -259,7 +259,8 @@ class LiveHarness(Harness):
         self = cls()
         self.venue = world()
         self.info = self.venue.markets()[MARKET_INDEX]
-        self.server = SimServer(self.venue, settings=SimSettings(speed=0))  # speed 0: the world stands still
+        self.server = SimServer(self.venue, settings=SimSettings(speed=0),  # speed 0: the world stands still
+                                clock=TrioClock(anchor_ns=START_NS))
         creds_a, creds_b = credentials_for(KEY_A.address), credentials_for(KEY_B.address)
         self.server.add_account(KEY_A.address, creds_a)
         self.server.add_account(KEY_B.address, creds_b)

@@ -27,7 +27,7 @@ async def serve(nursery: trio.Nursery, *, markets: int = 4, seed: int = 11, spee
     venue = LiveVenue(seed=seed, markets=markets, start_ns=START_NS, warmup_s=20)
     server = SimServer(venue, settings=SimSettings(seed=seed, speed=speed))
     urls = await nursery.start(server.run)
-    async with httpx.AsyncClient(base_url=urls.rest) as http:
+    async with httpx.AsyncClient(base_url=urls.gamma) as http:
         listed, problems = await list_markets(http)
     assert problems == []
     return server, urls, listed

@@ -29,9 +29,9 @@ CONFIG = Config(seed=2, strategies=StrategiesConfig(merge=MergeConfig(enabled=Fa
 async def test_sim_mode_ledger_equals_the_simulators_account_under_faults(nursery, autojump_clock, tmp_path) -> None:
     # one-minute Up/Down windows: markets resolve, and new ones are listed, during the run
     venue = LiveVenue(seed=12, markets=4, start_ns=START_NS, warmup_s=20, interval_s=60)
-    server = SimServer(venue, settings=SimSettings(seed=0, interval_s=60))
+    server = SimServer(venue, settings=SimSettings(seed=0, interval_s=60), clock=TrioClock(anchor_ns=START_NS))
     urls = await nursery.start(server.run)
-    async with httpx.AsyncClient(base_url=urls.rest) as http:
+    async with httpx.AsyncClient(base_url=urls.gamma) as http:
         markets, _ = await list_markets(http)
     creds = credentials_for(KEY.address)
     api_key = creds.api_key
@@ -92,12 +92,12 @@ async def test_secrets_appear_nowhere(nursery, autojump_clock, tmp_path, capsys)
     from mmbot.venues.polymarket.auth import ApiCredentials
 
     venue = LiveVenue(seed=13, markets=4, start_ns=START_NS, warmup_s=10)
-    server = SimServer(venue, settings=SimSettings(seed=0))
+    server = SimServer(venue, settings=SimSettings(seed=0), clock=TrioClock(anchor_ns=START_NS))
     urls = await nursery.start(server.run)
     creds = ApiCredentials(api_key="fake-key-0001", secret=Secret(value="ZmFrZS1zZWNyZXQtZmFrZS1zZWNyZXQtZmFrZS1zZWM="),
                            passphrase=Secret(value="fake-passphrase-0001"))
     server.add_account(KEY.address, creds)
-    async with httpx.AsyncClient(base_url=urls.rest) as http:
+    async with httpx.AsyncClient(base_url=urls.gamma) as http:
         markets, _ = await list_markets(http)
     engine = await run_trading(
         config=CONFIG, markets=markets, ws_url=urls.ws, user_ws_url=server.user_url, rest_url=urls.rest, key=KEY,
@@ -121,12 +121,12 @@ async def test_an_account_whose_exchanges_may_not_spend_its_balance_is_refused_a
     from mmbot.ports import Fatal
 
     venue = LiveVenue(seed=3, markets=4, start_ns=START_NS, warmup_s=10)
-    server = SimServer(venue, settings=SimSettings(seed=0))
+    server = SimServer(venue, settings=SimSettings(seed=0), clock=TrioClock(anchor_ns=START_NS))
     urls = await nursery.start(server.run)
     creds = credentials_for(KEY.address)
     server.add_account(KEY.address, creds)
     server.trading.allowances[creds.api_key] = 50 * ONE  # approved for 50 of the 10,000 pUSD
-    async with httpx.AsyncClient(base_url=urls.rest) as http:
+    async with httpx.AsyncClient(base_url=urls.gamma) as http:
         markets, _ = await list_markets(http)
     with pytest.raises(Fatal, match="may spend 50 of the account's 10000 pUSD: approve them"):
         await run_trading(config=CONFIG, markets=markets, ws_url=urls.ws, user_ws_url=server.user_url,

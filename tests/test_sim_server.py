@@ -51,7 +51,9 @@ class Sim:
         self.app = self.server.http_app()
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://sim")
+        """In process, from loopback, with the admin token."""
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://sim",
+                                 headers=self.server.admin_headers())
 
     def deliver(self, after_s: int = 0) -> None:
         """The engine's events to the user feed, and whatever is due ``after_s`` from now, without
@@ -74,12 +76,14 @@ def order_body(venue: LiveVenue, key: SigningKey, token: str, side: Side, price:
 
 async def signed(http: httpx.AsyncClient, key: SigningKey, method: str, path: str, body: Any = None, *,
                  raw: bytes | None = None, params: dict[str, str] | None = None) -> httpx.Response:
-    """A request with L2 headers over exactly the bytes sent (``raw``, or ``body`` as JSON)."""
+    """A request with L2 headers over exactly the bytes sent (``raw``, or ``body`` as JSON), signed
+    now on the servers' clock (every server here is anchored at ``START_NS``)."""
     content = raw if raw is not None else b"" if body is None else json.dumps(body).encode()
     creds = credentials_for(key.address)
+    now = str(TrioClock(anchor_ns=START_NS).now_ns() // 1_000_000_000)
     signature = base64.urlsafe_b64encode(hmac.new(base64.urlsafe_b64decode(creds.secret.reveal()),
-                                                  f"0{method}{path}".encode() + content, hashlib.sha256).digest())
-    headers = {"POLY_ADDRESS": key.address, "POLY_SIGNATURE": signature.decode(), "POLY_TIMESTAMP": "0",
+                                                  f"{now}{method}{path}".encode() + content, hashlib.sha256).digest())
+    headers = {"POLY_ADDRESS": key.address, "POLY_SIGNATURE": signature.decode(), "POLY_TIMESTAMP": now,
                "POLY_API_KEY": creds.api_key, "POLY_PASSPHRASE": creds.passphrase.reveal()}
     return await http.request(method, path, content=content or None, headers=headers, params=params)
 
@@ -174,7 +178,7 @@ async def test_the_admin_account_is_the_venues_books_and_counts_what_the_account
         "address": KEY_A.address, "api_key": a, "cash": DEFAULT_FUNDING + notional_down(price, sold),
         "positions": {token: 20 * ONE - sold}, "open_orders": 1, "trades": 1, "trades_failed": 0,
         "orders_received": 3, "orders_accepted": 2, "cancels_received": 2, "cancel_all_received": 0,
-        "orders_canceled": 1,
+        "orders_canceled": 1, "wallets": sim.server.trading.wallets.of(KEY_A.address).shown(),
     }
     assert (b_truth["cash"], b_truth["positions"], b_truth["trades"], b_truth["trades_failed"]) == (
         DEFAULT_FUNDING, {}, 0, 1)
@@ -275,12 +279,12 @@ async def test_every_fault_at_any_time_while_clients_trade_and_listen(nursery, a
     import trio_websocket
 
     venue = LiveVenue(seed=5, markets=4, start_ns=START_NS, warmup_s=10, interval_s=60)
-    server = SimServer(venue, settings=SimSettings(speed=5))
+    clock = TrioClock(anchor_ns=START_NS)
+    server = SimServer(venue, settings=SimSettings(speed=5), clock=clock)
     creds = credentials_for(KEY_A.address)
     server.add_account(KEY_A.address, creds)
     urls = await nursery.start(server.run)
     info = venue.markets()[0]
-    clock = TrioClock(anchor_ns=START_NS)
     answers: list = []
     rest = ClobRest(client=httpx.AsyncClient(base_url=urls.rest), creds=creds, address=KEY_A.address, clock=clock)
     gw = LiveGateway(rest=rest, signer=OrderSigner(KEY_A), owner=creds.api_key, markets=lambda t: info,
@@ -304,7 +308,7 @@ async def test_every_fault_at_any_time_while_clients_trade_and_listen(nursery, a
     values = {"stall": "3", "delay": "50", "tick": f"{info.market}:0.001", "fail": creds.api_key,
               "shuffle": creds.api_key, "throttle": "2", "restart": "2", "lose": "1"}
     sent = 0
-    async with httpx.AsyncClient(base_url=urls.rest) as admin:
+    async with httpx.AsyncClient(base_url=urls.rest, headers=server.admin_headers()) as admin:
         for round_ in range(3):
             for kind in FAULT_KINDS:
                 await trio.sleep(rng.uniform(0, 3))
@@ -337,13 +341,15 @@ async def test_a_long_run_forgets_resolved_markets_but_never_the_shares_held_in_
     import trio_websocket
 
     venue = LiveVenue(seed=6, markets=4, start_ns=START_NS, warmup_s=10, interval_s=60)
-    server = SimServer(venue, settings=SimSettings(speed=60, step_ms=1_000, retain_s=20))
+    server = SimServer(venue, settings=SimSettings(speed=60, step_ms=1_000, retain_s=20),
+                       clock=TrioClock(anchor_ns=START_NS))
     creds = credentials_for(KEY_A.address)
     server.add_account(KEY_A.address, creds)
     urls = await nursery.start(server.run)
     window = min((m for m in venue.markets() if m.end_ns), key=lambda m: m.end_ns)
     token = window.tokens[0]
-    async with httpx.AsyncClient(base_url=urls.rest) as http, trio_websocket.open_websocket_url(urls.ws) as ws:
+    async with httpx.AsyncClient(base_url=urls.rest, headers=server.admin_headers()) as http, \
+            trio_websocket.open_websocket_url(urls.ws) as ws:
         await ws.send_message(json.dumps({"assets_ids": list(window.tokens), "type": "market"}))
         _, ask = venue.best(token)
         took = await signed(http, KEY_A, "POST", "/order", order_body(venue, KEY_A, token, Side.BUY, ask, 5 * ONE,
@@ -361,7 +367,7 @@ async def test_a_long_run_forgets_resolved_markets_but_never_the_shares_held_in_
             sizes.append((await http.get("/admin/stats")).json()["sizes"])
         truth = (await http.get("/admin/account", params={"address": KEY_A.address})).json()
         assert (await http.get("/book", params={"token_id": token})).status_code == 404
-        listed = {m["conditionId"] for m in (await http.get("/markets")).json()}
+        listed = {m["conditionId"] for m in (await http.get("/gamma/markets")).json()}
         trades_now = (await signed(http, KEY_A, "GET", "/data/trades")).json()["data"]
     assert window.market not in listed and trades_now == []  # forgotten with its market
     assert truth["positions"] == held and truth["trades"] == 1  # kept for good

@@ -626,3 +626,10 @@ def test_trade_statuses_are_normalised_and_unknown_ones_kept(sent: str, kept: st
     assert isinstance(trade, UserTrade) and trade.status == kept
     record = decode_trade_record(json.dumps({**obj_of("trades.json"), "status": sent}), recv_ns=0, cid="r")
     assert record.status == kept
+
+
+@pytest.mark.parametrize("text", ["1E+999999", "9" * 40, "-1e+31", "1E+400000000"])
+def test_parse_micro_refuses_a_huge_number_with_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError, match="too large"):
+        parse_micro(text)
+    assert parse_micro("1" + "0" * 30) == 10**36  # the largest magnitude still read

@@ -8,6 +8,9 @@ from decimal import Decimal, InvalidOperation
 ONE = 1_000_000  # 1.0 in micro-units: one pUSD, one share, price 1.0
 
 
+MAX_DIGITS = 30  # no venue amount has more digits before the point than this
+
+
 def parse_micro(text: str | int) -> int:
     """A venue decimal string ("0.513", "3149725.72") as integer micro-units, exactly.
 
@@ -23,6 +26,8 @@ def parse_micro(text: str | int) -> int:
         raise ValueError(f"not a decimal: {text!r}") from None
     if not value.is_finite():
         raise ValueError(f"not a finite decimal: {text!r}")
+    if value and value.adjusted() > MAX_DIGITS:  # "1E+999999" would overflow the scaling (or eat memory)
+        raise ValueError(f"too large: {text[:20]!r}")
     scaled = value.scaleb(6)
     if scaled != scaled.to_integral_value():
         raise ValueError(f"more than six decimal places: {text!r}")
@@ -56,6 +61,15 @@ def notional(price: int, size: int) -> int:
 def notional_down(price: int, size: int) -> int:
     """Proceeds of ``size`` shares at ``price``, rounded down (what a seller may count on)."""
     return (price * size) // ONE
+
+
+CENT = 10_000
+
+
+def market_buy_budget(price: int, size: int) -> int:
+    """The pUSD a market (FOK/FAK) BUY of ``size`` shares at worst price ``price`` spends: its cost
+    rounded down to whole cents, the finest amount the venue takes for it (protocol doc §6.2)."""
+    return price * size // ONE // CENT * CENT
 
 
 def taker_fee(size: int, price: int, rate: int, exponent: int = 1) -> int:

@@ -31,6 +31,8 @@ class RestingOrder:
     created_ns: int
     expires_ns: int | None
     matched: int = 0
+    maker: str = ""  # the wallet it trades for ("": the owner's own address)
+    trades: list[str] = attrs.Factory(list)  # ids of its fills so far
 
     @property
     def remaining(self) -> int:
@@ -41,7 +43,7 @@ class RestingOrder:
             order_id=self.order_id, owner=self.owner, market=self.market, token=self.token,
             side=self.side, price=self.price, original_size=self.size, size_matched=self.matched,
             tif=self.tif, post_only=self.post_only, created_ns=self.created_ns,
-            expires_ns=self.expires_ns,
+            expires_ns=self.expires_ns, maker=self.maker, trade_ids=tuple(self.trades),
         )
 
 

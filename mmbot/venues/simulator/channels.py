@@ -4,22 +4,40 @@
 Each connection has a bounded queue and its own sender task, so a slow client never holds the
 world up: a client whose queue fills is disconnected (the venue does the same to consumers that
 cannot keep up). ``publish`` hands each market frame to the connections subscribed to its
-assets; ``publish_user`` hands each account its user-channel messages. Faults reach the
-connections through ``everyone``, ``market`` and ``delay_s``.
+assets; ``best_bid_ask``, ``new_market`` and ``market_resolved`` only reach connections that
+asked for them with ``custom_feature_enabled`` (the last two whatever their assets).
+``publish_user`` hands each account its user-channel messages, filtered by each connection's
+``markets``. Faults reach the connections through ``everyone``, ``market`` and ``delay_s``.
+
+What one connection may ask for and cost is bounded (``subscriptions``): its assets and markets
+are capped, unknown ids are ignored, its requests draw on a budget that makes a churning client
+wait, and a user-channel connection that does not authenticate within ``HELLO_TIMEOUT_S`` is
+closed. What is refused is counted in the server's counters.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from typing import Any, Iterable
 
 import attrs
 import trio
 import trio_websocket
 
 from mmbot.clock import TrioClock
+from mmbot.venues.simulator.subscriptions import (
+    HELLO_TIMEOUT_S, MAX_ASSETS, Budget, Granted, MarketFilter, request_cost, subscribe_assets,
+)
 from mmbot.venues.simulator.trading import SimTrading, VenueRefusal
 from mmbot.venues.simulator.venue import LiveVenue, OutFrame
+
+# What the connections add to the server's counters, besides frames, pings and bad messages.
+COUNTERS = ("subscription_requests", "requests_throttled", "snapshot_books", "assets_unknown",
+            "assets_over_limit", "markets_unknown", "markets_over_limit", "user_hello_timeouts")
+
+
+class BadRequest(Exception):
+    """A client message the channel cannot read (counted, otherwise ignored)."""
 
 
 @attrs.define(eq=False)
@@ -29,7 +47,10 @@ class Connection:
     send: trio.MemorySendChannel[str]
     receive: trio.MemoryReceiveChannel[str]
     scope: trio.CancelScope
-    assets: set[str] = attrs.Factory(set)
+    budget: Budget
+    assets: set[str] = attrs.Factory(set)  # market channel
+    custom_feature: bool = False  # market channel: best_bid_ask, new_market, market_resolved wanted
+    markets: MarketFilter | None = None  # user channel
     stalled_until_ns: int = 0  # faults.FOREVER: until the connection is dropped
     delay_s: float = 0.0  # float-ok: trio sleeps take seconds
 
@@ -43,9 +64,12 @@ class Channels:
         self._clock = clock
         self._queue_frames = queue_frames
         self._counts = counts
+        for name in COUNTERS:
+            counts.setdefault(name, 0)
         self.market: dict[int, Connection] = {}
         self.user: dict[str, dict[int, Connection]] = {}  # api key -> its connections
         self.opened = 0
+        self.max_assets = MAX_ASSETS  # per market-channel connection
         self.delay_s = 0.0  # float-ok: applies to connections opened later too
 
     def everyone(self) -> list[Connection]:
@@ -58,6 +82,8 @@ class Channels:
         now = self._clock.now_ns()
         for frame in frames:
             for conn in list(self.market.values()):
+                if frame.custom and not conn.custom_feature:
+                    continue
                 if frame.assets is not None and conn.assets.isdisjoint(frame.assets):
                     continue
                 if conn.stalled_until_ns > now:
@@ -67,7 +93,15 @@ class Channels:
 
     def publish_user(self) -> None:
         for api_key, text in self._venue.user_feed.take(self._venue.now_ns):
-            for conn in list(self.user.get(api_key, {}).values()):
+            conns = list(self.user.get(api_key, {}).values())
+            market: str | None = None
+            for conn in conns:
+                wanted = conn.markets
+                if wanted is not None and (not wanted.everything or wanted.excluded):
+                    if market is None:
+                        market = str(json.loads(text).get("market", ""))
+                    if not wanted.wants(market):
+                        continue
                 self.enqueue(conn, text)
 
     def enqueue(self, conn: Connection, text: str) -> None:
@@ -100,23 +134,29 @@ class Channels:
         finally:
             del self.market[conn.number]
         if conn.scope.cancelled_caught:  # dropped by a fault or for being slow: close without a goodbye
-            with trio.move_on_after(1) as cleanup:
-                cleanup.shield = True
-                await ws.aclose(code=1012, reason="dropped")
+            await _close(ws, 1012, "dropped")
 
     async def _on_user_connection(self, request: trio_websocket.WebSocketRequest) -> None:
         ws = await request.accept()
-        try:
-            hello = json.loads(await ws.get_message())
-            auth = hello["auth"]
-            api_key = self._trading.check_credentials(str(auth["apiKey"]), str(auth["secret"]),
-                                                      str(auth["passphrase"]))
-        except (ValueError, KeyError, TypeError, VenueRefusal, trio_websocket.ConnectionClosed):
-            with trio.move_on_after(1) as cleanup:
-                cleanup.shield = True
-                await ws.aclose(code=1008, reason="unauthorized")  # bad credentials look like a close
+        with trio.move_on_after(HELLO_TIMEOUT_S) as waiting:
+            try:
+                hello = json.loads(await ws.get_message())
+                auth = hello["auth"]
+                api_key = self._trading.check_credentials(str(auth["apiKey"]), str(auth["secret"]),
+                                                          str(auth["passphrase"]))
+                markets = _ids(hello.get("markets") or [])
+            except (ValueError, KeyError, TypeError, AttributeError, BadRequest, VenueRefusal,
+                    trio_websocket.ConnectionClosed):
+                await _close(ws, 1008, "unauthorized")  # bad credentials look like a close
+                return
+        if waiting.cancelled_caught:
+            self._counts["user_hello_timeouts"] += 1
+            await _close(ws, 1008, "no subscription")
             return
         conn = self._open(ws)
+        conn.budget.charge(request_cost(len(markets)), self._clock.now_ns())
+        conn.markets, granted = MarketFilter.first(markets, known=self._known_market)
+        self._count_markets(granted)
         self.user.setdefault(api_key, {})[conn.number] = conn
         try:
             await self._serve(conn)
@@ -129,7 +169,8 @@ class Channels:
     def _open(self, ws: trio_websocket.WebSocketConnection) -> Connection:
         self.opened += 1
         send, receive = trio.open_memory_channel[str](self._queue_frames)
-        return Connection(self.opened, ws, send, receive, trio.CancelScope(), delay_s=self.delay_s)
+        return Connection(self.opened, ws, send, receive, trio.CancelScope(), Budget(self._clock.now_ns()),
+                          delay_s=self.delay_s)
 
     async def _serve(self, conn: Connection) -> None:
         """Until the client goes away, or a fault or slowness cancels the connection's scope."""
@@ -151,23 +192,62 @@ class Channels:
                 self._counts["pings"] += 1
                 self.enqueue(conn, "PONG")
                 continue
-            self._on_request(conn, text)
+            await self._on_request(conn, text)
 
-    def _on_request(self, conn: Connection, text: str | bytes) -> None:
+    async def _on_request(self, conn: Connection, text: str | bytes) -> None:
+        """One subscription request, once the connection's budget covers it; a request the budget
+        does not cover waits (the client's later messages wait behind it)."""
+        key = "markets" if conn.markets is not None else "assets_ids"
         try:
             msg = json.loads(text)
-            assets = [str(a) for a in msg["assets_ids"]]
-        except (ValueError, KeyError, TypeError):
+            ids = _ids(msg[key])
+            operation = msg.get("operation", "subscribe")
+        except (ValueError, KeyError, TypeError, AttributeError, BadRequest):
+            msg, ids, operation = None, [], None
+        now = self._clock.now_ns()
+        wait_ns = conn.budget.charge(request_cost(len(ids)), now)
+        if wait_ns:
+            self._counts["requests_throttled"] += 1
+            await self._clock.sleep_until(now + wait_ns)
+        if msg is None or operation not in ("subscribe", "unsubscribe"):
             self._counts["bad_client_messages"] += 1
             return
-        if msg.get("operation") == "unsubscribe":
+        self._counts["subscription_requests"] += 1
+        if conn.markets is not None:
+            self._on_markets(conn.markets, operation, ids)
+        else:
+            self._on_assets(conn, operation, ids, msg.get("custom_feature_enabled") is True)
+
+    def _on_assets(self, conn: Connection, operation: str, assets: list[str], custom: bool) -> None:
+        if operation == "unsubscribe":
             conn.assets.difference_update(assets)
             return
-        fresh = [a for a in dict.fromkeys(assets) if a not in conn.assets]
-        conn.assets.update(fresh)
-        snapshot = self._venue.snapshot(fresh)
-        if snapshot is not None:
-            self.enqueue(conn, snapshot)
+        conn.custom_feature = conn.custom_feature or custom
+        granted = subscribe_assets(conn.assets, assets, known=self._venue.engine.has_token, limit=self.max_assets)
+        self._counts["assets_unknown"] += granted.unknown
+        self._counts["assets_over_limit"] += granted.over_limit
+        if granted.fresh:
+            snapshot = self._venue.snapshot(granted.fresh)
+            if snapshot is not None:
+                self._counts["snapshot_books"] += len(granted.fresh)
+                self.enqueue(conn, snapshot)
+
+    def _on_markets(self, wanted: MarketFilter, operation: str, markets: list[str]) -> None:
+        if operation == "subscribe":
+            self._count_markets(wanted.subscribe(markets, known=self._known_market))
+        else:
+            self._count_markets(wanted.unsubscribe(markets, known=self._known_market))
+
+    def _count_markets(self, granted: Granted) -> None:
+        self._counts["markets_unknown"] += granted.unknown
+        self._counts["markets_over_limit"] += granted.over_limit
+
+    def _known_market(self, market: str) -> bool:
+        try:
+            self._venue.engine.market_state(market)
+        except KeyError:
+            return False
+        return True
 
     async def _sender(self, conn: Connection) -> None:
         async for text in conn.receive:
@@ -181,3 +261,16 @@ class Channels:
             except trio_websocket.ConnectionClosed:
                 return  # the reader sees it too and ends the connection
             self._counts["frames_sent"] += 1
+
+
+def _ids(value: Any) -> list[str]:
+    """A request's list of ids (strings; integers are read as their decimal form)."""
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+        raise BadRequest("expected a list of ids")
+    return [str(v) for v in value]
+
+
+async def _close(ws: trio_websocket.WebSocketConnection, code: int, reason: str) -> None:
+    with trio.move_on_after(1) as cleanup:
+        cleanup.shield = True
+        await ws.aclose(code=code, reason=reason)

@@ -71,6 +71,8 @@ class OrderView:
     post_only: bool
     created_ns: int
     expires_ns: int | None
+    maker: str = ""  # the wallet it trades for ("": the owner's own address)
+    trade_ids: tuple[str, ...] = ()  # its fills so far (``associate_trades``)
 
 
 @event
@@ -86,6 +88,7 @@ class OrderRequest:
     tif: TimeInForce
     post_only: bool
     expires_ns: int | None
+    budget: int | None = None  # a market BUY: the pUSD it spends (``price`` its worst price)
 
 
 # --------------------------------------------------------------------------- events
@@ -138,6 +141,8 @@ class Trade:
     maker_price: int
     maker_size_matched: int  # cumulative, after this fill
     ts_ns: int
+    taker_wallet: str = ""  # the taker order's maker wallet ("": its owner's own address)
+    maker_wallet: str = ""  # the maker order's
 
 
 @event

@@ -4,8 +4,9 @@ schedule (``SimSettings.faults``).
 Channel faults act on the websocket connections (``drop``, ``stall``, ``delay``, ``malformed``);
 ``tick`` changes a market's tick size; ``fail`` and ``shuffle`` act on one account's user channel;
 ``throttle``, ``lose`` and ``restart`` on the trading routes, through ``TradingFaults``. A fault is
-checked when it is made (``Fault``) and against the venue when it is applied (an unknown market
-or account is a ``ValueError``), so a bad one is refused and never half-applied.
+checked when it is made (``Fault``: its kind, a value of the kind's type within its range) and
+against the venue when it is applied (an unknown market or account is a ``ValueError``), so a bad
+one is refused and never half-applied.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import attrs
 
 from mmbot.clock import TrioClock
-from mmbot.model import ONE, parse_micro
+from mmbot.model import parse_micro
 from mmbot.venues.simulator.channels import Channels
 from mmbot.venues.simulator.trading import SimTrading, VenueRefusal
 from mmbot.venues.simulator.venue import LiveVenue
@@ -24,7 +25,11 @@ from mmbot.venues.simulator.venue import LiveVenue
 MALFORMED_FRAME = '{"event_type": "price_change", "market": "0xbad", "price_changes": [{"asset_id": 7'
 FAULT_KINDS = ("drop", "stall", "delay", "tick", "malformed", "fail", "throttle", "restart", "lose", "shuffle")
 FOREVER = 1 << 63  # a stall with no end
-_COUNTED = ("stall", "delay", "throttle", "restart", "lose")  # value: a whole number, or nothing
+# value: a whole number up to this (or nothing): stall and restart seconds, delay ms, post counts
+_COUNTED = {"stall": 86_400, "delay": 60_000, "throttle": 1_000_000, "restart": 86_400, "lose": 1_000_000}
+_BARE = ("drop", "malformed")  # no value
+MAX_AT_S = 366 * 86_400  # a schedule within a year of the start
+TICKS = ("0.1", "0.01", "0.001", "0.0001")  # the venue's tick sizes
 _WHOLE = re.compile(r"[0-9]{1,12}")
 _NAME = re.compile(r"[^\s]{1,200}")
 
@@ -44,25 +49,28 @@ class Fault:
     def __attrs_post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"fault kind: expected one of {', '.join(FAULT_KINDS)}, got {self.kind!r}"[:200])
-        if self.at_s < 0:
-            raise ValueError("fault time: expected seconds, at least 0")
-        if self.kind in _COUNTED and self.value and not _WHOLE.fullmatch(self.value):
-            raise ValueError(f"{self.kind}: expected a whole number, got {self.value!r}"[:200])
+        if type(self.at_s) is not int or not 0 <= self.at_s <= MAX_AT_S:
+            raise ValueError(f"fault time: expected whole seconds from 0 to {MAX_AT_S}")
+        if type(self.value) is not str:
+            raise ValueError("fault value: expected text")
+        if self.kind in _COUNTED and self.value and not (
+                _WHOLE.fullmatch(self.value) and int(self.value) <= _COUNTED[self.kind]):
+            raise ValueError(f"{self.kind}: expected a whole number from 0 to {_COUNTED[self.kind]}, "
+                             f"got {self.value!r}"[:200])
+        if self.kind in _BARE and self.value:
+            raise ValueError(f"{self.kind}: expected no value, got {self.value!r}"[:200])
         if self.kind in ("fail", "shuffle") and not _NAME.fullmatch(self.value):
             raise ValueError(f"{self.kind}: expected an API key")
         if self.kind == "tick":
             market, _, tick = self.value.partition(":")
             if not _NAME.fullmatch(market) or not self.tick_of(tick):
-                raise ValueError(f"tick: expected <condition id>:<tick>, e.g. 0x…:0.001, got {self.value!r}"[:200])
+                raise ValueError(f"tick: expected <condition id>:<tick> with a tick of {', '.join(TICKS)}, "
+                                 f"got {self.value!r}"[:200])
 
     @staticmethod
     def tick_of(text: str) -> int:
-        """A tick size that divides 1, in micro-units; 0 if ``text`` is none."""
-        try:
-            tick = parse_micro(text) if len(text) <= 12 else 0
-        except ValueError:
-            return 0
-        return tick if 0 < tick < ONE and ONE % tick == 0 else 0
+        """One of the venue's tick sizes, in micro-units; 0 if ``text`` is none."""
+        return parse_micro(text) if text in TICKS else 0
 
     @property
     def count(self) -> int:

@@ -2,11 +2,17 @@
 
 Shapes and key order follow the protocol doc §2 and the captured frames: a subscription
 snapshot is a JSON array of ``book`` messages (best level last: bids ascending, asks
-descending) with ``tick_size`` and ``last_trade_price``; resting and cancelled orders become one
-``price_change`` per market with absolute sizes and each token's top after the change ("0"/"1"
-for an empty side); a trade prints ``last_trade_price`` and is followed by a fresh ``book`` of
-every token it touched, as the venue does; tick changes are followed by a ``book`` too, so a
-client that marks its book stale on ``tick_size_change`` can resync at once.
+descending) with ``tick_size`` and ``last_trade_price``; every level change is a ``price_change``
+of its own, with the absolute size, the token's top after the change ("0"/"1" for an empty side)
+and the hash of the token's book after it. The venue mirrors a market's two books, so its
+messages carry one or two entries (a YES bid at p is a NO ask at 1 - p); the engine's books are
+not mirrored, so a message carries the complement's entry only when the complement's level at
+1 - p on the other side really changed right after. ``batched`` renders the older shape instead:
+one ``price_change`` per market and ``render`` call, every entry hashed at the call's end.
+With ``best_bid_ask`` on, a token whose top changed gets a ``best_bid_ask`` after the
+``price_change`` that changed it. A trade prints ``last_trade_price`` and is followed by a fresh
+``book`` of every token it touched, as the venue does; tick changes are followed by a ``book``
+too, so a client that marks its book stale on ``tick_size_change`` can resync at once.
 
 The renderer keeps its own mirror of the books, built from the same events, so every ``book``
 it writes shows the state at that point of the event stream, not the engine's later state.
@@ -16,14 +22,19 @@ everything else; timestamps are the events' own times in ms.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from typing import Any, Iterable
 
-from mmbot.model import MarketInfo, Side, format_micro
+import msgspec
+
+from mmbot.model import ONE, MarketInfo, Side, format_micro
 from mmbot.venues.simulator import events as ev
 
 MS = 1_000_000
+# A book's levels are formatted again for every message that hashes it; most did not change.
+_level_text = functools.lru_cache(maxsize=1 << 16)(format_micro)
 
 
 def _ms(ns: int) -> str:
@@ -49,10 +60,19 @@ def underlying_frame(symbol: str, price: int, ts_ns: int) -> str:
     )
 
 
+def _mirrors(first: ev.LevelChanged, second: ev.LevelChanged) -> bool:
+    """Whether ``second`` is the complement's side of ``first`` (the same level on a mirrored book)."""
+    return (second.market == first.market and second.token != first.token and second.side is not first.side
+            and second.price == ONE - first.price and second.ts_ns == first.ts_ns)
+
+
 class FrameRenderer:
     """Turns the engine's event stream into market-channel frame texts."""
 
-    def __init__(self, first_market_id: int = 1_000_001) -> None:
+    def __init__(self, first_market_id: int = 1_000_001, *, batched: bool = False, best_bid_ask: bool = False) -> None:
+        self.batched = batched
+        self._best_bid_ask = best_bid_ask
+        self._tops: dict[str, tuple[int | None, int | None]] = {}  # the last top each token's best_bid_ask told
         self._next_id = first_market_id
         self._infos: dict[str, MarketInfo] = {}
         self._market_ids: dict[str, str] = {}
@@ -75,36 +95,83 @@ class FrameRenderer:
         for token in info.tokens:
             del self._token_market[token], self._books[token]
             self._last_trade.pop(token, None)
+            self._tops.pop(token, None)
 
     def render(self, events: Iterable[ev.Event]) -> list[str]:
+        return self._render_batched(events) if self.batched else self._render(events)
+
+    def _render(self, events: Iterable[ev.Event]) -> list[str]:
+        frames: list[str] = []
+        trades: list[ev.Trade] = []
+        pending: ev.LevelChanged | None = None  # rendered once the next event shows it has no mirror
+
+        def changed(*group: ev.LevelChanged) -> None:
+            nonlocal pending
+            pending = None
+            frames.extend(self._changes(group[0].market, list(group)))
+
+        for event in events:
+            if isinstance(event, ev.LevelChanged):
+                if pending is not None and _mirrors(pending, event):
+                    self._apply(event)
+                    changed(pending, event)
+                    continue
+                if pending is not None:
+                    changed(pending)
+                self._apply(event)
+                pending = event
+                continue
+            if isinstance(event, (ev.OrderRested, ev.OrderEnded)):
+                continue  # user-channel matters; the level changes already carry their effect
+            if pending is not None:
+                changed(pending)
+            if isinstance(event, ev.Trade):
+                self._traded(event)
+                trades.append(event)
+            else:
+                frames.extend(self._after_trades(trades))
+                frames.extend(self._lifecycle(event))
+        if pending is not None:
+            changed(pending)
+        frames.extend(self._after_trades(trades))
+        return frames
+
+    def _apply(self, event: ev.LevelChanged) -> None:
+        side = self._books[event.token][0 if event.side is Side.BUY else 1]
+        if event.size:
+            side[event.price] = event.size
+        else:
+            side.pop(event.price, None)
+
+    def _traded(self, trade: ev.Trade) -> None:
+        self._last_trade[trade.taker_token] = trade.taker_price
+        self._last_trade[trade.maker_token] = trade.maker_price
+
+    def _after_trades(self, trades: list[ev.Trade]) -> list[str]:
+        """The prints of ``trades``, then a ``book`` of every token they touched (``trades`` empties)."""
+        frames = [self._last_trade_price(trade) for trade in trades]
+        touched = {token: None for trade in trades for token in (trade.taker_token, trade.maker_token)}
+        frames += [self._book(token, trades[-1].ts_ns, subscription=False) for token in touched]
+        trades.clear()
+        return frames
+
+    def _render_batched(self, events: Iterable[ev.Event]) -> list[str]:
         frames: list[str] = []
         changes: dict[str, list[ev.LevelChanged]] = {}
         trades: list[ev.Trade] = []
 
         def flush() -> None:
             for market, group in changes.items():
-                frames.append(self._price_change(market, group))
-            touched: dict[str, None] = {}
-            for trade in trades:
-                frames.append(self._last_trade_price(trade))
-                touched[trade.taker_token] = None
-                touched[trade.maker_token] = None
-            for token in touched:
-                frames.append(self._book(token, trades[-1].ts_ns, subscription=False))
+                frames.extend(self._changes(market, group))
+            frames.extend(self._after_trades(trades))
             changes.clear()
-            trades.clear()
 
         for event in events:
             if isinstance(event, ev.LevelChanged):
-                side = self._books[event.token][0 if event.side is Side.BUY else 1]
-                if event.size:
-                    side[event.price] = event.size
-                else:
-                    side.pop(event.price, None)
+                self._apply(event)
                 changes.setdefault(event.market, []).append(event)
             elif isinstance(event, ev.Trade):
-                self._last_trade[event.taker_token] = event.taker_price
-                self._last_trade[event.maker_token] = event.maker_price
+                self._traded(event)
                 trades.append(event)
             elif isinstance(event, (ev.OrderRested, ev.OrderEnded)):
                 continue  # user-channel matters; the level changes already carry their effect
@@ -126,6 +193,7 @@ class FrameRenderer:
             for token in info.tokens:
                 self._token_market[token] = info.market
                 self._books[token] = ({}, {})
+                self._tops[token] = (None, None)
             return [self._new_market(info, event.ts_ns)] + [
                 self._book(token, event.ts_ns, subscription=True) for token in info.tokens
             ]
@@ -137,14 +205,15 @@ class FrameRenderer:
         if isinstance(event, ev.Resolved):
             for token in event.tokens:  # empty already (resolution cancels every order): new dicts are smaller
                 self._books[token] = ({}, {})
+                self._tops[token] = (None, None)
             return [self._market_resolved(event)]
         raise TypeError(f"unexpected engine event {event!r}")
 
     def _levels(self, token: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
         bids, asks = self._books[token]
         return (
-            [{"price": format_micro(p), "size": format_micro(bids[p])} for p in sorted(bids)],
-            [{"price": format_micro(p), "size": format_micro(asks[p])} for p in sorted(asks, reverse=True)],
+            [{"price": _level_text(p), "size": _level_text(bids[p])} for p in sorted(bids)],
+            [{"price": _level_text(p), "size": _level_text(asks[p])} for p in sorted(asks, reverse=True)],
         )
 
     def _hash(self, token: str, ts_ms: str) -> str:
@@ -158,7 +227,8 @@ class FrameRenderer:
             "tick_size": format_micro(self._ticks[market]), "neg_risk": info.neg_risk,
             "last_trade_price": "" if last is None else format_micro(last),
         }
-        return hashlib.sha1(_dumps(summary).encode()).hexdigest()
+        # msgspec writes the same compact bytes as _dumps for this all-ASCII summary, several times faster
+        return hashlib.sha1(msgspec.json.encode(summary)).hexdigest()
 
     def _book(self, token: str, ts_ns: int, *, subscription: bool) -> str:
         market = self._token_market[token]
@@ -177,6 +247,18 @@ class FrameRenderer:
             msg["last_trade_price"] = "" if last is None else format_micro(last)
         return _dumps(msg)
 
+    def _changes(self, market: str, group: list[ev.LevelChanged]) -> list[str]:
+        """The ``price_change`` of ``group``, then a ``best_bid_ask`` for each token whose top it moved."""
+        frames = [self._price_change(market, group)]
+        if self._best_bid_ask:
+            last = {c.token: c for c in group}  # each token's top after the group
+            for token, change in last.items():
+                top = (change.best_bid, change.best_ask)
+                if self._tops.get(token) != top:
+                    self._tops[token] = top
+                    frames.append(self._best_bid_ask_frame(change))
+        return frames
+
     def _price_change(self, market: str, group: list[ev.LevelChanged]) -> str:
         ts = _ms(group[0].ts_ns)
         hashes = {token: self._hash(token, ts) for token in {c.token: None for c in group}}  # once per token
@@ -190,6 +272,17 @@ class FrameRenderer:
             for c in group
         ]
         return _dumps({"market": market, "price_changes": entries, "event_type": "price_change", "timestamp": ts})
+
+    def _best_bid_ask_frame(self, change: ev.LevelChanged) -> str:
+        bid = 0 if change.best_bid is None else change.best_bid
+        ask = ONE if change.best_ask is None else change.best_ask
+        return _dumps(
+            {
+                "event_type": "best_bid_ask", "market": change.market, "asset_id": change.token,
+                "best_bid": format_micro(bid), "best_ask": format_micro(ask), "spread": format_micro(ask - bid),
+                "timestamp": _ms(change.ts_ns),
+            }
+        )
 
     def _last_trade_price(self, trade: ev.Trade) -> str:
         return _dumps(

@@ -117,11 +117,15 @@ def plan_windows(
 
 
 class Simulation:
-    """One seeded run: its header, its engine (the oracle) and the frames it produces."""
+    """One seeded run: its header, its engine (the oracle) and the frames it produces.
+
+    ``price_change`` messages carry the venue's one or two entries each; ``batched_price_changes``
+    writes the older shape, one message per market and step. No ``best_bid_ask`` is written (the
+    venue sends it only to connections that ask, and it is a cross-check only)."""
 
     def __init__(
         self, *, seed: int, duration_s: int = 720, markets: int = 4, interval_s: int = 300,
-        warmup_s: int = 60, params: FlowParams = FlowParams(),
+        warmup_s: int = 60, params: FlowParams = FlowParams(), batched_price_changes: bool = False,
     ) -> None:
         if duration_s <= 0 or markets <= 0 or warmup_s < 0 or interval_s < 10:
             raise ValueError("duration and markets must be positive, warm-up not negative, the interval >= 10 s")
@@ -137,12 +141,13 @@ class Simulation:
         self.header = RecordingHeader(start_ns=self.start_ns, markets=self.plan.infos(), source=SOURCE, seed=seed)
         self.engine = Engine()
         self.params = params
+        self.batched_price_changes = batched_price_changes
 
     def frames(self) -> Iterator[tuple[int, str, str]]:
         """(receive ns, channel, frame text), in order; runs the simulation as it is consumed."""
         rng, engine = self.rng, self.engine
         world = World(engine, rng, self.plan, self.begin_ns, self.params)
-        renderer = FrameRenderer()
+        renderer = FrameRenderer(batched=self.batched_price_changes)
         now = self.begin_ns
         while now < self.start_ns:  # warm-up: the books fill, nothing is recorded
             world.step(now)
@@ -181,10 +186,11 @@ def write_recording(simulation: Simulation, out_path: str | Path) -> int:
 
 def generate_recording(
     out_path: str | Path, *, seed: int, duration_s: int = 720, markets: int = 4, interval_s: int = 300,
-    warmup_s: int = 60, params: FlowParams = FlowParams(),
+    warmup_s: int = 60, params: FlowParams = FlowParams(), batched_price_changes: bool = False,
 ) -> RecordingHeader:
     simulation = Simulation(
-        seed=seed, duration_s=duration_s, markets=markets, interval_s=interval_s, warmup_s=warmup_s, params=params
+        seed=seed, duration_s=duration_s, markets=markets, interval_s=interval_s, warmup_s=warmup_s, params=params,
+        batched_price_changes=batched_price_changes,
     )
     write_recording(simulation, out_path)
     return simulation.header
@@ -197,10 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=720, help="seconds of market time (default 720)")
     parser.add_argument("--markets", type=int, default=4, help="markets at a time (default 4)")
     parser.add_argument("--interval", type=int, default=300, help="Up/Down window in seconds (default 300)")
+    parser.add_argument("--batched-price-changes", action="store_true",
+                        help="one price_change per market and step, many entries (default: the venue's one or two)")
     args = parser.parse_args(argv)
     try:
         simulation = Simulation(
-            seed=args.seed, duration_s=args.duration, markets=args.markets, interval_s=args.interval
+            seed=args.seed, duration_s=args.duration, markets=args.markets, interval_s=args.interval,
+            batched_price_changes=args.batched_price_changes,
         )
         frames = write_recording(simulation, args.out)
     except (ValueError, OSError) as exc:

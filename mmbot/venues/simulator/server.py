@@ -7,11 +7,17 @@ One flow task steps the venue every ``step_ms``, hands each frame to the connect
 on the server's clock (``retention``). The HTTP routes are grouped by concern in ``routes/``.
 Faults (``faults``) come from the admin endpoint (``POST /admin/fault``) or from a schedule in
 the settings.
+
+Access: API keys come from ``access.ApiKeys``, under a secret made when the server is; the admin
+endpoints answer loopback clients holding ``admin_token`` (random unless given); no request body
+is read past ``limits.MAX_BODY_BYTES``.
 """
 
 from __future__ import annotations
 
 import functools
+import random
+import secrets
 from typing import Any
 
 import attrs
@@ -20,11 +26,14 @@ import trio_websocket
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from mmbot.clock import TrioClock
 from mmbot.venues.polymarket.auth import ApiCredentials
+from mmbot.venues.simulator.access import ApiKeys
 from mmbot.venues.simulator.channels import Channels
 from mmbot.venues.simulator.faults import FAULT_KINDS, Fault, FaultInjector, TradingFaults
+from mmbot.venues.simulator.limits import BodyLimit
 from mmbot.venues.simulator.retention import Horizon
 from mmbot.venues.simulator.routes.admin import AdminRoutes
 from mmbot.venues.simulator.routes.auth import AuthRoutes
@@ -51,22 +60,37 @@ class SimSettings:
     # resolved markets, ended orders' ids and trade records of forgotten markets: kept this long
     # on the server's clock after they ended (also ``POST /admin/settings``)
     retain_s: int = 600
+    # price_change as one message per market and step (the older shape) instead of the venue's
+    # one or two entries a message
+    batched_price_changes: bool = False
 
 
 @attrs.frozen
 class SimUrls:
     ws: str  # the market channel
-    rest: str  # CLOB public REST and the Gamma-like listing, on one origin
+    rest: str  # CLOB REST
+    # the Gamma-like listing's base URL (``/markets``, ``/events`` under it), on the REST origin
+    gamma: str = attrs.field(default=attrs.Factory(lambda self: f"{self.rest}/gamma", takes_self=True))
 
     def lines(self) -> list[str]:
-        return [f"market channel  {self.ws}", f"REST            {self.rest}", f"Gamma listing   {self.rest}/markets",
+        return [f"market channel  {self.ws}", f"REST            {self.rest}", f"Gamma listing   {self.gamma}",
                 f"fault injection POST {self.rest}/admin/fault"]
 
 
 class SimServer:
-    def __init__(self, venue: LiveVenue, *, settings: SimSettings, clock: TrioClock | None = None) -> None:
+    def __init__(self, venue: LiveVenue, *, settings: SimSettings, clock: TrioClock | None = None,
+                 admin_token: str = "", secrets_from: random.Random | None = None) -> None:
+        """``clock``: the server's wall clock (signed timestamps must be near it). ``admin_token``:
+        what the admin endpoints require (random if not given); ``secrets_from``: a seeded
+        generator for the token and the API keys' secret, only for tests that want them the same
+        every run."""
         self.venue = venue
-        self.trading = SimTrading(venue.engine, venue.user_feed, funding=settings.funding)
+        self.admin_token = admin_token or (
+            secrets.token_urlsafe(24) if secrets_from is None else secrets_from.randbytes(24).hex())
+        self.keys = ApiKeys(secrets_from)
+        venue.batch_price_changes(settings.batched_price_changes)
+        self.trading = SimTrading(venue.engine, venue.user_feed, funding=settings.funding, seed=settings.seed,
+                                  settle=venue.settle)
         self._clock = clock or TrioClock()
         self._settings = settings
         self.counts = {"frames_sent": 0, "frames_dropped_stalled": 0, "slow_disconnects": 0, "pings": 0,
@@ -155,8 +179,10 @@ class SimServer:
 
     def add_account(self, address: str, creds: ApiCredentials, *, cash: int | None = None) -> None:
         """An account that may trade and listen on the user channel, funded with ``cash`` pUSD
-        (the settings' ``funding`` if not given)."""
+        (the settings' ``funding`` if not given). Its address derives these credentials (nonce 0)
+        unless it has some already."""
         self.trading.add_account(address, creds, cash=cash)
+        self.keys.register(address, creds)
 
     # ------------------------------------------------------------------ faults
 
@@ -167,11 +193,15 @@ class SimServer:
         self.counts["faults"] += 1
         return injected
 
+    def admin_headers(self) -> dict[str, str]:
+        """What an admin request must carry (for in-process callers)."""
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
     async def _scheduled(self, fault: Fault) -> None:
         await self._clock.sleep_until(self._started_ns + fault.at_s * 1_000_000_000)
         try:
             self.inject(fault)
-        except ValueError:
+        except Exception:  # noqa: BLE001 - a scheduled fault that cannot apply is counted, never fatal
             self.counts["faults_refused"] += 1
 
     def statistics(self) -> dict[str, Any]:
@@ -185,12 +215,12 @@ class SimServer:
 
     def http_app(self) -> Starlette:
         """Every route, by concern: market data, the listing, API keys, trading, admin."""
-        return Starlette(routes=[
+        return Starlette(middleware=[Middleware(BodyLimit)], routes=[
             *MarketData(self.venue).routes(),
             *GammaListing(self.venue).routes(),
-            *AuthRoutes(self.trading, seed=self._settings.seed).routes(),
+            *AuthRoutes(self.trading, keys=self.keys, clock=self._clock).routes(),
             *TradingRoutes(trading=self.trading, faults=self._trading_faults, venue=self.venue,
                            clock=self._clock).routes(),
             *AdminRoutes(inject=self.inject, statistics=self.statistics, trading=self.trading,
-                         horizon=self.horizon).routes(),
+                         horizon=self.horizon, token=self.admin_token).routes(),
         ])

@@ -2,41 +2,55 @@
 engine, cancels and open orders — with the venue's error strings (``refusals``).
 
 The HTTP routes map onto these calls. Each check is the venue's: the L2 HMAC over the exact body
-received (``access``), the order's EIP-712 signature (the signer is recovered from it and must
-be the account's address), the order version, the tick grid and minimum size (the engine's own
-validation), and the account's balance: a BUY needs its collateral free of the account's other
-open BUYs, a SELL its shares free of the account's other open SELLs of that token (else ``not
-enough balance / allowance``). The order ID is the digest, as on the venue.
+received (``access``), the order's form and amounts (``order_entry``: limit or market terms,
+precision, GTD expiration), its EIP-712 signature (the signer is recovered from it and must be the
+account's address) and its maker (``wallets``: the signer itself, or the signer's own proxy, Safe
+or deposit wallet), the tick grid and minimum size (the engine's own validation), and the account's
+balance. The order ID is the digest, as on the venue.
+
+Balances: a BUY needs its pUSD (``makerAmount``) plus the taker fees of the fills it makes on
+arrival free of what the account's resting BUYs hold (each rests holding price x its remaining
+size: a resting order only ever trades as a maker, and makers pay no fee); a SELL needs its
+shares free of the account's resting SELLs of that token (else ``not enough balance /
+allowance``). The check runs inside the engine's order entry, against the exact fills the order
+is about to make, and the engine's events reach the accounts (``settle``) before the next request
+is read: no account's cash or shares ever go below zero.
 
 An account holds pUSD (its funding plus what its trades moved) and shares, both read off the user
-feed's record of its trades (``user_frames.UserFeed``), which also answers ``/data/trades``.
-Allowances are unlimited unless a test sets one (``allowances``); approving is an on-chain step.
-Shares of a resolved market stay held (redeeming is on chain too). ``truth`` is an account as the
-venue's books have it, with counts of what it asked for, for comparing with a client's ledger.
+feed's record of its trades (``user_frames.UserFeed``), which also answers ``/data/trades``. All
+of an owner's wallets share the one balance. Allowances are unlimited unless a test sets one
+(``allowances``); approving is an on-chain step. Shares of a resolved market stay held (redeeming
+is on chain too). ``truth`` is an account as the venue's books have it, with counts of what it
+asked for, for comparing with a client's ledger.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from mmbot.model import ONE, Side, TimeInForce, format_micro, notional
+from mmbot.model import ONE, Side, notional, notional_down, taker_fee
 from mmbot.venues.polymarket.auth import (
-    CHAIN_ID, EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, ApiCredentials, OrderV2, SigningError, domain_separator, typed_digest,
+    CHAIN_ID, EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, ApiCredentials, domain_separator, parse_address, typed_digest,
 )
-from mmbot.venues.simulator import access
+from mmbot.venues.simulator import access, order_entry
+from mmbot.venues.simulator import events as ev
 from mmbot.venues.simulator.access import Account, credentials_for, recover_address
-from mmbot.venues.simulator.engine import Engine
+from mmbot.venues.simulator.engine import Check, Engine
 from mmbot.venues.simulator.heartbeats import Heartbeats
-from mmbot.venues.simulator.refusals import (
-    INVALID_ORDER, INVALID_SIGNATURE, MIN_TICK, NOT_ENOUGH_BALANCE, UNAUTHORIZED, VenueRefusal,
-)
+from mmbot.venues.simulator.matching import Take
+from mmbot.venues.simulator.order_views import open_order, post_answer, refused_leg
+from mmbot.venues.simulator.refusals import INVALID_SIGNATURE, NOT_ENOUGH_BALANCE, UNAUTHORIZED, VenueRefusal
 from mmbot.venues.simulator.user_frames import UserFeed
+from mmbot.venues.simulator.user_messages import transaction_hash
+from mmbot.venues.simulator.wallets import Wallets
 
 __all__ = ["UNAUTHORIZED", "Account", "SimTrading", "VenueRefusal", "credentials_for", "json_body"]
 
 DEFAULT_FUNDING = 10_000 * ONE  # pUSD an account starts with unless it is given an amount
 UNLIMITED_ALLOWANCE = str(2**256 - 1)
+NEG_RISK_ADAPTER = "0xd91E80cF2E7be2e162c6513ceD06f1dD0dA35296"
+SPENDERS = (EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, NEG_RISK_ADAPTER)  # what /balance-allowance lists
 MAX_BATCH = 15  # orders in one POST /orders
 MAX_CANCELS = 3_000  # order ids in one DELETE /orders
 # what each account asked of the venue (requests that passed authentication and the fault gate)
@@ -45,10 +59,14 @@ _COUNTS = ("orders_received", "orders_accepted", "cancels_received", "cancel_all
 
 class SimTrading:
     def __init__(self, engine: Engine, feed: UserFeed, *, chain_id: int = CHAIN_ID,
-                 funding: int = DEFAULT_FUNDING) -> None:
+                 funding: int = DEFAULT_FUNDING, seed: int = 0, settle: Callable[[], None] | None = None) -> None:
+        """``settle``: hands the engine's events to ``feed`` at once (``LiveVenue.settle``), called
+        after every engine call a request makes; ``seed`` fixes the wallets the venue makes."""
         self.engine = engine
         self.feed = feed
         self.funding = funding
+        self.wallets = Wallets(seed)
+        self._settle = settle or (lambda: None)
         self._accounts: dict[str, Account] = {}
         self._funded: dict[str, int] = {}  # api key -> pUSD it was given
         self.allowances: dict[str, int] = {}  # api key -> pUSD the exchanges may spend, if limited
@@ -81,7 +99,8 @@ class SimTrading:
 
     def truth(self, account: Account) -> dict[str, Any]:
         """The account as the venue's books have it: pUSD and shares (micro-units), open orders, the
-        trades it took part in (those that failed on chain counted apart) and what it asked for."""
+        trades it took part in (those that failed on chain counted apart), what it asked for, and
+        the wallets the venue made for its address."""
         key = account.creds.api_key
         failed = self.feed.trades_failed.get(key, 0)
         return {
@@ -89,7 +108,7 @@ class SimTrading:
             "positions": dict(sorted(self.feed.positions.get(key, {}).items())),
             "open_orders": len(self.engine.open_orders(owner=key)),
             "trades": self.feed.trades_taken.get(key, 0) - failed, "trades_failed": failed,
-            **self._counts[key],
+            **self._counts[key], "wallets": self.wallets.of(account.address).shown(),
         }
 
     def give(self, api_key: str, *, cash: int = 0, shares: Mapping[str, int] | None = None) -> None:
@@ -108,7 +127,8 @@ class SimTrading:
         return self.feed.positions.get(account.creds.api_key, {}).get(token, 0)
 
     def balance_allowance(self, account: Account, asset_type: str, token_id: str) -> dict[str, Any]:
-        """``GET /balance-allowance``: pUSD (COLLATERAL) or one token's shares (CONDITIONAL)."""
+        """``GET /balance-allowance``: pUSD (COLLATERAL) or one token's shares (CONDITIONAL), and
+        what each exchange contract may spend of it."""
         if asset_type == "COLLATERAL":
             balance = self.cash(account)
         elif asset_type == "CONDITIONAL" and token_id:
@@ -116,82 +136,101 @@ class SimTrading:
         else:
             raise VenueRefusal(400, "invalid asset_type or token_id")
         limited = self.allowances.get(account.creds.api_key)
-        return {"balance": str(balance), "allowance": UNLIMITED_ALLOWANCE if limited is None else str(limited)}
+        allowance = UNLIMITED_ALLOWANCE if limited is None else str(limited)
+        return {"balance": str(balance), "allowances": dict.fromkeys(SPENDERS, allowance)}
 
     def trades(self, account: Account, after_s: int | None, *, before_s: int | None = None, market: str = "",
-               asset_id: str = "") -> list[dict[str, Any]]:
-        """``GET /data/trades``: the account's trades, each in its latest status."""
-        return self.feed.trades_of(account.creds.api_key, after_s, before_s=before_s, market=market,
-                                   asset_id=asset_id)
+               asset_id: str = "", trade_id: str = "", maker_address: str = "") -> list[dict[str, Any]]:
+        """``GET /data/trades``: the account's trades, each in its latest status, of one trade id
+        or one maker wallet if given."""
+        found = self.feed.trades_of(account.creds.api_key, after_s, before_s=before_s, market=market,
+                                    asset_id=asset_id)
+        if trade_id:
+            found = [t for t in found if t.get("id") == trade_id]
+        if maker_address:
+            wallet = maker_address.lower()
+            found = [t for t in found if str(t.get("maker_address", "")).lower() == wallet
+                     or any(str(m.get("maker_address", "")).lower() == wallet for m in t.get("maker_orders", ()))]
+        return found
 
-    def _check_balance(self, account: Account, token: str, side: Side, price: int, size: int) -> None:
-        buying, selling = self.engine.committed(account.creds.api_key, token)
-        if side is Side.BUY:
-            short = self.cash(account) - buying < notional(price, size)
-        else:
-            short = self.shares(account, token) - selling < size
-        if short:
-            raise VenueRefusal(400, NOT_ENOUGH_BALANCE)
+    def _balance_check(self, account: Account) -> Check:
+        """The account's balance rule, for the engine to apply to an order and its fills."""
+        key = account.creds.api_key
+
+        def check(request: ev.OrderRequest, takes: list[Take]) -> str:
+            info = self.engine.market_of(request.token)
+            fees = sum(taker_fee(t.size, t.price, info.fee_rate, info.fee_exponent) for t in takes)
+            buying, selling = self.engine.committed(key, request.token)
+            free_cash = self.cash(account) - buying
+            if request.side is Side.BUY:
+                spend = notional(request.price, request.size) if request.budget is None else request.budget
+                limit = self.allowances.get(key)
+                short = free_cash < spend + fees or (limit is not None and limit - buying < spend + fees)
+            else:
+                proceeds = sum(notional_down(t.price, t.size) for t in takes)
+                short = self.shares(account, request.token) - selling < request.size or free_cash + proceeds < fees
+            return NOT_ENOUGH_BALANCE if short else ""
+
+        return check
 
     # ------------------------------------------------------------------ heartbeats
 
     def expire_heartbeats(self, now_ns: int, venue_ns: int) -> int:
         """Cancel-on-disconnect (``heartbeats.Heartbeats.expire``): how many orders that ended."""
-        return self.heartbeats.expire(now_ns, venue_ns)
+        ended = self.heartbeats.expire(now_ns, venue_ns)
+        self._settle()
+        return ended
 
     def check_credentials(self, api_key: str, secret: str, passphrase: str) -> str:
         """The user channel's first frame carries the credentials themselves."""
         return access.check_credentials(self._accounts, api_key, secret, passphrase)
 
-    def l1_account(self, headers: Mapping[str, str], *, seed: int = 0) -> ApiCredentials:
-        """``/auth/api-key`` and ``/auth/derive-api-key``: a valid ClobAuth signature from an
-        address gets that address's (deterministic) credentials, and the account exists from then."""
-        address = access.l1_address(headers)
-        creds = credentials_for(address, seed)
-        self.add_account(address, creds)
-        return creds
-
     # ------------------------------------------------------------------ L2
 
-    def authenticate(self, headers: Mapping[str, str], method: str, path: str, body: bytes) -> Account:
-        return access.authenticate(self._accounts, headers, method, path, body)
+    def authenticate(self, headers: Mapping[str, str], method: str, path: str, body: bytes, *,
+                     now_s: int) -> Account:
+        """The L2 check (``access.authenticate``); ``now_s``: the server's clock, for the timestamp window."""
+        return access.authenticate(self._accounts, headers, method, path, body, now_s=now_s)
 
     # ------------------------------------------------------------------ orders
 
     def post(self, account: Account, body: dict[str, Any], now_ns: int) -> dict[str, Any]:
         """One ``POST /order`` body → the post response; a refusal raises ``VenueRefusal``."""
-        counts = self._counts[account.creds.api_key]
-        counts["orders_received"] += 1
-        order, signature, tif, post_only = _parse(body)
+        key = account.creds.api_key
+        self._counts[key]["orders_received"] += 1
+        entry = order_entry.parse(body)
+        order = entry.order
         token = str(order.token_id)
         if not self.engine.has_token(token):
             raise VenueRefusal(400, "MARKET_NOT_READY")
-        neg_risk = self.engine.market_of(token).neg_risk
-        try:
-            digest = typed_digest(self._domains[neg_risk], order.struct_hash())
-        except SigningError:  # a field out of its type's range
-            raise VenueRefusal(400, INVALID_ORDER) from None
-        order_id = "0x" + digest.hex()
-        signer = recover_address(digest, signature)
-        if signer != order.signer.lower() or signer != account.address.lower():
+        info = self.engine.market_of(token)
+        digest = typed_digest(self._domains[info.neg_risk], order.struct_hash())
+        if recover_address(digest, entry.signature) != account.address.lower() or not self.wallets.allowed(
+                account.address, order.signature_type, order.maker, order.signer):
             raise VenueRefusal(400, INVALID_SIGNATURE)
-        price, size = _price_and_size(order)
-        self._check_balance(account, token, order.side, price, size)
-        result = self.engine.submit(account.creds.api_key, token, order.side, price, size, tif, post_only, now_ns,
-                                    order_id=order_id)
+        terms = order_entry.terms(entry, info.tick)
+        expires_ns = order_entry.expires_ns(entry, now_ns)
+        result = self.engine.submit(
+            key, token, order.side, terms.price, terms.size, entry.tif, entry.post_only, now_ns,
+            expires_ns=expires_ns, order_id="0x" + digest.hex(), budget=terms.budget,
+            maker=parse_address(order.maker), check=self._balance_check(account),
+        )
+        self._settle()
         if not result.ok:
             raise VenueRefusal(400, result.error)
-        counts["orders_accepted"] += 1
-        return {"success": True, "errorMsg": "", "orderID": order_id, "status": result.status,
-                "makingAmount": "", "takingAmount": "", "transactionsHashes": [], "tradeIDs": []}
+        self._counts[key]["orders_accepted"] += 1
+        return post_answer(result, order.side, [transaction_hash(t.trade_id) for t in result.trades])
 
-    def post_batch(self, account: Account, bodies: list[dict[str, Any]], now_ns: int) -> list[dict[str, Any]]:
+    def post_batch(self, account: Account, bodies: list[Any], now_ns: int) -> list[dict[str, Any]]:
+        """``POST /orders``: each leg in turn, a refused one answered inside the batch's 200."""
         answers = []
         for body in bodies:
             try:
+                if not isinstance(body, dict):
+                    raise VenueRefusal(400, "Invalid payload")
                 answers.append(self.post(account, body, now_ns))
-            except VenueRefusal as refusal:  # a batch leg is refused inside a 200
-                answers.append({"success": False, "errorMsg": refusal.error, "orderID": "", "status": ""})
+            except VenueRefusal as refusal:
+                answers.append(refused_leg(refusal.error))
         return answers
 
     def cancel(self, account: Account, order_ids: list[str], now_ns: int) -> dict[str, Any]:
@@ -206,6 +245,7 @@ class SimTrading:
             result = self.engine.cancel(order_id, now_ns)
             canceled += result.canceled
             not_canceled |= dict(result.not_canceled)
+        self._settle()
         counts["orders_canceled"] += len(canceled)
         return {"canceled": canceled, "not_canceled": not_canceled}
 
@@ -214,49 +254,31 @@ class SimTrading:
         counts = self._counts[account.creds.api_key]
         counts["cancel_all_received"] += 1
         result = self.engine.cancel_all(account.creds.api_key, now_ns, market=market or None, token=asset_id or None)
+        self._settle()
         counts["orders_canceled"] += len(result.canceled)
         return {"canceled": list(result.canceled), "not_canceled": {}}
 
     def open_orders(self, account: Account, *, market: str = "", asset_id: str = "",
                     order_id: str = "") -> list[dict[str, Any]]:
         """``GET /data/orders``: the account's resting orders, of one market, token or id if given."""
+        wallet = self.wallets.of(account.address).owner
         return [
-            {"id": o.order_id, "market": o.market, "asset_id": o.token, "side": o.side.value,
-             "price": format_micro(o.price), "original_size": format_micro(o.original_size),
-             "size_matched": format_micro(o.size_matched), "status": "LIVE"}
+            open_order(o, self.engine.market_of(o.token), wallet)
             for o in self.engine.open_orders(owner=account.creds.api_key, market=market or None)
             if asset_id in ("", o.token) and order_id in ("", o.order_id)
         ]
 
-
-def _parse(body: dict[str, Any]) -> tuple[OrderV2, str, TimeInForce, bool]:
-    try:
-        wire = body["order"]
-        order = OrderV2(
-            salt=int(wire["salt"]), maker=str(wire["maker"]), signer=str(wire["signer"]),
-            token_id=int(wire["tokenId"]), maker_amount=int(wire["makerAmount"]),
-            taker_amount=int(wire["takerAmount"]), side=Side(wire["side"]),
-            signature_type=int(wire["signatureType"]), timestamp_ms=int(wire["timestamp"]),
-            metadata=str(wire["metadata"]), builder=str(wire["builder"]),
-        )
-        tif = TimeInForce(body.get("orderType", "GTC"))
-    except (KeyError, TypeError, ValueError, SigningError):
-        raise VenueRefusal(400, INVALID_ORDER) from None
-    return order, str(wire.get("signature", "")), tif, bool(body.get("postOnly", False))
-
-
-def _price_and_size(order: OrderV2) -> tuple[int, int]:
-    """Shares and price from the signed amounts: a BUY gives collateral for shares, a SELL the reverse."""
-    collateral, shares = (
-        (order.maker_amount, order.taker_amount) if order.side is Side.BUY else (order.taker_amount, order.maker_amount)
-    )
-    if shares <= 0 or collateral * ONE % shares:
-        raise VenueRefusal(400, MIN_TICK)  # not a price on any grid
-    return collateral * ONE // shares, shares
+    def order(self, account: Account, order_id: str) -> dict[str, Any] | None:
+        """``GET /data/order/{id}``: one of the account's resting orders; None once it has ended
+        (the venue keeps only active orders there), or if it is not the account's."""
+        view = self.engine.order(order_id)
+        if view is None or view.owner != account.creds.api_key:
+            return None
+        return open_order(view, self.engine.market_of(view.token), self.wallets.of(account.address).owner)
 
 
 def json_body(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
         raise VenueRefusal(400, "Invalid payload") from None

@@ -26,6 +26,7 @@ from mmbot.venues.simulator.engine import Engine
 from mmbot.venues.simulator.flow import MS, FlowParams, World
 from mmbot.venues.simulator.frames import FrameRenderer
 from mmbot.venues.simulator.generate import plan_markets, plan_windows
+from mmbot.venues.simulator.price_history import TradePrints
 from mmbot.venues.simulator.prices import SECOND
 from mmbot.venues.simulator.user_frames import UserFeed
 
@@ -35,15 +36,31 @@ _ANY = msgspec.json.Decoder()
 @attrs.frozen
 class OutFrame:
     """One market-channel frame and who gets it: the connections subscribed to any of ``assets``,
-    or every connection when ``assets`` is None (``new_market``, ``market_resolved``)."""
+    or every connection when ``assets`` is None (``new_market``, ``market_resolved``); a ``custom``
+    frame only reaches connections that asked for ``custom_feature_enabled``."""
 
     text: str
     assets: frozenset[str] | None
+    custom: bool = False
+
+
+CUSTOM_FEATURE_EVENTS = ("best_bid_ask", "new_market", "market_resolved")
+
+
+def out_frame(text: str) -> OutFrame:
+    """A rendered frame addressed: its assets, and whether it is a custom-feature message."""
+    decoded = _ANY.decode(text)
+    first = decoded[0] if isinstance(decoded, list) and decoded else decoded
+    custom = isinstance(first, dict) and first.get("event_type") in CUSTOM_FEATURE_EVENTS
+    return OutFrame(text, _assets(decoded), custom)
 
 
 def frame_assets(text: str) -> frozenset[str] | None:
     """The asset ids a rendered frame concerns; None for market-wide lifecycle messages."""
-    decoded = _ANY.decode(text)
+    return _assets(_ANY.decode(text))
+
+
+def _assets(decoded: Any) -> frozenset[str] | None:
     messages = decoded if isinstance(decoded, list) else [decoded]
     assets: set[str] = set()
     for msg in messages:
@@ -83,8 +100,10 @@ class LiveVenue:
         self._planned_ns = start_ns + self._horizon_ns  # windows listed before this are planned
         self._next_start_ns = max((w.end_ns for w in self.plan.windows), default=start_ns)
         self._horizons = 1
-        self._renderer = FrameRenderer()
+        self._renderer = FrameRenderer(best_bid_ask=True)  # sent to connections that ask for it
         self.user_feed = UserFeed()  # the accounts' order and trade messages
+        self.prints = TradePrints()  # last trades and price history, for the public REST
+        self._settled: list[ev.Event] = []  # applied to the accounts, not yet rendered
         begin = start_ns - warmup_s * SECOND
         self._world = World(self.engine, self.rng, self.plan, begin, params)
         self.plan = attrs.evolve(self.plan, windows=())  # the world has them; later ones are planned as it goes
@@ -103,12 +122,30 @@ class LiveVenue:
         if self._planned_ns - self.now_ns < self._horizon_ns // 2:
             self._plan_next_horizon()
         self._world.step(self.now_ns)
+        self.engine.expire_due(self.now_ns)  # GTD orders end at their time, not at the next order
         self._world.take_underlying_ticks()
-        events = self.engine.take_events()
-        self.user_feed.on_events(events)
-        texts = self._renderer.render(events)
+        texts = self._renderer.render(self._take_settled())
         self.frames_rendered += len(texts)
-        return [OutFrame(text, frame_assets(text)) for text in texts]
+        return [out_frame(text) for text in texts]
+
+    def settle(self) -> None:
+        """Apply what the engine did since the last step (an order, a cancel) to the accounts now:
+        the next request's balance check must see it. Its market frames wait for the next step."""
+        events = self.engine.take_events()
+        if events:
+            self.user_feed.on_events(events)
+            self.prints.on_events(events)
+            self._settled += events
+
+    def _take_settled(self) -> list[ev.Event]:
+        self.settle()
+        events, self._settled = self._settled, []
+        return events
+
+    def batch_price_changes(self, batched: bool) -> None:
+        """``price_change`` as one message per market and step (``mmbot sim --batched-price-changes``)
+        instead of the venue's one or two entries a message."""
+        self._renderer.batched = batched
 
     def _plan_next_horizon(self) -> None:
         rng = random.Random(f"{self._seed}/horizon/{self._horizons}")
@@ -128,10 +165,8 @@ class LiveVenue:
     def set_tick(self, market: str, tick: int) -> list[OutFrame]:
         """A tick size change now (fault injection): its frames, to be sent like any others."""
         self.engine.set_tick(market, tick, self.now_ns)
-        events = self.engine.take_events()
-        self.user_feed.on_events(events)
-        texts = self._renderer.render(events)
-        return [OutFrame(text, frame_assets(text)) for text in texts]
+        texts = self._renderer.render(self._take_settled())
+        return [out_frame(text) for text in texts]
 
     def forget(self, before_ns: int) -> list[str]:
         """Forget markets resolved before ``before_ns`` (world time) and ids of orders ended before it;
@@ -139,6 +174,7 @@ class LiveVenue:
         tokens: list[str] = []
         for market in self.engine.resolved_before(before_ns):
             tokens += self.engine.market_of_id(market).tokens
+            self.prints.forget(self.engine.market_of_id(market).tokens)
             self.engine.forget_market(market)
             self._renderer.forget_market(market)
             self.forgotten["trade_records"] += self.user_feed.forget_market(market)

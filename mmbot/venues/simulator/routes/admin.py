@@ -1,11 +1,17 @@
 """The operator's endpoints (not the venue's): ``POST /admin/fault`` injects a fault, ``GET
 /admin/stats`` shows the server's counters and what it holds, ``GET /admin/account?address=``
 (or ``?api_key=``) shows an account as the venue's books have it, and ``/admin/settings`` reads
-(GET) or changes (POST) the settings that may change while running (``retain_s``)."""
+(GET) or changes (POST) the settings that may change while running (``retain_s``).
+
+Each answers only a client on loopback (else 403) that sends the server's admin token as
+``Authorization: Bearer <token>`` (else 401), before anything of the request is read.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import hmac
+import ipaddress
+from typing import Any, Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,20 +27,40 @@ MAX_RETAIN_S = 10 * 365 * 86_400
 
 class AdminRoutes:
     def __init__(self, *, inject: Callable[[Fault], dict[str, Any]], statistics: Callable[[], dict[str, Any]],
-                 trading: SimTrading, horizon: Horizon) -> None:
+                 trading: SimTrading, horizon: Horizon, token: str) -> None:
+        """``token``: what ``Authorization: Bearer`` must carry."""
         self._inject = inject
         self._statistics = statistics
         self._trading = trading
         self._horizon = horizon
+        self._token = token.encode()
 
     def routes(self) -> list[Route]:
-        return [Route("/admin/fault", self.fault, methods=["POST"]), Route("/admin/stats", self.stats),
-                Route("/admin/account", self.account), Route("/admin/settings", self.settings, methods=["GET", "POST"])]
+        guarded = self._guarded
+        return [Route("/admin/fault", guarded(self.fault), methods=["POST"]),
+                Route("/admin/stats", guarded(self.stats)),
+                Route("/admin/account", guarded(self.account)),
+                Route("/admin/settings", guarded(self.settings), methods=["GET", "POST"])]
+
+    def _guarded(self, endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        async def checked(request: Request) -> Response:
+            if not _loopback(request.client.host if request.client else ""):
+                return error(403, "admin: only from loopback")
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("latin-1"), self._token):
+                return JSONResponse({"error": "admin: expected Authorization: Bearer <the token mmbot sim printed>"},
+                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            return await endpoint(request)
+
+        return checked
 
     async def fault(self, request: Request) -> Response:
         try:
             body = await request.json()
-            fault = Fault(kind=str(body["kind"]), value=str(body.get("value", "")))
+            kind, value = body["kind"], body.get("value", "")
+            if not isinstance(kind, str) or not (isinstance(value, str) or type(value) is int):
+                raise ValueError("expected {\"kind\": text, \"value\": text or a whole number}")
+            fault = Fault(kind=kind, value=str(value))
             injected = self._inject(fault)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             return error(400, f"fault: {exc}"[:300])
@@ -65,3 +91,11 @@ class AdminRoutes:
                 return error(400, f"settings: retain_s: expected whole seconds from 0 to {MAX_RETAIN_S}")
             self._horizon.retain_s = retain_s
         return JSONResponse({"retain_s": self._horizon.retain_s})
+
+
+def _loopback(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback

@@ -1,6 +1,7 @@
-"""The Gamma-like listing: ``/markets`` (filtered by ``condition_ids`` and ``closed``) and
-``/events``, one event per market. Resolved markets stay listed, closed, until the venue
-forgets them (``retention``)."""
+"""The Gamma-like listing, under ``/gamma`` (real Gamma is a host of its own; the CLOB's
+``/markets`` is another list, ``clob_markets``): ``/gamma/markets`` (filtered by
+``condition_ids`` and ``closed``) and ``/gamma/events``, one event per market. Resolved markets
+stay listed, closed, until the venue forgets them (``retention``)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from starlette.routing import Route
 
 from mmbot.venues.simulator.venue import LiveVenue
 
+PREFIX = "/gamma"
+
 
 class GammaListing:
     def __init__(self, venue: LiveVenue) -> None:
         self._venue = venue
 
     def routes(self) -> list[Route]:
-        return [Route("/markets", self.markets), Route("/events", self.events)]
+        return [Route(f"{PREFIX}/markets", self.markets), Route(f"{PREFIX}/events", self.events)]
 
     def _listed(self) -> list[dict[str, Any]]:
         return [self._venue.gamma_market(info) for info in self._venue.markets()]

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from mmbot.clock import TrioClock
 from mmbot.venues.simulator.faults import TradingFaults
 from mmbot.venues.simulator.heartbeats import StaleHeartbeat
+from mmbot.venues.simulator.order_views import page
 from mmbot.venues.simulator.routes import error
 from mmbot.venues.simulator.trading import MAX_BATCH, MAX_CANCELS, Account, SimTrading, VenueRefusal, json_body
 from mmbot.venues.simulator.venue import LiveVenue
@@ -46,8 +47,10 @@ class TradingRoutes:
             Route("/heartbeats", signed(self.heartbeat), methods=["POST"]),
             Route("/v1/heartbeats", signed(self.heartbeat_v1), methods=["POST"]),
             Route("/data/orders", signed(self.open_orders)),
+            Route("/data/order/{order_id}", signed(self.order)),
             Route("/data/trades", signed(self.trades)),
             Route("/balance-allowance", signed(self.balance_allowance)),
+            Route("/balance-allowance/update", signed(self.update_balance_allowance)),
         ]
 
     def _signed(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -60,7 +63,8 @@ class TradingRoutes:
                 return error(425, "Too Early")
             try:
                 headers = {k.lower(): v for k, v in request.headers.items()}
-                account = self._trading.authenticate(headers, request.method, request.url.path, raw)
+                account = self._trading.authenticate(headers, request.method, request.url.path, raw,
+                                                     now_s=self._clock.now_ns() // 1_000_000_000)
                 answer = handler(account, json_body(raw) if raw else None, request)
             except VenueRefusal as refusal:
                 return JSONResponse({"error": refusal.error, **refusal.body}, status_code=refusal.status)
@@ -77,8 +81,10 @@ class TradingRoutes:
 
     def post_orders(self, account: Account, body: Any, request: Request) -> Any:
         bodies = _shaped(body, list)
-        if not 1 <= len(bodies) <= MAX_BATCH:
-            raise VenueRefusal(400, f"a batch holds 1 to {MAX_BATCH} orders")
+        if not bodies:
+            raise VenueRefusal(400, "Invalid payload")
+        if len(bodies) > MAX_BATCH:
+            raise VenueRefusal(400, f"Too many orders in payload, max allowed: {MAX_BATCH}")
         return self._trading.post_batch(account, bodies, self._venue.now_ns)
 
     def cancel_order(self, account: Account, body: Any, request: Request) -> Any:
@@ -115,8 +121,10 @@ class TradingRoutes:
             return JSONResponse({"error": "invalid heartbeat id", "heartbeat_id": stale.current}, status_code=400)
 
     def heartbeat_v1(self, account: Account, body: Any, request: Request) -> Any:
+        """Every official client sends ``{"heartbeat_id": ...}``; without a body it is a 400 (the
+        body-less heartbeat is ``/heartbeats``)."""
         beats, key, now = self._trading.heartbeats, account.creds.api_key, self._clock.now_ns()
-        echoed = _text(_shaped(body, dict), "heartbeat_id") if body is not None else ""
+        echoed = _text(_shaped(body, dict), "heartbeat_id")
         try:
             return {"heartbeat_id": beats.beat(key, echoed, now)}
         except StaleHeartbeat as stale:
@@ -125,20 +133,34 @@ class TradingRoutes:
     # ------------------------------------------------------------------ reads
 
     def open_orders(self, account: Account, body: Any, request: Request) -> Any:
+        """``GET /data/orders``: a page of the account's resting orders (``order_views.page``)."""
         query = request.query_params
         orders = self._trading.open_orders(account, market=query.get("market", ""),
                                            asset_id=query.get("asset_id", ""), order_id=query.get("id", ""))
-        return {"data": orders, "next_cursor": "LTE="}
+        return page(orders, query.get("next_cursor"))
+
+    def order(self, account: Account, body: Any, request: Request) -> Any:
+        """``GET /data/order/{id}``: the order while it rests; ``null`` once it has ended, as the
+        venue forgets finished orders there (and for an id it never had)."""
+        return JSONResponse(self._trading.order(account, request.path_params["order_id"]))
 
     def trades(self, account: Account, body: Any, request: Request) -> Any:
         query = request.query_params
         found = self._trading.trades(account, _whole(query.get("after")), before_s=_whole(query.get("before")),
-                                     market=query.get("market", ""), asset_id=query.get("asset_id", ""))
-        return {"data": found, "next_cursor": "LTE="}
+                                     market=query.get("market", ""), asset_id=query.get("asset_id", ""),
+                                     trade_id=query.get("id", ""), maker_address=query.get("maker_address", ""))
+        return page(found, query.get("next_cursor"))
 
     def balance_allowance(self, account: Account, body: Any, request: Request) -> Any:
         query = request.query_params
         return self._trading.balance_allowance(account, query.get("asset_type", ""), query.get("token_id", ""))
+
+    def update_balance_allowance(self, account: Account, body: Any, request: Request) -> Any:
+        """``GET /balance-allowance/update``: the venue re-reads the chain and answers an empty body;
+        the simulator's balances are always current."""
+        query = request.query_params
+        self._trading.balance_allowance(account, query.get("asset_type", ""), query.get("token_id", ""))
+        return Response(status_code=200)
 
 
 def _shaped(body: Any, kind: type) -> Any:

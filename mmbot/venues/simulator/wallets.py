@@ -1,0 +1,86 @@
+"""The wallets the simulated venue knows for each owner (an EOA that holds API keys), sans-IO, and
+whose order may name which maker.
+
+Every owner has one of each: a Polymarket proxy (signature type 1), a Gnosis Safe (type 2) and a
+deposit wallet (type 3). The deposit wallet's address is the real one (CREATE2 under the deposit
+wallet factory, beacon clones: polymarket-onchain.md §3.2). The proxy's and the Safe's real
+derivations need factory constants we do not hold, so the simulator makes its own, fixed by the
+server's seed and the owner. An order's maker must be the signer itself (type 0) or the signer's
+own wallet of the order's type; anything else is ``invalid signature``, as the exchange's check of
+the maker against the signer would fail.
+
+Not modelled (issue 12): a type-3 order's ERC-7739 wrapped signature. The simulator accepts the
+owner's plain EIP-712 signature of the order, with maker and signer both the deposit wallet.
+"""
+
+from __future__ import annotations
+
+import attrs
+from eth_hash.auto import keccak
+
+from mmbot.venues.polymarket.auth import checksum_address
+
+EOA, POLY_PROXY, POLY_GNOSIS_SAFE, POLY_1271 = 0, 1, 2, 3
+DEPOSIT_WALLET_FACTORY = bytes.fromhex("00000000000Fb5C9ADea0298D729A0CB3823Cc07")
+DEPOSIT_WALLET_BEACON = bytes.fromhex("7A18EDfe055488A3128f01F563e5B479D92ffc3a")
+_BEACON_CLONE_CODE = bytes.fromhex(
+    "60195155f3363d3d373d3d363d602036600436635c60da"
+    "1b60e01b36527fa3f0ad74e5423aebfd80d3ef4346578335a9a72aeaee59ff6c"
+    "b3582b35133d50545afa5036515af43d6000803e604d573d6000fd5b3d6000f3"
+)
+
+
+@attrs.frozen
+class WalletSet:
+    """One owner's wallets, checksummed."""
+
+    owner: str
+    proxy: str
+    safe: str
+    deposit: str
+
+    def for_type(self, signature_type: int) -> str | None:
+        return {EOA: self.owner, POLY_PROXY: self.proxy, POLY_GNOSIS_SAFE: self.safe,
+                POLY_1271: self.deposit}.get(signature_type)
+
+    def shown(self) -> dict[str, str]:
+        return {"proxy": self.proxy, "safe": self.safe, "deposit_wallet": self.deposit}
+
+
+def deposit_wallet(owner: str) -> str:
+    """The deposit wallet the factory deploys for ``owner`` (a beacon clone)."""
+    wallet_id = bytes(12) + bytes.fromhex(owner.removeprefix("0x"))
+    args = bytes(12) + DEPOSIT_WALLET_FACTORY + wallet_id
+    prefix = (0x6100523D8160233D3973 + (len(args) << 56)).to_bytes(10, "big")
+    init_code_hash = keccak(prefix + DEPOSIT_WALLET_BEACON + _BEACON_CLONE_CODE + args)
+    return checksum_address(keccak(b"\xff" + DEPOSIT_WALLET_FACTORY + keccak(args) + init_code_hash)[12:])
+
+
+class Wallets:
+    """Each owner's wallets, made the first time the owner is seen (the same for a seed)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._seed = seed
+        self._sets: dict[str, WalletSet] = {}  # owner, lower case -> its wallets
+
+    def of(self, owner: str) -> WalletSet:
+        key = owner.lower()
+        found = self._sets.get(key)
+        if found is None:
+            found = self._sets[key] = WalletSet(
+                owner=checksum_address(bytes.fromhex(key.removeprefix("0x"))),
+                proxy=self._made("proxy", key), safe=self._made("safe", key), deposit=deposit_wallet(key),
+            )
+        return found
+
+    def allowed(self, owner: str, signature_type: int, maker: str, signer: str) -> bool:
+        """Whether an order of ``signature_type`` from ``owner`` may name ``maker`` and ``signer``:
+        the signer is the owner (the deposit wallet itself for type 3), the maker its wallet."""
+        wallets = self.of(owner)
+        wallet = wallets.for_type(signature_type)
+        expected_signer = wallets.deposit if signature_type == POLY_1271 else wallets.owner
+        return (wallet is not None and maker.lower() == wallet.lower()
+                and signer.lower() == expected_signer.lower())
+
+    def _made(self, kind: str, owner: str) -> str:
+        return checksum_address(keccak(f"mmbot-sim/{kind}/{self._seed}/{owner}".encode())[-20:])
