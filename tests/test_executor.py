@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Any, Callable
 
 import attrs
-from hypothesis import settings, strategies as st
+from hypothesis import event, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from mmbot.config import RiskConfig
@@ -56,6 +56,7 @@ from mmbot.model import (
     notional_down,
     taker_fee,
 )
+from mmbot.model.money import SHARE_STEP, market_buy_budget
 
 BUY, SELL = Side.BUY, Side.SELL
 NOW_NS = 1_700_000_000 * 1_000_000_000
@@ -194,6 +195,13 @@ def buy_and_fill(rig: Rig, token: str, price: int, size: int, *, cid: str) -> Su
     return request
 
 
+def budget_of(request: SubmitRequest) -> int | None:
+    """A market (FOK/FAK) BUY's pUSD: its cost at its limit, rounded down to whole cents."""
+    if request.side is BUY and request.tif in (TimeInForce.FOK, TimeInForce.FAK):
+        return market_buy_budget(request.price, request.size)
+    return None
+
+
 # --------------------------------------------------------------------------- the state machine
 
 CASH = 60 * ONE
@@ -249,6 +257,7 @@ class ExecutorMachine(RuleBasedStateMachine):
         self.fees = 0
         self.positions = dict.fromkeys(TOKENS, 0)
         self.filled: Counter[str] = Counter()  # order id -> Σ accepted fill sizes
+        self.spent: Counter[str] = Counter()  # order id -> Σ accepted fills' cost (fees apart)
         self.fill_count: Counter[str] = Counter()  # order id -> accepted fills
         self.accepted_fills: list[Fill] = []
         self.merges: list[MergeRequest] = []  # every merge sent, answered or not
@@ -428,8 +437,11 @@ class ExecutorMachine(RuleBasedStateMachine):
         request = self.pick_order(data)
         order = self.executor.orders.get(request.order_id)
         if order.is_open:
-            size = data.draw(st.one_of(st.just(order.remaining), st.integers(1, order.remaining)), label="size")
-        else:  # a fill for a finished order: refused, whatever its size
+            within = st.one_of(st.just(order.remaining), st.integers(1, order.remaining))
+            if budget_of(request) is not None:  # a market BUY: now and then past its size
+                within = mostly(within, st.integers(order.remaining + 1, order.remaining + order.size))
+            size = data.draw(within, label="size")
+        else:  # a fill for a finished order: refused, whatever its size (a FILLED market BUY's within its budget)
             size = data.draw(st.integers(1, order.size), label="size")
         self.fill_and_check(data, request, size)
 
@@ -438,6 +450,19 @@ class ExecutorMachine(RuleBasedStateMachine):
     def fill_the_rest(self, data: st.DataObject) -> None:
         order = data.draw(st.sampled_from(self.executor.orders.open_orders()), label="order")
         self.fill_and_check(data, self.submitted[order.order_id], order.remaining)
+
+    def filled_market_buys(self) -> list[SubmitRequest]:
+        orders = self.executor.orders
+        return [r for oid, r in sorted(self.submitted.items())
+                if budget_of(r) is not None and orders.get(oid).status is OrderStatus.FILLED]
+
+    @precondition(lambda self: self.filled_market_buys())
+    @rule(data=st.data())
+    def fill_a_filled_market_buy(self, data: st.DataObject) -> None:
+        """The rest of a market BUY's matching, after a fill that reached its size: booked while it
+        stays within the budget."""
+        request = data.draw(st.sampled_from(self.filled_market_buys()), label="order")
+        self.fill_and_check(data, request, data.draw(st.integers(1, request.size), label="size"))
 
     def fill_and_check(self, data: st.DataObject, request: SubmitRequest, size: int) -> None:
         was_open = self.executor.orders.get(request.order_id).is_open
@@ -448,16 +473,37 @@ class ExecutorMachine(RuleBasedStateMachine):
             price = ONE - data.draw(st.integers(1, (ONE - request.price) // TICK), label="ticks") * TICK
         liquidity = Liquidity.MAKER if request.post_only else data.draw(st.sampled_from(Liquidity), label="liquidity")
         fill = fill_of(request, fill_id=self.next_id("f"), price=price, size=size, liquidity=liquidity)
-        ledger_before = self.executor.ledger.snapshot()
+        oid, ledger = request.order_id, self.executor.ledger
+        ledger_before = ledger.snapshot()
+        # The model: an order is bound by its size, a market BUY by its budget too; a FILLED market
+        # BUY still takes fills within its budget; past its size or after it filled, a fill draws on
+        # the order's reservation and then available cash, and is refused if those fall short.
+        budget, filled, spent = budget_of(request), self.filled[oid], self.spent[oid]
+        fits = filled + size <= request.size or (budget is not None and spent + notional(price, size) <= budget)
+        spending_on = budget is not None and self.executor.orders.get(oid).status is OrderStatus.FILLED
+        past = filled + size > request.size or spending_on
+        covered = notional(price, size) + fill.fee <= ledger.reservation(oid) + ledger.available_cash()
+        booked = fits and (was_open or spending_on) and (covered or not past)
         self.executor.handle(fill)
         rows = self.rig.sink.of("fill", fill_id=fill.fill_id)
-        if not was_open:  # never booked: a late fill (handed to reconciliation), or an over-fill (an error)
+        if not booked:  # a late fill (handed to reconciliation), or one that does not fit (an error)
             assert rows == [] and self.executor.ledger.snapshot() == ledger_before
-            order = self.executor.orders.get(request.order_id)
-            kind, key = ("late_fill", "order_id") if size <= order.remaining else ("error", "subject")
+            late = fits and not was_open and not spending_on
+            kind, key = ("late_fill", "order_id") if late else ("error", "subject")
             assert [row.payload[key] for row in self.rig.sink.of(kind) if row.cid == fill.cid] == [request.order_id]
             return
         assert len(rows) == 1
+        beyond = max(0, filled + size - max(request.size, filled))
+        assert rows[0].payload.get("beyond_size", 0) == beyond
+        if beyond:
+            event("a market BUY filled past its size")
+        if spending_on:
+            event("a FILLED market BUY filled further")
+        if budget is not None:
+            self.spent[oid] += notional(price, size)
+        order = self.executor.orders.get(oid)
+        short = order.size - order.filled if not beyond and order.status is OrderStatus.FILLED else 0
+        assert rows[0].payload.get("short_of_size", 0) == max(0, short)  # a market BUY filled with its budget spent
         self.answered.add(request.order_id)
         self.accepted_fills.append(fill)
         self.filled[request.order_id] += size
@@ -537,8 +583,15 @@ class ExecutorMachine(RuleBasedStateMachine):
             assert order.order_id in self.submitted
         for order_id, request in self.submitted.items():
             order = orders.get(order_id)
-            assert order.filled == self.filled[order_id] <= order.size
-            assert (order.filled == order.size) == (order.status is OrderStatus.FILLED)
+            budget, filled = budget_of(request), self.filled[order_id]
+            assert order.filled == filled
+            if budget is None:
+                assert filled <= order.size
+                assert (filled == order.size) == (order.status is OrderStatus.FILLED)
+            else:  # past its size only within its budget; FILLED at its size or once the budget is spent
+                spent_out = budget - self.spent[order_id] < notional(order.price, SHARE_STEP)
+                assert filled <= order.size or self.spent[order_id] <= budget
+                assert (filled >= order.size or (filled > 0 and spent_out)) == (order.status is OrderStatus.FILLED)
             assert (order.token, order.side, order.price, order.size) == (
                 request.token, request.side, request.price, request.size
             )

@@ -31,6 +31,7 @@ from mmbot.model import (
     OrderDone,
     OrderOutcomeUnknown,
     OrderRejected,
+    notional,
 )
 from mmbot.ports import Clock, EventSink
 
@@ -95,9 +96,22 @@ class AnswerPath:
             problem = f"fill {fill.fill_id} was booked already"
         elif order is None:
             problem = "fill for an unknown order"
-        elif fill.size > order.remaining:
+        elif not order.fits(fill.size, fill.price):
             problem = f"fill of {fill.size} exceeds the {order.remaining} remaining"
-        if problem is None and not order.is_open:
+            if order.budget is not None:
+                problem += f" and the {order.budget - order.spent} left of its budget"
+        # a FILLED market BUY still spends its budget: the rest of its matching may follow the fill
+        # that filled it (see orders.py)
+        spending_on = problem is None and order.status is OrderStatus.FILLED and order.budget is not None
+        beyond = 0
+        if problem is None and (order.is_open or spending_on):
+            beyond = order.beyond_size(fill.size)
+            cost = notional(fill.price, fill.size) + fill.fee
+            covered = self._ledger.reservation(fill.order_id) + self._ledger.available_cash()
+            if (beyond or spending_on) and cost > covered:
+                # past what the order reserved, a fill draws on available cash: too little is left
+                problem = f"fill beyond its size costs {cost}, more than its reservation and the cash available"
+        if problem is None and not order.is_open and not spending_on:
             # a venue race, not a fault: the trade matched before the cancel, and was reported after
             self._order_row("late_fill", fill.cid, order, {
                 "order_id": fill.order_id, "fill_id": fill.fill_id, "price": fill.price, "size": fill.size,
@@ -114,29 +128,28 @@ class AnswerPath:
         self._ledger.apply_fill(
             fill.order_id, token=fill.token, side=fill.side, price=fill.price, size=fill.size, fee=fill.fee
         )
-        status = self._orders.record_fill(fill.order_id, fill.size, now_ns=self._clock.now_ns())
+        status = self._orders.record_fill(fill.order_id, fill.size, price=fill.price, now_ns=self._clock.now_ns())
         if status is OrderStatus.FILLED:
             self._ledger.release(fill.order_id)  # what price improvement and unpaid fees left over
         self._counts["fills"] += 1
-        self._sink.record(
-            "fill",
-            fill.cid,
-            {
-                "fill_id": fill.fill_id,
-                "order_id": fill.order_id,
-                "token": fill.token,
-                "side": fill.side.value,
-                "price": fill.price,
-                "size": fill.size,
-                "fee": fill.fee,
-                "liquidity": fill.liquidity.value,
-                "strategy": order.strategy,
-                "cash": self._ledger.cash,
-                "position": self._ledger.position(fill.token),
-            },
-            market=fill.market,
-            token=fill.token,
-        )
+        payload: dict[str, Any] = {
+            "fill_id": fill.fill_id,
+            "order_id": fill.order_id,
+            "token": fill.token,
+            "side": fill.side.value,
+            "price": fill.price,
+            "size": fill.size,
+            "fee": fill.fee,
+            "liquidity": fill.liquidity.value,
+            "strategy": order.strategy,
+            "cash": self._ledger.cash,
+            "position": self._ledger.position(fill.token),
+        }
+        if beyond:
+            payload["beyond_size"] = beyond  # a market BUY's price improvement, within its budget
+        elif status is OrderStatus.FILLED and order.remaining:
+            payload["short_of_size"] = order.remaining  # a market BUY whose budget bought less than its size
+        self._sink.record("fill", fill.cid, payload, market=fill.market, token=fill.token)
         self.publish_fill(fill)
 
     def done(self, msg: OrderDone) -> None:

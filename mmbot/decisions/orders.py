@@ -19,6 +19,12 @@ Choices worth knowing:
   acknowledgement or a late fill. A late fill for a finished order is still a venue fact: the
   executor records it as a `late_fill` row and leaves it to reconciliation, which books it
   through a Correction; the order does not reopen.
+* A market (FOK/FAK) BUY is bound by its budget, not its size: the venue spends the pUSD it was
+  signed for (``market_buy_budget``) at prices up to its limit, so price improvement fills it past
+  ``size``. A fill beyond its size is taken while the cost of its fills stays within that budget;
+  it is FILLED at its size or when what is left of the budget buys no hundredth of a share at its
+  limit, and the rest of its matching reported after that is still booked (a fill that reached
+  its size exactly may be followed by one at a worse price). Every other order is bound by size.
 * Every transition is told the time (``now_ns``, from the executor's clock): an order remembers
   when it ended, and ``prune`` forgets orders that ended at least a horizon ago, so a week-long
   run does not keep every order it ever placed. Open orders are never forgotten.
@@ -30,7 +36,8 @@ import enum
 
 import attrs
 
-from mmbot.model import Side, TimeInForce, notional
+from mmbot.model import SHARE_STEP, Side, TimeInForce, notional
+from mmbot.model.money import market_buy_budget
 
 
 class OrderStatus(enum.Enum):
@@ -138,11 +145,31 @@ class Order:
     status: OrderStatus = OrderStatus.PENDING_SUBMIT
     group: str = ""
     ended_ns: int | None = None  # when it reached a terminal status
-
+    spent: int = 0  # a market BUY: what its fills cost, each rounded up (fees apart)
 
     @property
     def remaining(self) -> int:
-        return self.size - self.filled
+        """Shares still to fill of its size (none once a market BUY fills past it)."""
+        return max(0, self.size - self.filled)
+
+    @property
+    def budget(self) -> int | None:
+        """A market (FOK/FAK) BUY's pUSD, what its fills may cost together; None for any other order."""
+        if self.side is Side.BUY and self.tif in _MARKET:
+            return market_buy_budget(self.price, self.size)
+        return None
+
+    def fits(self, size: int, price: int) -> bool:
+        """Whether a fill of ``size`` at ``price`` stays within the order: its size, or a market
+        BUY's budget."""
+        if self.filled + size <= self.size:
+            return True
+        budget = self.budget
+        return budget is not None and self.spent + notional(price, size) <= budget
+
+    def beyond_size(self, size: int) -> int:
+        """The part of a fill of ``size`` that takes the order past its size."""
+        return max(0, self.filled + size - max(self.size, self.filled))
 
     @property
     def is_open(self) -> bool:
@@ -150,6 +177,7 @@ class Order:
 
 
 _NONE: dict[str, "Order"] = {}
+_MARKET = (TimeInForce.FOK, TimeInForce.FAK)
 
 
 @attrs.frozen
@@ -233,18 +261,31 @@ class Orders:
             self._ended[order_id] = now_ns
         return target
 
-    def record_fill(self, order_id: str, size: int, *, now_ns: int) -> OrderStatus:
-        """Add a fill of ``size``: FILLED when it completes the order, else PARTIAL_FILL."""
+    def record_fill(self, order_id: str, size: int, *, now_ns: int, price: int | None = None) -> OrderStatus:
+        """Add a fill of ``size`` at ``price`` (the order's limit if not given): FILLED when it
+        completes the order, else PARTIAL_FILL. A FILLED market BUY takes the rest of its matching
+        (see the module's notes) and stays FILLED."""
         order = self._require(order_id)
         if size <= 0:
             raise ValueError(f"order {order_id}: a fill must be positive, got {size}")
-        if order.filled + size > order.size:
-            raise Overfill(f"order {order_id}: fill of {size} exceeds the {order.remaining} remaining")
-        event = E.FILLED if order.filled + size == order.size else E.PARTIAL_FILL
-        status = self.transition(order_id, event, now_ns=now_ns)  # raises before anything changed
+        price = order.price if price is None else price
+        if not order.fits(size, price):
+            budget = "" if order.budget is None else f" and {order.budget - order.spent} of its budget"
+            raise Overfill(f"order {order_id}: fill of {size} exceeds the {order.remaining} remaining{budget}")
+        spent = order.spent + notional(price, size) if order.budget is not None else 0
+        if order.status is S.FILLED and order.budget is not None:
+            order.filled += size
+            order.spent = spent
+            return S.FILLED
+        done = order.filled + size >= order.size or (
+            order.budget is not None and order.budget - spent < notional(order.price, SHARE_STEP)
+        )
+        status = self.transition(order_id, E.FILLED if done else E.PARTIAL_FILL, now_ns=now_ns)  # raises first
         if order.side is Side.BUY and status not in TERMINAL:  # a closed order left the sum already
-            self._buy_notional += notional(order.price, order.remaining - size) - notional(order.price, order.remaining)
+            left = max(0, order.remaining - size)  # a market BUY may fill past its size while open
+            self._buy_notional += notional(order.price, left) - notional(order.price, order.remaining)
         order.filled += size
+        order.spent = spent
         return status
 
     def open_orders(

@@ -282,7 +282,7 @@ def project(db: Database) -> Projection:
                 cash = cash_after
                 if (order := open_orders.get(order_id or "")) is not None:
                     order["filled"] += size
-                    if order["filled"] >= order["size"]:
+                    if order["filled"] >= order["size"] or p.get("short_of_size"):  # filled, or its budget spent
                         del open_orders[order_id]
             elif row.kind == "correction":
                 cash = _correct(row, orders.get(order_id or "", {}), cash, move)

@@ -8,8 +8,10 @@
   (coincurve): 55-75 times faster than the official builder with its own pure-Python signer, 6-9
   times where eth-keys finds coincurve installed (bench/submit.py), with identical signatures (tests/test_auth.py checks the published
   vectors and the official builder on generated orders). The digest is the order ID.
-- **Amounts**: ``order_amounts`` turns a price and size into ``makerAmount``/``takerAmount``
-  with the venue's rounding rules, and refuses a price off the tick grid.
+- **Amounts**: ``order_amounts`` turns a limit order's price and size into
+  ``makerAmount``/``takerAmount`` with the venue's rounding rules, and refuses a price off the tick
+  grid; ``market_order_amounts`` does the same for a FOK/FAK order, whose BUY names the pUSD it
+  spends rather than a number of shares.
 
 The private key and the API secret arrive as ``config.Secret`` values and stay inside
 ``SigningKey`` / the HMAC call: neither has a readable repr.
@@ -27,7 +29,7 @@ import coincurve
 from eth_hash.auto import keccak
 
 from mmbot.config import Secret
-from mmbot.model import Side
+from mmbot.model import Side, format_micro
 
 CHAIN_ID = 137
 EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
@@ -265,30 +267,75 @@ def _round(value: Decimal, places: int, mode: str) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-places), rounding=mode)
 
 
-def _collateral(raw: Decimal, amount_places: int) -> Decimal:
-    """A collateral leg longer than the amount precision: up at (amount + 4) places, then down."""
-    if _places(raw) > amount_places:
-        raw = _round(raw, amount_places + 4, ROUND_UP)
-        if _places(raw) > amount_places:
-            raw = _round(raw, amount_places, ROUND_DOWN)
+def _to_places(raw: Decimal, places: int) -> Decimal:
+    """An amount longer than ``places`` decimals: up at (``places`` + 4), then down if still too long
+    (the official builder's rule; the first step only tidies a quotient's last digits)."""
+    if _places(raw) > places:
+        raw = _round(raw, places + 4, ROUND_UP)
+        if _places(raw) > places:
+            raw = _round(raw, places, ROUND_DOWN)
     return raw
+
+
+def _grid(tick: str, price: str, rounding: str) -> tuple[Decimal, Decimal, tuple[int, int, int]]:
+    """(tick, price rounded to the tick's decimals, the tick's decimals); SigningError for a tick
+    the venue does not use or a price off its grid."""
+    tick_d = Decimal(tick)
+    if tick_d not in ROUNDING:
+        raise SigningError(f"tick size {tick} is not one the venue uses")
+    places = ROUNDING[tick_d]
+    price_d = _round(Decimal(price), places[0], rounding)
+    if not tick_d <= price_d <= 1 - tick_d or price_d % tick_d:
+        raise SigningError(f"price {price} is not on the {tick} grid between {tick_d} and {1 - tick_d}")
+    return tick_d, price_d, places
 
 
 def order_amounts(side: Side, price: str, size: str, tick: str) -> tuple[int, int]:
     """(makerAmount, takerAmount) of a limit order, in 6-decimal integers."""
-    tick_d, price_d, size_d = Decimal(tick), Decimal(price), Decimal(size)
-    if tick_d not in ROUNDING:
-        raise SigningError(f"tick size {tick} is not one the venue uses")
-    price_places, size_places, amount_places = ROUNDING[tick_d]
-    price_d = _round(price_d, price_places, ROUND_HALF_UP)
-    if not tick_d <= price_d <= 1 - tick_d or price_d % tick_d:
-        raise SigningError(f"price {price} is not on the {tick} grid between {tick_d} and {1 - tick_d}")
-    shares = _round(size_d, size_places, ROUND_DOWN)
+    _, price_d, (_, size_places, amount_places) = _grid(tick, price, ROUND_HALF_UP)
+    shares = _round(Decimal(size), size_places, ROUND_DOWN)
     if shares <= 0:
         raise SigningError(f"size {size} rounds to nothing")
-    collateral = _collateral(shares * price_d, amount_places)
+    collateral = _to_places(shares * price_d, amount_places)
     if side is Side.BUY:
         maker, taker = collateral, shares
     else:
         maker, taker = shares, collateral
     return int(maker * _MICRO), int(taker * _MICRO)
+
+
+MARKET_MAKER_PLACES = 2  # a marketable order's maker amount: whole cents (BUY), hundredths of a share (SELL)
+MARKET_TAKER_PLACES = 4  # its taker amount, whatever the tick (the builder's tick-wide rule overshoots on fine ticks)
+
+
+def market_order_amounts(side: Side, price: str, size: str, tick: str) -> tuple[int, int]:
+    """(makerAmount, takerAmount) of a market (FOK/FAK) order for ``size`` shares at worst price
+    ``price``, in 6-decimal integers.
+
+    A BUY names the pUSD it spends: ``size`` x ``price`` rounded down to whole cents (never more
+    than the order's reservation), and that ÷ ``price`` in shares, at most 4 decimals; the venue
+    spends all of it at prices up to ``price``, so price improvement buys more than ``size``. A
+    SELL names its shares and, at most 4 decimals, what they fetch at ``price``, rounded down. The
+    rounding is the official builder's (``get_market_order_amounts``), with the venue's flat
+    4-decimal cap on the taker amount. SigningError if the amounts would round to nothing or read
+    back as another worst price than ``price``."""
+    tick_d, price_d, (_, size_places, amount_places) = _grid(tick, price, ROUND_DOWN)
+    shares = _round(Decimal(size), size_places, ROUND_DOWN)
+    taker_places = min(amount_places, MARKET_TAKER_PLACES)
+    if side is Side.BUY:
+        maker = _round(shares * price_d, MARKET_MAKER_PLACES, ROUND_DOWN)
+        taker = _to_places(maker / price_d, taker_places) if maker > 0 else maker
+    else:
+        maker = shares
+        taker = _to_places(shares * price_d, taker_places)
+    if maker <= 0 or taker <= 0:
+        raise SigningError(f"a market {side.value} of {size} at {price} rounds to nothing")
+    maker_m, taker_m, tick_m = int(maker * _MICRO), int(taker * _MICRO), int(tick_d * _MICRO)
+    if side is Side.BUY:  # as the venue reads them: rounded down to the grid
+        worst = maker_m * 1_000_000 // taker_m // tick_m * tick_m
+    else:  # rounded up to the grid
+        worst = -(-taker_m * 1_000_000 // (maker_m * tick_m)) * tick_m
+    if worst != int(price_d * _MICRO):
+        raise SigningError(f"a market {side.value} of {size} at {price} would be signed at worst price"
+                           f" {format_micro(worst)}")
+    return maker_m, taker_m

@@ -41,7 +41,9 @@ from mmbot.model import (
     size_off_step,
 )
 from mmbot.ports import Clock, EventSink, OutcomeUnknown, Rejected, Retryable
-from mmbot.venues.polymarket.auth import EOA, OrderSigner, OrderV2, SigningError, order_amounts
+from mmbot.venues.polymarket.auth import (
+    EOA, OrderSigner, OrderV2, SigningError, market_order_amounts, order_amounts,
+)
 from mmbot.venues.polymarket.cancel_lane import CancelLane
 from mmbot.venues.polymarket.gateway_book import GatewayBook, Phase, Tracked
 from mmbot.venues.polymarket.rest import ClobRest, RateLimited
@@ -134,7 +136,8 @@ class LiveGateway:
     # ------------------------------------------------------------------ signing
 
     def body(self, request: SubmitRequest) -> dict[str, Any]:
-        """The ``POST /order`` body of one request, signed; remembers its venue ID."""
+        """The ``POST /order`` body of one request, signed; remembers its venue ID. A FOK/FAK order
+        carries market-order amounts (a BUY's pUSD to spend, whole cents), any other limit ones."""
         info = self._markets(request.token)
         if info is None:
             raise SigningError(f"no market known for token {request.token}")
@@ -143,7 +146,8 @@ class LiveGateway:
                                f" {format_micro(info.tick)} grid")
         if (off_step := size_off_step(request.size)) is not None:  # nor a size
             raise SigningError(off_step)
-        maker_amount, taker_amount = order_amounts(
+        amounts = market_order_amounts if request.tif in (TimeInForce.FOK, TimeInForce.FAK) else order_amounts
+        maker_amount, taker_amount = amounts(
             request.side, format_micro(request.price), format_micro(request.size), format_micro(info.tick)
         )
         order = OrderV2(
