@@ -476,3 +476,25 @@ async def test_malformed_order_requests_are_answered_4xx_with_the_venues_message
         assert (await signed(http, KEY_A, "POST", "/order", non_hex)).json()["error"] == "INVALID_ORDER_ERROR"
         assert (await signed(http, KEY_A, "POST", "/heartbeats")).json() == {"status": "ok"}  # the legacy form
         assert (await signed(http, KEY_A, "POST", "/order", good)).json()["success"] is True  # still serving
+
+
+async def test_an_accepted_order_is_on_the_rest_book_and_in_a_new_snapshot_before_the_world_steps() -> None:
+    sim = Sim()
+    info, token, bid, ask = roomy(sim.venue)
+    price = bid + info.tick
+    async with sim.client() as http:
+        before = (await http.get("/book", params={"token_id": token})).json()
+        posted = await signed(http, KEY_A, "POST", "/order", order_body(sim.venue, KEY_A, token, BUY, price, 7 * ONE))
+        assert posted.json()["status"] == "live"
+        book = (await http.get("/book", params={"token_id": token})).json()  # no world step in between
+    assert book["bids"][-1] == {"price": format_micro(price), "size": "7"} != before["bids"][-1]
+    assert book["hash"] != before["hash"]
+    snapshot = json.loads(sim.venue.snapshot([token]))[0]
+    assert snapshot["bids"][-1] == book["bids"][-1]
+    # the frames still go out with the next step, once, in the order they happened
+    frames = [f.text for f in sim.venue.step(sim.venue.now_ns)]
+    changes = [json.loads(t) for t in frames if '"price_change"' in t]
+    assert any(c["price"] == format_micro(price) and c["size"] == "7" and c["asset_id"] == token
+               for m in changes for c in m["price_changes"])
+    again = [json.loads(f.text) for f in sim.venue.step(sim.venue.now_ns) if '"price_change"' in f.text]
+    assert not any(c["price"] == format_micro(price) and c["asset_id"] == token for m in again for c in m["price_changes"])

@@ -103,7 +103,8 @@ class LiveVenue:
         self._renderer = FrameRenderer(best_bid_ask=True)  # sent to connections that ask for it
         self.user_feed = UserFeed()  # the accounts' order and trade messages
         self.prints = TradePrints()  # last trades and price history, for the public REST
-        self._settled: list[ev.Event] = []  # applied to the accounts, not yet rendered
+        self._settled: list[ev.Event] = []  # applied to the accounts, not yet rendered (batched shape)
+        self._rendered: list[str] = []  # frames of settled events, to go out at the next step
         begin = start_ns - warmup_s * SECOND
         self._world = World(self.engine, self.rng, self.plan, begin, params)
         self.plan = attrs.evolve(self.plan, windows=())  # the world has them; later ones are planned as it goes
@@ -124,23 +125,29 @@ class LiveVenue:
         self._world.step(self.now_ns)
         self.engine.expire_due(self.now_ns)  # GTD orders end at their time, not at the next order
         self._world.take_underlying_ticks()
-        texts = self._renderer.render(self._take_settled())
+        texts = self._take_rendered()
         self.frames_rendered += len(texts)
         return [out_frame(text) for text in texts]
 
     def settle(self) -> None:
         """Apply what the engine did since the last step (an order, a cancel) to the accounts now:
-        the next request's balance check must see it. Its market frames wait for the next step."""
+        the next request's balance check must see it. Its market frames are rendered now too, so
+        ``/book`` and a new subscription's snapshot show it at once, and go out at the next step
+        (in the batched shape, one message per market and step, they are rendered then)."""
         events = self.engine.take_events()
         if events:
             self.user_feed.on_events(events)
             self.prints.on_events(events)
-            self._settled += events
+            if self._renderer.batched:
+                self._settled += events
+            else:
+                self._rendered += self._renderer.render(events)
 
-    def _take_settled(self) -> list[ev.Event]:
+    def _take_rendered(self) -> list[str]:
         self.settle()
         events, self._settled = self._settled, []
-        return events
+        texts, self._rendered = self._rendered, []
+        return texts + self._renderer.render(events) if events else texts
 
     def batch_price_changes(self, batched: bool) -> None:
         """``price_change`` as one message per market and step (``mmbot sim --batched-price-changes``)
@@ -165,7 +172,7 @@ class LiveVenue:
     def set_tick(self, market: str, tick: int) -> list[OutFrame]:
         """A tick size change now (fault injection): its frames, to be sent like any others."""
         self.engine.set_tick(market, tick, self.now_ns)
-        texts = self._renderer.render(self._take_settled())
+        texts = self._take_rendered()
         return [out_frame(text) for text in texts]
 
     def forget(self, before_ns: int) -> list[str]:
