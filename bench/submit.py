@@ -41,13 +41,14 @@ import httpx  # noqa: E402
 import trio  # noqa: E402
 
 from mmbot.clock import TrioClock  # noqa: E402
-from mmbot.config import Secret  # noqa: E402
+from mmbot.config import Secret, VenueConfig  # noqa: E402
 from mmbot.model import ONE, MarketInfo, Side, SubmitRequest, TimeInForce, format_micro, parse_micro  # noqa: E402
 from mmbot.ports import OutcomeUnknown, Rejected, Retryable  # noqa: E402
 from mmbot.venues.polymarket.auth import OrderSigner, SigningKey  # noqa: E402
 from mmbot.venues.polymarket.discovery import list_markets  # noqa: E402
 from mmbot.venues.polymarket.gateway import LiveGateway  # noqa: E402
 from mmbot.venues.polymarket.rest import MAX_BATCH, ClobRest, RateLimiter  # noqa: E402
+from mmbot.venues.polymarket.rest_answers import PostAnswer  # noqa: E402
 from mmbot.venues.simulator.server import SimServer, SimSettings  # noqa: E402
 from mmbot.venues.simulator.trading import credentials_for  # noqa: E402
 from mmbot.venues.simulator.venue import LiveVenue  # noqa: E402
@@ -82,7 +83,8 @@ class NoSink:
 def gateway(rest: ClobRest | None, owner: str, markets: dict[str, MarketInfo], clock: Any, seed: int) -> LiveGateway:
     return LiveGateway(rest=rest,  # type: ignore[arg-type]
                        signer=OrderSigner(SigningKey(Secret(value=HARDHAT_KEY))), owner=owner, markets=markets.get,
-                       respond=lambda answer: None, sink=NoSink(), clock=clock, rng=random.Random(seed))
+                       respond=lambda answer: None, sink=NoSink(), clock=clock, rng=random.Random(seed),
+                       config=VenueConfig())
 
 
 def percentiles(samples_ns: list[int]) -> dict[str, int]:
@@ -231,12 +233,12 @@ class Tally:
         self.statuses: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
 
-    def note(self, answers: list[dict[str, Any]]) -> None:
+    def note(self, answers: list[PostAnswer]) -> None:
         for answer in answers:
-            if answer.get("success") and answer.get("orderID"):
-                self.statuses[str(answer.get("status"))] += 1
+            if answer.accepted:
+                self.statuses[answer.status] += 1
             else:
-                self.rejected[str(answer.get("errorMsg") or "refused")] += 1
+                self.rejected[answer.error or "refused"] += 1
 
 
 @contextlib.contextmanager
@@ -322,7 +324,7 @@ async def round_trip(n_orders: int, n_batches: int, seed: int, still: bool, rest
         try:
             answers = await rest.post_orders(bodies)
         except (Rejected, Retryable, OutcomeUnknown) as exc:
-            answers = [{"success": False, "errorMsg": f"{type(exc).__name__}: {exc}"}] * len(batch)
+            answers = [PostAnswer(success=False, order_id="", status="", error=f"{type(exc).__name__}: {exc}")] * len(batch)
         done = time.perf_counter_ns()  # clock-ok
         tally.note(answers)
         return signed - started, done - started
@@ -335,7 +337,7 @@ async def round_trip(n_orders: int, n_batches: int, seed: int, still: bool, rest
                 took = await post(await requests(size))
                 sign_ns.append(took[0])
                 total_ns.append(took[1])
-            canceled += len((await rest.cancel_all()).get("canceled", []))
+            canceled += len((await rest.cancel_all()).canceled)
         return sign_ns, total_ns
 
     async with trio.open_nursery() as nursery:
