@@ -38,7 +38,7 @@ class MarketData:
     def routes(self) -> list[Route]:
         return [
             Route("/ok", self.ok), Route("/time", self.time), Route("/book", self.book),
-            Route("/books", self.books, methods=["POST"]), Route("/price", self.price),
+            Route("/books", self._batch(self._books), methods=["POST"]), Route("/price", self.price),
             Route("/prices", self._batch(self._prices), methods=["POST"]),
             Route("/midpoint", self._one(self._mid)),
             Route("/midpoints", self._batch(self._midpoints), methods=["GET", "POST"]),
@@ -155,14 +155,8 @@ class MarketData:
 
         return endpoint
 
-    async def books(self, request: Request) -> Response:
-        try:
-            wanted = _book_params(await request.json())
-        except (ValueError, KeyError, TypeError):
-            return error(400, "Invalid payload")
-        if len(wanted) > MAX_BATCH:
-            return error(400, "Payload exceeds the limit")
-        return JSONResponse([self._venue.book(t) for t, _ in wanted if self._known(t)])
+    def _books(self, wanted: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        return [book for t, _ in wanted if (book := self._venue.book(t)) is not None]
 
     def _prices(self, wanted: list[tuple[str, str]]) -> dict[str, dict[str, str]]:
         """``{token: {side: price}}``: the side asked for, or both when none was."""
