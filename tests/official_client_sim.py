@@ -89,15 +89,6 @@ class RunningSim:
         """``fn()`` on the server's thread, between its steps."""
         return trio.from_thread.run_sync(fn, trio_token=self._token)
 
-    def settle(self) -> None:
-        """Wait for the world's next step: the REST books are rendered there, at most ``step_ms``
-        after an order changed them."""
-        mark = self.call(lambda: self.venue.now_ns)
-        deadline = time.monotonic() + 5
-        while self.call(lambda: self.venue.now_ns) == mark:
-            assert time.monotonic() < deadline, "the world stopped stepping"
-            time.sleep(0.01)
-
     def stop(self) -> None:
         trio.from_thread.run_sync(self._scope.cancel, trio_token=self._token)
         self._thread.join(timeout=30)
