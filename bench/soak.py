@@ -125,7 +125,7 @@ class Soak:
         self.sim = subprocess.Popen(
             [sys.executable, "-m", "mmbot.cli", "sim", "--port", "0", "--ws-port", "0", "--speed", str(a.speed),
              "--interval", str(a.interval), "--markets", str(a.markets), "--seed", str(a.seed),
-             "--funding", str(a.funding)],
+             "--funding", str(a.funding), *(["--batched-price-changes"] if a.batched_price_changes else [])],
             stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT.parent, preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + 60
@@ -341,6 +341,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--retention-s", type=int, help=f"the bot's [retention] ended_after_s (default: the"
                         f" default's {default_s} s divided by --speed, at least {MIN_RETENTION_S})")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--batched-price-changes", action="store_true",
+                        help="the simulator packs each step's level changes of a market into one price_change"
+                             " (the shape before issue 11) instead of the venue's one or two entries a message")
     parser.add_argument("--workdir", help="where the logs go (default: a new temporary directory, kept)")
     args = parser.parse_args(argv)
     unknown = set((args.fault_kinds or "").split(",")) - set(FAULT_KINDS) - {""}

@@ -146,8 +146,8 @@ def unended_orders(db: Path) -> list[str]:
             sizes[order_id] = payload["size"]
         elif kind in ("fill", "correction"):
             filled[order_id] += payload["size" if kind == "fill" else "size_delta"]
-            if order_id in sizes and filled[order_id] >= sizes[order_id]:
-                ended.add(order_id)
+            if order_id in sizes and (filled[order_id] >= sizes[order_id] or payload.get("short_of_size")):
+                ended.add(order_id)  # filled, or a market BUY's budget spent short of its size
         else:
             ended.add(order_id)
     return [o for o in sizes if o not in ended]
