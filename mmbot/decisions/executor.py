@@ -80,6 +80,8 @@ class Executor:
         self.view = StateView(
             ledger=ledger, orders=orders, books=books, markets=markets, clock=clock,
             merges_pending=self._merges_pending, max_open_orders=risk.config.max_open_orders,
+            max_position_per_token=risk.config.max_position_per_token,
+            max_position_per_market=risk.config.max_position_per_market,
         )
         self.counts = {"intents": 0, "orders": 0, "fills": 0, "rejections": 0}
         self.lifecycle = MarketLifecycle(

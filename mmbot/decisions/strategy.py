@@ -259,8 +259,9 @@ class CompleteSetMaker(_Strategy):
                 continue
             intents.extend(self._cancel(update, q, "requote") for q in mine)
             # a replacement takes the room its cancelled quote frees only once the venue confirms:
-            # at the open-order limit, cancel now and quote again on a later update
-            if price is not None and view.order_room() > 0:
+            # at the open-order limit, cancel now and quote again on a later update. At a position
+            # limit, bid nothing: risk would refuse it on every book update (two log rows each)
+            if price is not None and view.order_room() > 0 and view.buy_room(info.market, token) >= cfg.size:
                 intents.append(self._bid(update, info, token, price, cfg.size, sum(p or 0 for p in wanted)))
         return intents
 

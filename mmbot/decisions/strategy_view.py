@@ -44,3 +44,6 @@ class StrategyView(Protocol):
         """True while an order or merge of that strategy in that market awaits the venue."""
     def order_room(self) -> int:
         """How many more orders risk's open-order limit allows right now."""
+    def buy_room(self, market: str, token: str) -> int:
+        """How many more shares of ``token`` risk's position limits (the token's and its market's)
+        let a BUY bring in right now, counting what is held and what open buys may still bring."""

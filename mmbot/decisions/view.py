@@ -29,7 +29,10 @@ class StateView:
         clock: Clock,
         merges_pending: Mapping[str, str],
         max_open_orders: int,
+        max_position_per_token: int | None = None,
+        max_position_per_market: int | None = None,
     ) -> None:
+        """``max_*``: risk's limits, for the room strategies may ask about (None: no limit)."""
         self.ledger = ledger
         self.orders = orders
         self.books = books
@@ -37,6 +40,8 @@ class StateView:
         self._clock = clock
         self._merges_pending = merges_pending
         self._max_open_orders = max_open_orders
+        self._max_per_token = max_position_per_token
+        self._max_per_market = max_position_per_market
         # What each position counts for in equity (shares at the mid, or at cost without one),
         # and their sum: refreshed only for tokens whose book or position changed, so risk's
         # daily-loss check costs the same with 50 tokens or 5,000.
@@ -145,3 +150,16 @@ class StateView:
 
     def order_room(self) -> int:
         return self._max_open_orders - self.orders.open_count()
+
+    def buy_room(self, market: str, token: str) -> int:
+        """Risk's ``max_position_token`` and ``max_position_market`` rules, as room left."""
+        room: list[int] = []
+        if self._max_per_token is not None:
+            room.append(self._max_per_token - self._committed(token))
+        info = self.markets.get(market)
+        if self._max_per_market is not None and info is not None:
+            room.append(self._max_per_market - sum(self._committed(t) for t in info.tokens))
+        return min(room) if room else 2**62
+
+    def _committed(self, token: str) -> int:
+        return self.position(token) + self.open_buy_shares(token)
