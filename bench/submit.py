@@ -10,7 +10,9 @@ It prints a table, then ONE JSON line with every figure (see bench/README.md).
   neg-risk, salts): order_amounts, OrderV2, OrderSigner.sign, the wire body — what the gateway
   does per order. The official builder does the same orders (our salts and timestamps) through
   its own pieces: float amounts, ``build_signed_order``, ``order_to_json_v2``, once with each
-  eth-keys backend. Where its amounts equal ours, its signatures must too.
+  eth-keys backend. Where its amounts equal ours, its signatures must too. The same requests
+  signed as a deposit wallet's ``POLY_1271`` orders (the gateway's steps, DepositWalletSigner)
+  give ``sign_us_per_order_1271``.
 - **round trip**: a SimServer in this process and Trio loop, real sockets and clock; a ClobRest
   over httpx posts BUYs below the best bid, one per ``POST /order`` and 15 per ``POST /orders``,
   timed from the first signature to the parsed answer. Resting orders are cancelled between
@@ -44,16 +46,20 @@ from mmbot.clock import TrioClock  # noqa: E402
 from mmbot.config import Secret, VenueConfig  # noqa: E402
 from mmbot.model import ONE, MarketInfo, Side, SubmitRequest, TimeInForce, format_micro, parse_micro  # noqa: E402
 from mmbot.ports import OutcomeUnknown, Rejected, Retryable  # noqa: E402
-from mmbot.venues.polymarket.auth import OrderSigner, SigningKey  # noqa: E402
+from mmbot.venues.polymarket.auth import (  # noqa: E402
+    POLY_1271, OrderSigner, OrderV2, SigningKey, market_order_amounts, order_amounts,
+)
 from mmbot.venues.polymarket.discovery import list_markets  # noqa: E402
 from mmbot.venues.polymarket.gateway import LiveGateway  # noqa: E402
 from mmbot.venues.polymarket.rest import MAX_BATCH, ClobRest, RateLimiter  # noqa: E402
 from mmbot.venues.polymarket.rest_answers import PostAnswer  # noqa: E402
+from mmbot.venues.polymarket.sign_1271 import DepositWalletSigner  # noqa: E402
 from mmbot.venues.simulator.server import SimServer, SimSettings  # noqa: E402
 from mmbot.venues.simulator.trading import credentials_for  # noqa: E402
 from mmbot.venues.simulator.venue import LiveVenue  # noqa: E402
 
 HARDHAT_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # public test key, as in tests/
+DEPOSIT_WALLET = "0xBc0fF067b7740Eff76C1ca93c875Ba6B890d6B50"  # its beacon deposit wallet (onchain reference §3.2)
 START_NS = 1_786_604_100 * 1_000_000_000
 TARGETS = {"sign_us": 100, "speedup": 50, "batch_p99_ms": 10}
 # eth-keys picks coincurve when it is importable (mmbot depends on it); without it, its pure-Python
@@ -134,6 +140,33 @@ def time_ours(markets: dict[str, MarketInfo], requests: list[SubmitRequest], see
     return per_order, bodies
 
 
+def time_1271(markets: dict[str, MarketInfo], requests: list[SubmitRequest], seed: int, reps: int) -> list[int]:
+    """ns per order of each repetition signing the requests as the deposit wallet's POLY_1271
+    orders: what ``LiveGateway.body`` does per order (amounts, OrderV2, sign, wire body), with the
+    wallet as maker and signer."""
+    per_order = []
+    for _ in range(reps):
+        signer = DepositWalletSigner(SigningKey(Secret(value=HARDHAT_KEY)), DEPOSIT_WALLET)
+        rng, clock, bodies = random.Random(seed), StepClock(), []
+        gc.collect()
+        started = time.perf_counter_ns()  # clock-ok
+        for request in requests:
+            info = markets[request.token]
+            amounts = market_order_amounts if request.tif in (TimeInForce.FOK, TimeInForce.FAK) else order_amounts
+            maker_amount, taker_amount = amounts(
+                request.side, format_micro(request.price), format_micro(request.size), format_micro(info.tick))
+            order = OrderV2(
+                salt=rng.getrandbits(48), maker=signer.signer_address, signer=signer.signer_address,
+                token_id=int(request.token), maker_amount=maker_amount, taker_amount=taker_amount,
+                side=request.side, signature_type=POLY_1271, timestamp_ms=clock.now_ns() // 1_000_000,
+            )
+            _, signature = signer.sign(order, neg_risk=info.neg_risk)
+            bodies.append({"order": order.wire(signature), "owner": "owner", "orderType": request.tif.value,
+                           "postOnly": request.post_only})
+        per_order.append((time.perf_counter_ns() - started) // len(requests))  # clock-ok
+    return per_order
+
+
 Bodies = list[dict[str, Any]]
 
 
@@ -196,6 +229,13 @@ def signing(n_ours: int, n_official: int, seed: int) -> dict[str, Any]:
         "sign_us_per_order": round(ours_ns_per_order / 1000, 1),  # float-ok
         "sign_orders_per_s": round(1e9 / ours_ns_per_order),  # float-ok
         "sign_us_per_order_reps": [round(ns / 1000, 1) for ns in ours_ns],  # float-ok
+    }
+    ours_1271_ns = time_1271(markets, requests, seed, SIGN_REPS)
+    ours_1271_per_order = statistics.median(ours_1271_ns)
+    out |= {
+        "sign_us_per_order_1271": round(ours_1271_per_order / 1000, 1),  # float-ok
+        "sign_orders_per_s_1271": round(1e9 / ours_1271_per_order),  # float-ok
+        "sign_us_per_order_1271_reps": [round(ns / 1000, 1) for ns in ours_1271_ns],  # float-ok
     }
     official = official_signer()
     if isinstance(official, str):
@@ -456,7 +496,9 @@ def table(out: dict[str, Any]) -> str:
 
     single, batch, step = out["single_us"], out["batch_us"], out["world_step_us"]
     rows = [("sign, ours", f"{out['sign_us_per_order']} µs/order", f"{out['sign_orders_per_s']:,}/s",
-             f"median of {out['sign_reps']} × {out['sign_orders']:,} orders")]
+             f"median of {out['sign_reps']} × {out['sign_orders']:,} orders"),
+            ("sign, ours, POLY_1271", f"{out['sign_us_per_order_1271']} µs/order",
+             f"{out['sign_orders_per_s_1271']:,}/s", "the same orders as a deposit wallet's (ERC-7739 envelope)")]
     for backend in ECC_BACKENDS:
         if f"official_{backend}_us_per_order" not in out:
             rows.append(("sign, py-clob-client-v2", "SKIPPED", "", out["official"]))
@@ -524,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         out |= trio.run(our_side, args.orders, args.batches, args.seed, url)
     out["targets_met"] = {
         "sign_us": out["sign_us_per_order"] <= TARGETS["sign_us"],
+        "sign_us_1271": out["sign_us_per_order_1271"] <= TARGETS["sign_us"],
         **{f"speedup_{b}": out[f"speedup_{b}"] >= TARGETS["speedup"] for b in ECC_BACKENDS if f"speedup_{b}" in out},
         "batch_p99_ms": out["batch_us"]["p99"] <= TARGETS["batch_p99_ms"] * 1000,
         "batch_p99_ms_ours_alone": out["ours_batch_us"]["p99"] <= TARGETS["batch_p99_ms"] * 1000,

@@ -151,3 +151,11 @@ def test_an_address_is_parsed_into_its_checksum_form_or_refused() -> None:
     for bad in ("f39fd6e51aad88f6f4ce6ab8827279cfffb92266", "0x12", "0xzz" + "0" * 38, ""):
         with pytest.raises(SigningError, match="expected a 0x-prefixed 20-byte hex address"):
             parse_address(bad)
+
+
+@pytest.mark.parametrize("key", ["0x1234", "0x" + "11" * 31, "0x" + "11" * 33, "0x" + "zz" * 32])
+def test_a_private_key_that_is_not_32_bytes_of_hex_is_refused_without_echoing_it(key: str) -> None:
+    """Defect: coincurve padded a short key with zeros, so ``MMBOT_PRIVATE_KEY=0x1234`` signed."""
+    with pytest.raises(SigningError, match="not 32 bytes of hex") as refused:
+        SigningKey(Secret(value=key))
+    assert key.removeprefix("0x") not in str(refused.value)

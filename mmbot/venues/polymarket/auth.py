@@ -36,14 +36,16 @@ EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
 NEG_RISK_EXCHANGE_V2 = "0xe2222d279d744050d28e00520010520000310F59"
 ZERO_BYTES32 = "0x" + "00" * 32
 
-EOA, POLY_PROXY, POLY_GNOSIS_SAFE = 0, 1, 2  # signature types this signer produces
+EOA, POLY_PROXY, POLY_GNOSIS_SAFE = 0, 1, 2  # signature types OrderSigner produces
+POLY_1271 = 3  # a deposit wallet's order (ERC-1271): sign_1271.DepositWalletSigner signs it
 
 _DOMAIN_TYPE = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 _DOMAIN_TYPE_NO_CONTRACT = keccak(b"EIP712Domain(string name,string version,uint256 chainId)")
-ORDER_V2_TYPE = keccak(
+ORDER_V2_TYPE_STRING = (
     b"Order(uint256 salt,address maker,address signer,uint256 tokenId,uint256 makerAmount,uint256 takerAmount,"
     b"uint8 side,uint8 signatureType,uint256 timestamp,bytes32 metadata,bytes32 builder)"
 )
+ORDER_V2_TYPE = keccak(ORDER_V2_TYPE_STRING)
 _CLOB_AUTH_TYPE = keccak(b"ClobAuth(address address,string timestamp,uint256 nonce,string message)")
 CLOB_AUTH_MESSAGE = "This message attests that I control the given wallet"
 
@@ -114,7 +116,10 @@ class SigningKey:
 
     def __init__(self, secret: Secret) -> None:
         try:
-            self._key = coincurve.PrivateKey(bytes.fromhex(secret.reveal().removeprefix("0x")))
+            raw = bytes.fromhex(secret.reveal().removeprefix("0x"))
+            if len(raw) != 32:  # coincurve would pad a short key with zeros and sign with that
+                raise ValueError
+            self._key = coincurve.PrivateKey(raw)
         except ValueError:
             raise SigningError("the private key is not 32 bytes of hex") from None  # never echo it
         public = self._key.public_key.format(compressed=False)[1:]
@@ -231,6 +236,11 @@ class OrderSigner:
             True: domain_separator("Polymarket CTF Exchange", "2", chain_id, neg_risk_exchange),
         }
 
+    @property
+    def signer_address(self) -> str:
+        """What the orders this signs name as ``signer``: the key's own address."""
+        return self.key.address
+
     def order_id(self, order: OrderV2, *, neg_risk: bool = False) -> str:
         """The EIP-712 digest, which is the venue's order ID."""
         return "0x" + typed_digest(self._domains[neg_risk], order.struct_hash()).hex()
@@ -243,7 +253,8 @@ class OrderSigner:
         if order.signature_type == EOA and order.maker.lower() != order.signer.lower():
             raise SigningError("an EOA order's maker must be its signer")
         if order.signature_type not in (EOA, POLY_PROXY, POLY_GNOSIS_SAFE):
-            raise SigningError(f"signature type {order.signature_type} is not supported")
+            hint = " (deposit wallets: sign_1271.DepositWalletSigner)" if order.signature_type == POLY_1271 else ""
+            raise SigningError(f"signature type {order.signature_type} is not supported{hint}")
         digest = typed_digest(self._domains[neg_risk], order.struct_hash())
         return "0x" + digest.hex(), self.key.sign(digest)
 

@@ -65,7 +65,7 @@ class LiveGateway:
         self._sink = sink
         self._clock = clock
         self._rng = rng  # order salts
-        self._maker = maker or signer.key.address
+        self._maker = maker or signer.signer_address
         self._signature_type = signature_type
         self._dry_run = dry_run
         self._book = GatewayBook(respond=respond, sink=sink, clock=clock)
@@ -151,7 +151,7 @@ class LiveGateway:
             request.side, format_micro(request.price), format_micro(request.size), format_micro(info.tick)
         )
         order = OrderV2(
-            salt=self._rng.getrandbits(48), maker=self._maker, signer=self._signer.key.address,
+            salt=self._rng.getrandbits(48), maker=self._maker, signer=self._signer.signer_address,
             token_id=int(request.token), maker_amount=maker_amount, taker_amount=taker_amount, side=request.side,
             signature_type=self._signature_type, timestamp_ms=self._clock.now_ns() // 1_000_000,
         )
