@@ -1,4 +1,5 @@
-"""The commands that talk to a venue over sockets: ``sim``, ``record``, ``run`` and ``status``."""
+"""The commands that talk to a venue over sockets: ``sim``, ``record``, ``run``, ``status``, ``creds``,
+``cancel-all``, and the registration of ``wallet`` (``cli_wallet``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mmbot import cli_sim
+from mmbot import cli_sim, cli_wallet
 from mmbot.cli_errors import UsageError
 
 def _fresh_db(path: Path) -> Path:
@@ -286,6 +287,7 @@ def cmd_cancel_all(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: Any, int_arg: Any) -> None:
     cli_sim.add_parser(sub, int_arg)
+    cli_wallet.add_parser(sub)
 
     record = sub.add_parser("record", help="record a live market channel to a recording file")
     record.add_argument("--ws", required=True, help="market channel URL")
@@ -329,4 +331,4 @@ def add_parsers(sub: Any, int_arg: Any) -> None:
 
 
 COMMANDS = {"sim": cli_sim.cmd_sim, "record": cmd_record, "run": cmd_run, "status": cmd_status, "creds": cmd_creds,
-            "cancel-all": cmd_cancel_all}
+            "cancel-all": cmd_cancel_all, "wallet": cli_wallet.cmd_wallet}

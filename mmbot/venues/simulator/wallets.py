@@ -3,11 +3,11 @@ whose order may name which maker.
 
 Every owner has one of each: a Polymarket proxy (signature type 1), a Gnosis Safe (type 2) and a
 deposit wallet (type 3). The deposit wallet's address is the real one (CREATE2 under the deposit
-wallet factory, beacon clones: polymarket-onchain.md §3.2). The proxy's and the Safe's real
-derivations need factory constants we do not hold, so the simulator makes its own, fixed by the
-server's seed and the owner. An order's maker must be the signer itself (type 0) or the signer's
-own wallet of the order's type; anything else is ``invalid signature``, as the exchange's check of
-the maker against the signer would fail.
+wallet factory, beacon clones: ``venues/polymarket/deposit_wallet.py``, polymarket-onchain.md
+§3.2). The proxy's and the Safe's real derivations need factory constants we do not hold, so the
+simulator makes its own, fixed by the server's seed and the owner. An order's maker must be the
+signer itself (type 0) or the signer's own wallet of the order's type; anything else is ``invalid
+signature``, as the exchange's check of the maker against the signer would fail.
 
 Not modelled (issue 12): a type-3 order's ERC-7739 wrapped signature. The simulator accepts the
 owner's plain EIP-712 signature of the order, with maker and signer both the deposit wallet.
@@ -19,15 +19,9 @@ import attrs
 from eth_hash.auto import keccak
 
 from mmbot.venues.polymarket.auth import checksum_address
+from mmbot.venues.polymarket.deposit_wallet import beacon_address
 
 EOA, POLY_PROXY, POLY_GNOSIS_SAFE, POLY_1271 = 0, 1, 2, 3
-DEPOSIT_WALLET_FACTORY = bytes.fromhex("00000000000Fb5C9ADea0298D729A0CB3823Cc07")
-DEPOSIT_WALLET_BEACON = bytes.fromhex("7A18EDfe055488A3128f01F563e5B479D92ffc3a")
-_BEACON_CLONE_CODE = bytes.fromhex(
-    "60195155f3363d3d373d3d363d602036600436635c60da"
-    "1b60e01b36527fa3f0ad74e5423aebfd80d3ef4346578335a9a72aeaee59ff6c"
-    "b3582b35133d50545afa5036515af43d6000803e604d573d6000fd5b3d6000f3"
-)
 
 
 @attrs.frozen
@@ -48,12 +42,9 @@ class WalletSet:
 
 
 def deposit_wallet(owner: str) -> str:
-    """The deposit wallet the factory deploys for ``owner`` (a beacon clone)."""
-    wallet_id = bytes(12) + bytes.fromhex(owner.removeprefix("0x"))
-    args = bytes(12) + DEPOSIT_WALLET_FACTORY + wallet_id
-    prefix = (0x6100523D8160233D3973 + (len(args) << 56)).to_bytes(10, "big")
-    init_code_hash = keccak(prefix + DEPOSIT_WALLET_BEACON + _BEACON_CLONE_CODE + args)
-    return checksum_address(keccak(b"\xff" + DEPOSIT_WALLET_FACTORY + keccak(args) + init_code_hash)[12:])
+    """The deposit wallet the factory deploys for ``owner`` now (a beacon clone): every simulated
+    owner is a new account, so never a legacy UUPS clone."""
+    return beacon_address(owner)
 
 
 class Wallets:
