@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +38,6 @@ KEY_D = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"
 SPLIT = 200  # shares of each token of each plain market an account starts with (a split on chain)
 QUIET = FlowParams(makers_per_market=0, taker_ms=(10**9, 10**9), first_dislocation_s=(10**6, 10**6),
                    tick_dwell_s=10**6)
-DECIMAL = re.compile(r"-?\d+(\.\d+)?$")
 
 
 def sample(name: str) -> Any:
@@ -138,38 +136,3 @@ def status_of(call: Callable[[], Any]) -> int | None:
     return 200
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
-
-
-def shape_errors(answer: Any, like: Any, path: str = "$", *, extra: frozenset[str] = frozenset()) -> list[str]:
-    """How ``answer`` differs from the sample ``like``: keys (key for key; names in ``extra`` may
-    be added), JSON types (null matches anything; ints and floats are both numbers), decimal
-    strings where the sample has one; list items each against the sample's first item."""
-    if like is None or answer is None:
-        return []
-    if _kind(answer) != _kind(like):
-        return [f"{path}: {_kind(answer)} {answer!r:.60}, the sample has {_kind(like)} {like!r:.60}"]
-    errors = []
-    if isinstance(like, dict):
-        if missing := sorted(set(like) - set(answer)):
-            errors.append(f"{path}: missing {missing}")
-        if unexpected := sorted(set(answer) - set(like) - extra):
-            errors.append(f"{path}: not in the sample {unexpected}")
-        for key in sorted(set(like) & set(answer)):
-            errors += shape_errors(answer[key], like[key], f"{path}.{key}", extra=extra)
-    elif isinstance(like, list) and like:
-        for i, item in enumerate(answer):
-            errors += shape_errors(item, like[0], f"{path}[{i}]", extra=extra)
-    elif isinstance(like, str) and DECIMAL.match(like) and not DECIMAL.match(answer):
-        errors.append(f"{path}: {answer!r:.60} is not a decimal string like the sample's {like!r}")
-    return errors
-
-
-def assert_shape(answer: Any, like: Any, *, extra: frozenset[str] = frozenset()) -> None:
-    errors = shape_errors(answer, like, extra=extra)
-    assert not errors, "\n".join(errors)

@@ -59,13 +59,13 @@ from tests.official_client_sim import (
     SPLIT,
     D,
     RunningSim,
-    assert_shape,
     refusal,
     rest_order,
     sample,
     status_of,
     trader,
 )
+from tests.shapes import assert_shape
 
 BUY, SELL = "BUY", "SELL"
 POST_ANSWER = {"success", "errorMsg", "orderID", "status", "makingAmount", "takingAmount", "transactionsHashes",

@@ -27,6 +27,7 @@ from mmbot.venues.simulator.subscriptions import (
     BUDGET, BUDGET_PER_S, HELLO_TIMEOUT_S, Budget, MarketFilter, subscribe_assets,
 )
 from mmbot.venues.simulator.venue import LiveVenue
+from tests.shapes import shape_errors
 
 SECOND = 1_000_000_000
 START_NS = 1_786_604_100 * SECOND
@@ -49,19 +50,6 @@ def messages(text: str) -> list[dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- shapes (sans-IO)
-
-
-def _same_shape(ours: Any, captured: Any, where: str = "") -> list[str]:
-    """Differences in keys and value types (an empty list matches any list)."""
-    if isinstance(ours, dict) and isinstance(captured, dict):
-        problems = [f"{where}: keys {sorted(set(ours) ^ set(captured))}"] if set(ours) != set(captured) else []
-        for key in set(ours) & set(captured):
-            problems += _same_shape(ours[key], captured[key], f"{where}.{key}")
-        return problems
-    if isinstance(ours, list) and isinstance(captured, list):
-        return _same_shape(ours[0], captured[0], f"{where}[]") if ours and captured else []
-    kinds = type(ours).__name__, type(captured).__name__
-    return [] if kinds[0] == kinds[1] else [f"{where}: {kinds[0]} vs {kinds[1]}"]
 
 
 def _every_kind() -> dict[str, dict[str, Any]]:
@@ -108,9 +96,9 @@ def test_every_market_frame_kind_has_the_captured_keys_and_types(fixtures_dir):
         sample = json.loads((fixtures_dir / "ws-market" / name).read_text())
         if kind == "last_trade_price":
             sample["transaction_hash"] = "0x" + "0" * 64  # current prints carry it (protocol doc §2)
-        assert _same_shape(ours[kind], sample) == [], kind
+        assert shape_errors(ours[kind], sample) == [], kind
     spare = json.loads((fixtures_dir / "ws-market" / "ws_market_price_change_msg.json").read_text())
-    assert _same_shape(ours["price_change"], spare) == []
+    assert shape_errors(ours["price_change"], spare) == []
 
 
 def test_each_level_change_is_its_own_price_change_and_a_mirrored_pair_shares_one():

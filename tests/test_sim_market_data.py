@@ -34,6 +34,7 @@ from mmbot.venues.simulator import events as ev
 from mmbot.venues.simulator.price_history import TradePrints
 from mmbot.venues.simulator.server import SimServer, SimSettings, SimUrls
 from mmbot.venues.simulator.venue import LiveVenue
+from tests.shapes import shape_errors
 
 START_NS = 1_786_604_100 * 1_000_000_000
 SECOND = 1_000_000_000
@@ -116,33 +117,6 @@ def transport(world: World, monkeypatch: pytest.MonkeyPatch) -> InProcess:
 @pytest.fixture
 def client(transport: InProcess) -> ClobClient:
     return ClobClient(HOST, chain_id=137)
-
-
-def kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    return type(value).__name__
-
-
-def shape_errors(answer: Any, like: Any, path: str = "$", extra: frozenset[str] = frozenset()) -> list[str]:
-    """Key for key (``extra`` names allowed besides the sample's), JSON type for JSON type (null
-    matches anything); list items against the sample's first."""
-    if like is None or answer is None:
-        return []
-    if kind(answer) != kind(like):
-        return [f"{path}: {kind(answer)} where the sample has {kind(like)}"]
-    errors = []
-    if isinstance(like, dict):
-        if set(like) - set(answer) or set(answer) - set(like) - extra:
-            errors.append(f"{path}: keys {sorted(answer)} differ from the sample's {sorted(like)}")
-        for key in set(like) & set(answer):
-            errors += shape_errors(answer[key], like[key], f"{path}.{key}", extra)
-    elif isinstance(like, list) and like:
-        for i, item in enumerate(answer):
-            errors += shape_errors(item, like[0], f"{path}[{i}]", extra)
-    return errors
 
 
 def refused(call: Any) -> tuple[int, Any]:

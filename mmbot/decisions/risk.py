@@ -41,7 +41,7 @@ Exposure counts order notional without fees.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import attrs
 
@@ -157,13 +157,21 @@ class Risk:
             return None
         if view.daily_pnl() <= -cfg.max_daily_loss:
             return "max_daily_loss"
-        if _committed(view, intent.token) + intent.size > cfg.max_position_per_token:
+        token_room, market_room = position_room(view, info.tokens, intent.token, cfg.max_position_per_token,
+                                                cfg.max_position_per_market)
+        if intent.size > token_room:
             return "max_position_token"
-        if sum(_committed(view, t) for t in info.tokens) + intent.size > cfg.max_position_per_market:
+        if intent.size > market_room:
             return "max_position_market"
         if view.gross_exposure() + notional(intent.price, intent.size) > cfg.max_gross_exposure:
             return "max_gross_exposure"
         return None
+
+
+def position_room(view: RiskView, tokens: Sequence[str], token: str, per_token: int, per_market: int) -> tuple[int, int]:
+    """The shares a BUY of ``token`` may still bring in under ``max_position_per_token`` and under
+    ``max_position_per_market`` (``tokens``: its market's), counting held shares and open buys."""
+    return per_token - _committed(view, token), per_market - sum(_committed(view, t) for t in tokens)
 
 
 def _committed(view: RiskView, token: str) -> int:

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping
 from mmbot.decisions.ledger import Ledger
 from mmbot.decisions.markets import Markets
 from mmbot.decisions.orders import Order, Orders, OrderStatus
+from mmbot.decisions.risk import position_room
 from mmbot.model import BookState, MarketInfo, Side, notional_down
 from mmbot.ports import Clock
 
@@ -29,10 +30,10 @@ class StateView:
         clock: Clock,
         merges_pending: Mapping[str, str],
         max_open_orders: int,
-        max_position_per_token: int | None = None,
-        max_position_per_market: int | None = None,
+        max_position_per_token: int = 2**62,
+        max_position_per_market: int = 2**62,
     ) -> None:
-        """``max_*``: risk's limits, for the room strategies may ask about (None: no limit)."""
+        """``max_*``: risk's limits, for the room strategies may ask about (default: none)."""
         self.ledger = ledger
         self.orders = orders
         self.books = books
@@ -153,13 +154,6 @@ class StateView:
 
     def buy_room(self, market: str, token: str) -> int:
         """Risk's ``max_position_token`` and ``max_position_market`` rules, as room left."""
-        room: list[int] = []
-        if self._max_per_token is not None:
-            room.append(self._max_per_token - self._committed(token))
         info = self.markets.get(market)
-        if self._max_per_market is not None and info is not None:
-            room.append(self._max_per_market - sum(self._committed(t) for t in info.tokens))
-        return min(room) if room else 2**62
-
-    def _committed(self, token: str) -> int:
-        return self.position(token) + self.open_buy_shares(token)
+        tokens = info.tokens if info is not None else (token,)
+        return min(position_room(self, tokens, token, self._max_per_token, self._max_per_market))
