@@ -66,6 +66,7 @@ from mmbot.model.messages import (  # noqa: F401
     SubmitRequest,
     CancelRequest,
     MergeRequest,
+    RedeemRequest,
     VenueRequest,
     OrderAccepted,
     OrderRejected,
@@ -74,6 +75,8 @@ from mmbot.model.messages import (  # noqa: F401
     CancelRejected,
     Fill,
     MergeDone,
+    RedeemDone,
+    ChainActionFailed,
     Correction,
     VenueResponse,
 )

@@ -129,7 +129,17 @@ class MergeRequest:
     size: int
 
 
-VenueRequest = SubmitRequest | CancelRequest | MergeRequest
+@message
+class RedeemRequest:
+    """Redeem every share held of a resolved market (both outcomes) for pUSD on chain."""
+
+    cid: str
+    market: str
+    tokens: tuple[str, str]
+    winning_token: str
+
+
+VenueRequest = SubmitRequest | CancelRequest | MergeRequest | RedeemRequest
 
 
 @message
@@ -190,9 +200,33 @@ class Fill:
 
 @message
 class MergeDone:
+    """The chain confirmed a merge: ``size`` sets became ``size`` pUSD."""
+
     cid: str
     market: str
     size: int
+    tx_hash: str = ""
+
+
+@message
+class RedeemDone:
+    """The chain confirmed a redemption: every share of ``market`` held went, ``payout`` pUSD came."""
+
+    cid: str
+    market: str
+    payout: int
+    tx_hash: str = ""
+
+
+@message
+class ChainActionFailed:
+    """A merge or redemption that did not happen (reverted, refused, failed at the relayer, or
+    proven not to have landed): nothing moved on chain, so its reservation is released."""
+
+    cid: str
+    market: str
+    action: str  # "merge" | "redeem"
+    reason: str
 
 
 @message
@@ -219,6 +253,8 @@ VenueResponse = (
     | CancelRejected
     | Fill
     | MergeDone
+    | RedeemDone
+    | ChainActionFailed
     | Correction
 )
 
