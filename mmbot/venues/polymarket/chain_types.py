@@ -16,6 +16,7 @@ from typing import Protocol, Sequence
 
 import attrs
 
+from mmbot.ports import VenueError
 from mmbot.venues.polymarket.contracts import Call
 
 
@@ -29,7 +30,7 @@ class ChainReceipt:
     gas_used: int = 0
 
 
-class ChainFailed(Exception):
+class ChainFailed(VenueError):
     """The calls did not take effect: reverted, refused, failed or invalid at the relayer, or
     proven not to have landed. ``retryable``: the same calls may succeed later (a busy wallet,
     a nonce race, a stuck transaction replaced) rather than never (a revert, a blocked target)."""
@@ -41,7 +42,7 @@ class ChainFailed(Exception):
         self.tx_hash = tx_hash
 
 
-class ChainUnreachable(Exception):
+class ChainUnreachable(VenueError):
     """The RPC node or the relayer could not be asked (connect error, 5xx, timeout): nothing is
     known to have been sent. An adapter that has sent something never raises this; it keeps
     asking until it knows."""

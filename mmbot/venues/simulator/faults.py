@@ -23,10 +23,14 @@ from mmbot.venues.simulator.trading import SimTrading, VenueRefusal
 from mmbot.venues.simulator.venue import LiveVenue
 
 MALFORMED_FRAME = '{"event_type": "price_change", "market": "0xbad", "price_changes": [{"asset_id": 7'
-FAULT_KINDS = ("drop", "stall", "delay", "tick", "malformed", "fail", "throttle", "restart", "lose", "shuffle")
+FAULT_KINDS = ("drop", "stall", "delay", "tick", "malformed", "fail", "throttle", "restart", "lose", "shuffle",
+               "chain_revert", "chain_stuck", "chain_nonce_clash",
+               "relayer_failed", "relayer_lost_reply", "relayer_busy", "relayer_slow")
 FOREVER = 1 << 63  # a stall with no end
 # value: a whole number up to this (or nothing): stall and restart seconds, delay ms, post counts
-_COUNTED = {"stall": 86_400, "delay": 60_000, "throttle": 1_000_000, "restart": 86_400, "lose": 1_000_000}
+_COUNTED = {"stall": 86_400, "delay": 60_000, "throttle": 1_000_000, "restart": 86_400, "lose": 1_000_000,
+            "chain_revert": 1_000, "chain_stuck": 86_400, "chain_nonce_clash": 1_000,
+            "relayer_failed": 1_000, "relayer_lost_reply": 1_000, "relayer_busy": 1_000, "relayer_slow": 86_400}
 _BARE = ("drop", "malformed")  # no value
 MAX_AT_S = 366 * 86_400  # a schedule within a year of the start
 TICKS = ("0.1", "0.01", "0.001", "0.0001")  # the venue's tick sizes
@@ -40,7 +44,11 @@ class Fault:
     ms (0 clears it), for ``tick`` "<condition id>:<new tick>", for ``fail`` and ``shuffle`` an
     API key (its next trade fails on chain / its next user messages come twice and reversed), for
     ``throttle`` and ``lose`` a count of order posts (429 / accepted but answered 502), for
-    ``restart`` seconds of 425."""
+    ``restart`` seconds of 425; on the simulated chain (``chain_state``), ``chain_revert`` a count of
+    transactions or relayer batches that revert, ``chain_stuck`` seconds the next transaction stays
+    pending, ``chain_nonce_clash`` a count of sends whose nonce a foreign transaction takes; on the
+    relayer (``relayer_state``), ``relayer_failed`` / ``relayer_lost_reply`` / ``relayer_busy`` a
+    count of transactions or submits, ``relayer_slow`` seconds (0 clears it)."""
 
     kind: str
     value: str = ""

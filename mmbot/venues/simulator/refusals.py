@@ -10,6 +10,8 @@ INVALID_SIGNATURE = "invalid signature"
 INVALID_ORDER = "INVALID_ORDER_ERROR"
 MIN_TICK = "INVALID_ORDER_MIN_TICK_SIZE"
 NOT_ENOUGH_BALANCE = "not enough balance / allowance"
+# a POLY_1271 order whose wallet is not (yet) a deployed wallet of the API key's address
+SIGNER_NOT_API_KEY = "the order signer address has to be the address of the API KEY"
 
 
 class VenueRefusal(Exception):

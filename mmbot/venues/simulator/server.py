@@ -5,8 +5,9 @@ around the sans-IO ``LiveVenue``.
 One flow task steps the venue every ``step_ms``, hands each frame to the connections concerned
 (``channels``), expires lapsed heartbeats, and lets the venue forget what ended ``retain_s`` ago
 on the server's clock (``retention``). The HTTP routes are grouped by concern in ``routes/``.
-Faults (``faults``) come from the admin endpoint (``POST /admin/fault``) or from a schedule in
-the settings.
+The simulated chain (``chain_state.SimChain``, ``server.chain``) makes its blocks on the server's
+clock from the same flow task and answers JSON-RPC at ``POST /rpc``. Faults (``faults``) come from
+the admin endpoint (``POST /admin/fault``) or from a schedule in the settings.
 
 Access: API keys come from ``access.ApiKeys``, under a secret made when the server is; the admin
 endpoints answer loopback clients holding ``admin_token`` (random unless given); no request body
@@ -31,14 +32,18 @@ from starlette.middleware import Middleware
 from mmbot.clock import TrioClock
 from mmbot.venues.polymarket.auth import ApiCredentials
 from mmbot.venues.simulator.access import ApiKeys
+from mmbot.venues.simulator.chain_state import CHAIN_FAULTS, SimChain
 from mmbot.venues.simulator.channels import Channels
 from mmbot.venues.simulator.faults import FAULT_KINDS, Fault, FaultInjector, TradingFaults
 from mmbot.venues.simulator.limits import BodyLimit
+from mmbot.venues.simulator.relayer_state import RELAYER_FAULTS, RelayerKeys, SimRelayer
 from mmbot.venues.simulator.retention import Horizon
 from mmbot.venues.simulator.routes.admin import AdminRoutes
 from mmbot.venues.simulator.routes.auth import AuthRoutes
 from mmbot.venues.simulator.routes.gamma import GammaListing
 from mmbot.venues.simulator.routes.market import MarketData
+from mmbot.venues.simulator.routes.relayer import RelayerRoutes
+from mmbot.venues.simulator.routes.rpc import RpcRoutes
 from mmbot.venues.simulator.routes.trading import TradingRoutes
 from mmbot.venues.simulator.trading import DEFAULT_FUNDING, SimTrading
 from mmbot.venues.simulator.venue import LiveVenue, OutFrame
@@ -71,10 +76,14 @@ class SimUrls:
     rest: str  # CLOB REST
     # the Gamma-like listing's base URL (``/markets``, ``/events`` under it), on the REST origin
     gamma: str = attrs.field(default=attrs.Factory(lambda self: f"{self.rest}/gamma", takes_self=True))
+    # the simulated chain's JSON-RPC node and the relayer, on the REST origin
+    rpc: str = attrs.field(default=attrs.Factory(lambda self: f"{self.rest}/rpc", takes_self=True))
+    relayer: str = attrs.field(default=attrs.Factory(lambda self: f"{self.rest}/relayer", takes_self=True))
 
     def lines(self) -> list[str]:
         return [f"market channel  {self.ws}", f"REST            {self.rest}", f"Gamma listing   {self.gamma}",
-                f"fault injection POST {self.rest}/admin/fault"]
+                f"chain JSON-RPC  {self.rpc}", f"relayer         {self.relayer}",
+                f"fault injection POST {self.rest}/admin/fault", f"funding         POST {self.rest}/admin/fund"]
 
 
 class SimServer:
@@ -93,6 +102,11 @@ class SimServer:
                                   settle=venue.settle)
         self._clock = clock or TrioClock()
         self._settings = settings
+        self.chain = SimChain(trading=self.trading, engine=venue.engine,
+                              rng=random.Random(f"{settings.seed}/chain"))
+        self.trading.chain = self.chain  # deposit wallets (POLY_1271 orders) live on it
+        self.relayer = SimRelayer(self.chain, rng=random.Random(f"{settings.seed}/relayer"),
+                                  keys=RelayerKeys(secrets_from))
         self.counts = {"frames_sent": 0, "frames_dropped_stalled": 0, "slow_disconnects": 0, "pings": 0,
                        "bad_client_messages": 0, "faults": 0, "faults_refused": 0, "heartbeat_cancels": 0}
         self.channels = Channels(venue=venue, trading=self.trading, clock=self._clock,
@@ -111,6 +125,7 @@ class SimServer:
     async def run(self, *, host: str = "127.0.0.1", http_port: int = 0, ws_port: int = 0,
                   task_status: trio.TaskStatus[SimUrls] = trio.TASK_STATUS_IGNORED) -> None:
         self._started_ns = self._clock.now_ns()
+        self.chain.advance(self._started_ns)
         async with trio.open_nursery() as nursery:
             ws_server = await nursery.start(
                 functools.partial(trio_websocket.serve_websocket, self.channels.on_connection, host, ws_port, None,
@@ -140,6 +155,8 @@ class SimServer:
         while True:
             deadline += step_ns
             await self._clock.sleep_until(deadline)
+            self.chain.advance(self._clock.now_ns())  # blocks go on while the world is paused
+            self.relayer.advance(self._clock.now_ns(), retain_s=self.horizon.retain_s)
             if self._paused:
                 continue
             self.counts["heartbeat_cancels"] += self.trading.expire_heartbeats(self._clock.now_ns(), self.venue.now_ns)
@@ -161,6 +178,7 @@ class SimServer:
     def _forget(self) -> None:
         before_ns = self.horizon.mark(self._clock.now_ns(), self.venue.now_ns)
         if before_ns is not None:
+            self.chain.keep_resolutions(self.venue.engine.resolved_before(before_ns))
             self.channels.forget_assets(self.venue.forget(before_ns))
 
     def pause(self) -> None:
@@ -189,7 +207,12 @@ class SimServer:
     def inject(self, fault: Fault) -> dict[str, Any]:
         """Apply ``fault`` now; returns what it touched (the admin endpoint's answer). A fault the
         venue cannot apply (an unknown market or account) is a ``ValueError``."""
-        injected = self._faults.inject(fault)
+        if fault.kind in CHAIN_FAULTS:
+            injected = self.chain.inject(fault.kind, fault.count)
+        elif fault.kind in RELAYER_FAULTS:
+            injected = self.relayer.faults.inject(fault.kind, fault.count)
+        else:
+            injected = self._faults.inject(fault)
         self.counts["faults"] += 1
         return injected
 
@@ -208,6 +231,7 @@ class SimServer:
         return {**self.counts, "connections": len(self.channels.market), "opened": self.channels.opened,
                 "venue_ns": self.venue.now_ns, "frames_rendered": self.venue.frames_rendered,
                 "retain_s": self.horizon.retain_s, "forgotten": dict(self.venue.forgotten),
+                "chain": {**self.chain.counts, "block": self.chain.block_number, **self.chain.sizes()},
                 "sizes": {**self.venue.sizes(), "user_connections": sum(len(c) for c in self.channels.user.values()),
                           "subscribed_assets": sum(len(c.assets) for c in self.channels.market.values())}}
 
@@ -222,5 +246,7 @@ class SimServer:
             *TradingRoutes(trading=self.trading, faults=self._trading_faults, venue=self.venue,
                            clock=self._clock).routes(),
             *AdminRoutes(inject=self.inject, statistics=self.statistics, trading=self.trading,
-                         horizon=self.horizon, token=self.admin_token).routes(),
+                         horizon=self.horizon, token=self.admin_token, chain=self.chain).routes(),
+            *RpcRoutes(self.chain, clock=self._clock).routes(),
+            *RelayerRoutes(relayer=self.relayer, clock=self._clock, admin_token=self.admin_token).routes(),
         ])

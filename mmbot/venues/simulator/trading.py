@@ -27,12 +27,14 @@ asked for, for comparing with a client's ledger.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 from mmbot.model import ONE, Side, notional, notional_down, taker_fee
 from mmbot.venues.polymarket.auth import (
-    CHAIN_ID, EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, ApiCredentials, domain_separator, parse_address, typed_digest,
+    CHAIN_ID, EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, POLY_1271, ApiCredentials, OrderV2, SigningError, domain_separator,
+    parse_address, typed_digest,
 )
+from mmbot.venues.polymarket.sign_1271 import open_envelope
 from mmbot.venues.simulator import access, order_entry
 from mmbot.venues.simulator import events as ev
 from mmbot.venues.simulator.access import Account, credentials_for, recover_address
@@ -40,7 +42,9 @@ from mmbot.venues.simulator.engine import Check, Engine
 from mmbot.venues.simulator.heartbeats import Heartbeats
 from mmbot.venues.simulator.matching import Take
 from mmbot.venues.simulator.order_views import open_order, post_answer, refused_leg
-from mmbot.venues.simulator.refusals import INVALID_SIGNATURE, NOT_ENOUGH_BALANCE, UNAUTHORIZED, VenueRefusal
+from mmbot.venues.simulator.refusals import (
+    INVALID_SIGNATURE, NOT_ENOUGH_BALANCE, SIGNER_NOT_API_KEY, UNAUTHORIZED, VenueRefusal,
+)
 from mmbot.venues.simulator.user_frames import UserFeed
 from mmbot.venues.simulator.user_messages import transaction_hash
 from mmbot.venues.simulator.wallets import Wallets
@@ -57,6 +61,16 @@ MAX_CANCELS = 3_000  # order ids in one DELETE /orders
 _COUNTS = ("orders_received", "orders_accepted", "cancels_received", "cancel_all_received", "orders_canceled")
 
 
+class DepositWalletChain(Protocol):
+    """What a ``POLY_1271`` order's checks read on chain (``chain_state.SimChain``); addresses in lower case."""
+
+    def wallet_owner(self, wallet: str) -> str | None: ...
+
+    def allowance(self, owner: str, spender: str) -> int: ...
+
+    def approved(self, owner: str, operator: str) -> bool: ...
+
+
 class SimTrading:
     def __init__(self, engine: Engine, feed: UserFeed, *, chain_id: int = CHAIN_ID,
                  funding: int = DEFAULT_FUNDING, seed: int = 0, settle: Callable[[], None] | None = None) -> None:
@@ -71,7 +85,11 @@ class SimTrading:
         self._funded: dict[str, int] = {}  # api key -> pUSD it was given
         self.allowances: dict[str, int] = {}  # api key -> pUSD the exchanges may spend, if limited
         self.heartbeats = Heartbeats(engine)
+        # called with each new account (the simulated chain moves what its addresses got before it)
+        self.account_listeners: list[Callable[[Account], None]] = []
         self._counts: dict[str, dict[str, int]] = {}  # api key -> _COUNTS
+        self.chain: DepositWalletChain | None = None  # set by the server: deposit wallets live on it
+        self._chain_id = chain_id
         self._domains = {
             False: domain_separator("Polymarket CTF Exchange", "2", chain_id, EXCHANGE_V2),
             True: domain_separator("Polymarket CTF Exchange", "2", chain_id, NEG_RISK_EXCHANGE_V2),
@@ -85,6 +103,8 @@ class SimTrading:
             self._funded[creds.api_key] = self.funding if cash is None else cash
             self._counts[creds.api_key] = dict.fromkeys(_COUNTS, 0)
             self.feed.add_account(creds.api_key, address)
+            for listener in self.account_listeners:
+                listener(self._accounts[creds.api_key])
 
     def account(self, *, api_key: str = "", address: str = "") -> Account:
         """The account with ``api_key``, or the one account of ``address``; a ``VenueRefusal`` if none."""
@@ -118,6 +138,17 @@ class SimTrading:
             self.feed.move_shares(api_key, token, n)
 
     # ------------------------------------------------------------------ balances
+
+    def account_for_wallet(self, address: str) -> Account | None:
+        """The account whose balance ``address`` holds on chain: the first (not revoked, if any)
+        account of the owner that ``address`` is, or whose wallet it is; None if no owner's."""
+        key = address.lower()
+        found = []
+        for account in self._accounts.values():
+            wallets = self.wallets.of(account.address)
+            if key in (wallets.owner.lower(), wallets.deposit.lower(), wallets.proxy.lower(), wallets.safe.lower()):
+                found.append(account)
+        return next((a for a in found if not a.revoked), found[0] if found else None)
 
     def cash(self, account: Account) -> int:
         key = account.creds.api_key
@@ -205,7 +236,9 @@ class SimTrading:
             raise VenueRefusal(400, "MARKET_NOT_READY")
         info = self.engine.market_of(token)
         digest = typed_digest(self._domains[info.neg_risk], order.struct_hash())
-        if recover_address(digest, entry.signature) != account.address.lower() or not self.wallets.allowed(
+        if order.signature_type == POLY_1271:
+            self._deposit_wallet_order(account, order, entry.signature, info.neg_risk)
+        elif recover_address(digest, entry.signature) != account.address.lower() or not self.wallets.allowed(
                 account.address, order.signature_type, order.maker, order.signer):
             raise VenueRefusal(400, INVALID_SIGNATURE)
         terms = order_entry.terms(entry, info.tick)
@@ -220,6 +253,32 @@ class SimTrading:
             raise VenueRefusal(400, result.error)
         self._counts[key]["orders_accepted"] += 1
         return post_answer(result, order.side, [transaction_hash(t.trade_id) for t in result.trades])
+
+    def _deposit_wallet_order(self, account: Account, order: OrderV2, signature: str, neg_risk: bool) -> None:
+        """A ``POLY_1271`` order as the venue and the exchange check it: maker and signer the same
+        deposit wallet, the owner's ERC-7739 envelope (a plain signature is ``invalid signature``),
+        the wallet deployed on ``chain`` and owned by the API key's address (else the venue's
+        ``the order signer address has to be the address of the API KEY``), and the wallet's
+        approvals to the exchange on chain: pUSD for a BUY, the CTF operator for a SELL."""
+        if order.maker.lower() != order.signer.lower():
+            raise VenueRefusal(400, INVALID_SIGNATURE)
+        try:
+            signed_by = open_envelope(order, signature, self._domains[neg_risk], self._chain_id)
+        except SigningError:
+            raise VenueRefusal(400, INVALID_SIGNATURE) from None
+        chain = self.chain
+        owner = chain.wallet_owner(order.signer.lower()) if chain is not None else None
+        if chain is None or owner is None or owner.lower() != account.address.lower():
+            raise VenueRefusal(400, SIGNER_NOT_API_KEY)
+        if signed_by.lower() != owner.lower():
+            raise VenueRefusal(400, INVALID_SIGNATURE)
+        wallet, exchange = order.signer.lower(), (NEG_RISK_EXCHANGE_V2 if neg_risk else EXCHANGE_V2).lower()
+        if order.side is Side.BUY:
+            short = chain.allowance(wallet, exchange) < order.maker_amount
+        else:
+            short = not chain.approved(wallet, exchange)
+        if short:
+            raise VenueRefusal(400, NOT_ENOUGH_BALANCE)
 
     def post_batch(self, account: Account, bodies: list[Any], now_ns: int) -> list[dict[str, Any]]:
         """``POST /orders``: each leg in turn, a refused one answered inside the batch's 200."""

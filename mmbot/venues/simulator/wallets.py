@@ -9,8 +9,10 @@ simulator makes its own, fixed by the server's seed and the owner. An order's ma
 signer itself (type 0) or the signer's own wallet of the order's type; anything else is ``invalid
 signature``, as the exchange's check of the maker against the signer would fail.
 
-Not modelled (issue 12): a type-3 order's ERC-7739 wrapped signature. The simulator accepts the
-owner's plain EIP-712 signature of the order, with maker and signer both the deposit wallet.
+A type-3 (``POLY_1271``) order is checked against the simulated chain instead
+(``SimTrading._deposit_wallet_order``): maker and signer the deposit wallet, the owner's ERC-7739
+envelope (``sign_1271``; a plain signature is refused), the wallet deployed through the relayer and
+owned by the API key's address, and its approvals to the exchange on chain.
 """
 
 from __future__ import annotations

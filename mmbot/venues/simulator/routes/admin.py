@@ -1,7 +1,10 @@
 """The operator's endpoints (not the venue's): ``POST /admin/fault`` injects a fault, ``GET
 /admin/stats`` shows the server's counters and what it holds, ``GET /admin/account?address=``
 (or ``?api_key=``) shows an account as the venue's books have it, and ``/admin/settings`` reads
-(GET) or changes (POST) the settings that may change while running (``retain_s``).
+(GET) or changes (POST) the settings that may change while running (``retain_s``), and ``POST
+/admin/fund`` {"address", "amount": pUSD, "pol"?: POL} deposits pUSD (and POL for gas) to an
+address on the simulated chain — a trading account's balance if the address is its owner's or
+one of the owner's wallets (``chain_state``).
 
 Each answers only a client on loopback (else 403) that sends the server's admin token as
 ``Authorization: Bearer <token>`` (else 401), before anything of the request is read.
@@ -11,24 +14,29 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from typing import Any, Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mmbot.venues.polymarket.auth import parse_address
+from mmbot.venues.simulator.chain_state import SimChain
 from mmbot.venues.simulator.faults import Fault
 from mmbot.venues.simulator.retention import Horizon
 from mmbot.venues.simulator.routes import error
 from mmbot.venues.simulator.trading import SimTrading, VenueRefusal
 
 MAX_RETAIN_S = 10 * 365 * 86_400
+_AMOUNT = re.compile(r"[0-9]{1,15}(\.[0-9]{1,18})?")
 
 
 class AdminRoutes:
     def __init__(self, *, inject: Callable[[Fault], dict[str, Any]], statistics: Callable[[], dict[str, Any]],
-                 trading: SimTrading, horizon: Horizon, token: str) -> None:
-        """``token``: what ``Authorization: Bearer`` must carry."""
+                 trading: SimTrading, horizon: Horizon, token: str, chain: SimChain | None = None) -> None:
+        """``token``: what ``Authorization: Bearer`` must carry; ``chain``: what ``/admin/fund`` funds."""
+        self._chain = chain
         self._inject = inject
         self._statistics = statistics
         self._trading = trading
@@ -40,7 +48,8 @@ class AdminRoutes:
         return [Route("/admin/fault", guarded(self.fault), methods=["POST"]),
                 Route("/admin/stats", guarded(self.stats)),
                 Route("/admin/account", guarded(self.account)),
-                Route("/admin/settings", guarded(self.settings), methods=["GET", "POST"])]
+                Route("/admin/settings", guarded(self.settings), methods=["GET", "POST"]),
+                Route("/admin/fund", guarded(self.fund), methods=["POST"])]
 
     def _guarded(self, endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def checked(request: Request) -> Response:
@@ -65,6 +74,21 @@ class AdminRoutes:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             return error(400, f"fault: {exc}"[:300])
         return JSONResponse(injected)
+
+    async def fund(self, request: Request) -> Response:
+        if self._chain is None:
+            return error(404, "fund: this server has no chain")
+        try:
+            body = await request.json()
+            address = parse_address(body["address"])
+            amount = _decimal(body["amount"], 6)
+            pol = _decimal(body.get("pol", "0"), 18)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            return error(400, f"fund: expected {{\"address\": 0x-address, \"amount\": pUSD, \"pol\"?: POL}}: {exc}"[:300])
+        self._chain.mint_pusd(address, amount)
+        self._chain.fund_pol(address, pol)
+        return JSONResponse({"address": address, "pusd": str(self._chain.pusd(address)),
+                             "pol_wei": str(self._chain.pol(address))})
 
     async def stats(self, request: Request) -> Response:
         return JSONResponse(self._statistics())
@@ -91,6 +115,16 @@ class AdminRoutes:
                 return error(400, f"settings: retain_s: expected whole seconds from 0 to {MAX_RETAIN_S}")
             self._horizon.retain_s = retain_s
         return JSONResponse({"retain_s": self._horizon.retain_s})
+
+
+def _decimal(text: object, places: int) -> int:
+    """A non-negative decimal string (``"12.5"``) in units of 10**-places; ``ValueError`` otherwise."""
+    if not isinstance(text, str) or not _AMOUNT.fullmatch(text):
+        raise ValueError(f"an amount is a decimal string, got {str(text)[:40]!r}")
+    whole, _, fraction = text.partition(".")
+    if len(fraction) > places:
+        raise ValueError(f"at most {places} decimal places")
+    return int(whole) * 10**places + int(fraction.ljust(places, "0") or 0)
 
 
 def _loopback(host: str) -> bool:
