@@ -9,6 +9,11 @@ retention horizon ago (``[retention] ended_after_s``): ended orders and their fi
 over with nothing of ours left in them (``decisions/forgetting.py``), everywhere at once — the
 executor's books, view and registry, the strategies, the book slots, the boundary timers, the
 venue's own state, the market channel's subscription.
+
+Where the venue does not pay resolutions out itself (signed trading), the engine also sweeps every
+``[capital] sweep_interval_s`` (``Engine.sweep``): resolved markets' shares are redeemed on chain
+and held complete sets offered to the merge strategy (``decisions/capital.py``). Replay and paper
+have no such timer, so their logs are as they were.
 """
 
 from __future__ import annotations
@@ -166,6 +171,11 @@ class Engine:
         self.log.record("pruned", cid, payload)
         return payload
 
+    def sweep(self, cid: str) -> int:
+        """The capital sweep (``DecisionLoop.sweep``): redemptions due, then merges offered. Runs
+        between decision steps, as every timer does; records only what it sends."""
+        return self.loop.sweep(cid)
+
     def remembered(self) -> dict[str, int]:
         """How many entries are kept per order, market and token: what forgetting keeps bounded."""
         executor = self.executor
@@ -240,6 +250,7 @@ def build_engine(
         publish_fill=publish_fill,
         pays_on_resolution=pays_on_resolution,
         publish_refused=publish_refused,
+        capital=config.capital,
     )
     strategies = Strategies(config_for=config.strategies_for, ids=ids)
     loop = DecisionLoop(inbox=inbox, slots=slots, executor=executor, strategies=strategies)
@@ -274,6 +285,8 @@ def build_engine(
     for info in markets:
         engine.boundaries.watch(info)
     engine.every(PRUNE_EVERY_S, engine.prune, "prune")
+    if not pays_on_resolution:  # resolved shares wait to be redeemed on chain
+        engine.every(config.capital.sweep_interval_s, engine.sweep, "sweep")
     return engine
 
 

@@ -153,9 +153,27 @@ class RetentionConfig:
     ended_after_s: int = 3_600  # ended orders (their fill ids, venue ids, trades) and resolved markets: forgotten this long after
 
 
+@attrs.frozen(kw_only=True)
+class CapitalConfig:
+    """Merges and redemptions on chain (signed trading; the paper venue pays resolutions itself)."""
+
+    redeem: bool = True  # redeem resolved markets' shares (winners and losers) on chain
+    sweep_interval_s: int = 15  # send the redemptions due, offer held complete sets to the merge strategy
+    retry_after_s: int = 30  # after a market's merge or redemption failed, wait this long, doubling...
+    retry_max_s: int = 600  # ...up to this
+    max_attempts: int = 10  # failed redemptions of a market before `redeem_abandoned` (retries go on)
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("sweep_interval_s", "retry_after_s", "retry_max_s", "max_attempts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.retry_after_s > self.retry_max_s:
+            raise ValueError(f"retry_after_s ({self.retry_after_s}) must not exceed retry_max_s ({self.retry_max_s})")
+
+
 # Sections added after runs were recorded: left out of the config's digest while at their
 # defaults, so the digest of an earlier run's config (and of a replay's event log) stays the same.
-_DIGEST_OPTIONAL = ("venue", "retention")
+_DIGEST_OPTIONAL = ("venue", "retention", "capital")
 
 
 @attrs.frozen(kw_only=True)
@@ -169,6 +187,7 @@ class Config:
     feed: FeedConfig = FeedConfig()
     venue: VenueConfig = VenueConfig()
     retention: RetentionConfig = RetentionConfig()
+    capital: CapitalConfig = CapitalConfig()
 
     def strategies_for(self, market: str) -> StrategiesConfig:
         for override in self.markets:
@@ -231,7 +250,7 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(str, _strict_str)
     for cls in (
         RiskConfig, TakerConfig, MakerConfig, MergeConfig, StrategiesConfig,
-        MarketOverride, PaperConfig, LogConfig, FeedConfig, VenueConfig, RetentionConfig, Config,
+        MarketOverride, PaperConfig, LogConfig, FeedConfig, VenueConfig, RetentionConfig, CapitalConfig, Config,
     ):
         converter.register_structure_hook(
             cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True)

@@ -1,10 +1,11 @@
 """The executor's answer path: what the venue (and reconciliation) says about our orders.
 
-Acknowledgements, rejections, fills, ends, cancel refusals, lost outcomes, merge answers and
-corrections come back to the executor's inbox as ordinary input (acknowledgement-as-input,
-DESIGN §3) and are applied here: order transitions, reservations released, fills booked in the
-ledger before they are published. An answer that contradicts what we know is recorded as an
-``error`` row and left to reconciliation; it is never half-applied.
+Acknowledgements, rejections, fills, ends, cancel refusals, lost outcomes and corrections come
+back to the executor's inbox as ordinary input (acknowledgement-as-input, DESIGN §3) and are
+applied here: order transitions, reservations released, fills booked in the ledger before they
+are published (the chain's answers about merges and redemptions are ``capital``'s). An answer
+that contradicts what we know is recorded as an ``error`` row and left to reconciliation; it is
+never half-applied.
 
 Ended orders and the fill ids booked for them are forgotten ``prune``'s horizon after the end
 (``RetentionConfig.ended_after_s``). A message about a forgotten order is then one about an order
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, MutableMapping
 
-from mmbot.decisions.intent_path import merge_hold
 from mmbot.decisions.ledger import Ledger
 from mmbot.decisions.markets import Markets
 from mmbot.decisions.orders import IllegalTransition, Order, OrderEvent, Orders, OrderStatus, is_legal
@@ -26,7 +26,6 @@ from mmbot.model import (
     CancelRejected,
     Correction,
     Fill,
-    MergeDone,
     OrderAccepted,
     OrderDone,
     OrderOutcomeUnknown,
@@ -45,19 +44,16 @@ class AnswerPath:
         markets: Markets,
         sink: EventSink,
         clock: Clock,
-        merges_pending: MutableMapping[str, str],
         counts: MutableMapping[str, int],
         publish_fill: Callable[[Fill], None],
         publish_refused: Callable[[Fill], None],
     ) -> None:
-        """``merges_pending`` (market -> merge cid) and ``counts`` are the executor's, shared with
-        the intent path."""
+        """``counts`` are the executor's, shared with the intent path."""
         self._ledger = ledger
         self._orders = orders
         self._markets = markets
         self._sink = sink
         self._clock = clock
-        self._merges_pending = merges_pending
         self._counts = counts
         self.publish_fill = publish_fill
         self.publish_refused = publish_refused
@@ -176,17 +172,6 @@ class AnswerPath:
         if order is not None and order.is_open:
             self._transition(order, OrderEvent.OUTCOME_UNKNOWN, msg.cid)
         self._sink.record("outcome_unknown", msg.cid, {"order_id": msg.order_id, "detail": msg.detail})
-
-    def merged(self, msg: MergeDone) -> None:
-        info = self._markets.get(msg.market)
-        if info is None or self._merges_pending.get(msg.market) != msg.cid:
-            self._error(msg.cid, "merge answer for no merge of ours", msg.market)
-            return
-        del self._merges_pending[msg.market]
-        self._ledger.release(merge_hold(msg.cid, 0))
-        self._ledger.release(merge_hold(msg.cid, 1))
-        self._ledger.merge(info.tokens[0], info.tokens[1], msg.size)
-        self._sink.record("merge", msg.cid, {"size": msg.size, "cash": self._ledger.cash}, market=msg.market)
 
     def correction(self, msg: Correction) -> None:
         """Reconciliation's verdict, booked as it says. Its row carries all it takes to replay it

@@ -6,17 +6,20 @@ venue responses come back later as input (acknowledgement-as-input), so a slow r
 market never stalls the others. Fills update the ledger before they are published.
 
 The two paths live in their own modules, sharing this executor's state: ``intent_path`` (a
-strategy's wish to a request at the gateway) and ``answer_path`` (the venue's answers applied).
-Here are the dispatch, the operator's and the markets' lifecycle messages, and ``prune`` and
-``forget_markets`` (``forgetting``), which keep a long run's memory bounded.
+strategy's wish to a request at the gateway) and ``answer_path`` (the venue's answers applied);
+merges and redemptions on chain, their holds and the redemption sweeper are ``capital``'s. Here
+are the dispatch, the operator's and the markets' lifecycle messages, ``sweep``, and ``prune``
+and ``forget_markets`` (``forgetting``), which keep a long run's memory bounded.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+from mmbot.config import CapitalConfig
 from mmbot.decisions.answer_path import AnswerPath
 from mmbot.decisions.book import Books
+from mmbot.decisions.capital import Capital
 from mmbot.decisions.forgetting import Forgotten, MarketLifecycle
 from mmbot.decisions.intent_path import IntentPath
 from mmbot.decisions.ledger import Ledger
@@ -28,6 +31,7 @@ from mmbot.model import (
     ONE,
     CancelOrder,
     CancelRejected,
+    ChainActionFailed,
     Correction,
     Fill,
     Ids,
@@ -40,6 +44,7 @@ from mmbot.model import (
     OrderOutcomeUnknown,
     OrderRejected,
     PlaceOrder,
+    RedeemDone,
     TradingGate,
 )
 from mmbot.ports import Clock, EventSink, OrderGateway
@@ -61,10 +66,11 @@ class Executor:
         publish_fill: Callable[[Fill], None] = lambda fill: None,
         pays_on_resolution: bool = True,
         publish_refused: Callable[[Fill], None] = lambda fill: None,
+        capital: CapitalConfig = CapitalConfig(),
     ) -> None:
         """``pays_on_resolution``: the venue pays winning shares out when a market resolves (the
         paper venue); otherwise (Polymarket) they stay held, marked at 1 (and losers at 0), until
-        redeemed on chain. ``publish_refused``: a fill the executor would not book because its order
+        redeemed on chain by ``sweep`` (``capital``, configured by ``capital``). ``publish_refused``: a fill the executor would not book because its order
         had ended (a venue race: the fill was reported after the cancel was answered), so that
         reconciliation can adopt it now rather than after its timeout."""
         self.ledger = ledger
@@ -76,29 +82,30 @@ class Executor:
         self._sink = sink
         self._clock = clock
         self._pays_on_resolution = pays_on_resolution
-        self._merges_pending: dict[str, str] = {}  # market -> merge cid
+        self.capital = Capital(
+            ledger=ledger, orders=orders, markets=markets, gateway=gateway, sink=sink, clock=clock, ids=ids,
+            config=capital,
+        )
         self.view = StateView(
             ledger=ledger, orders=orders, books=books, markets=markets, clock=clock,
-            merges_pending=self._merges_pending, max_open_orders=risk.config.max_open_orders,
+            merges_pending=self.capital.merges_pending, max_open_orders=risk.config.max_open_orders,
             max_position_per_token=risk.config.max_position_per_token,
-            max_position_per_market=risk.config.max_position_per_market,
+            max_position_per_market=risk.config.max_position_per_market, chain_busy=self.capital.busy,
         )
         self.counts = {"intents": 0, "orders": 0, "fills": 0, "rejections": 0}
         self.lifecycle = MarketLifecycle(
             markets=markets, books=books, view=self.view, ledger=ledger, orders=orders,
-            merges_pending=self._merges_pending,
+            in_flight=self.capital.in_flight,
         )
         self._intents = IntentPath(
             ledger=ledger, orders=orders, risk=risk, books=books, markets=markets, view=self.view,
-            gateway=gateway, sink=sink, clock=clock, ids=ids, merges_pending=self._merges_pending,
-            counts=self.counts,
+            gateway=gateway, sink=sink, clock=clock, ids=ids, capital=self.capital, counts=self.counts,
         )
         self._answers = AnswerPath(
-            ledger=ledger, orders=orders, markets=markets, sink=sink, clock=clock,
-            merges_pending=self._merges_pending, counts=self.counts, publish_fill=publish_fill,
-            publish_refused=publish_refused,
+            ledger=ledger, orders=orders, markets=markets, sink=sink, clock=clock, counts=self.counts,
+            publish_fill=publish_fill, publish_refused=publish_refused,
         )
-        intents, answers = self._intents, self._answers
+        intents, answers, chain = self._intents, self._answers, self.capital
         self._handlers: dict[type, Callable[[Any], None]] = {
             PlaceOrder: intents.place,
             CancelOrder: intents.cancel,
@@ -109,7 +116,9 @@ class Executor:
             OrderDone: answers.done,
             CancelRejected: answers.cancel_rejected,
             OrderOutcomeUnknown: answers.unknown,
-            MergeDone: answers.merged,
+            MergeDone: chain.merged,
+            RedeemDone: chain.redeemed,
+            ChainActionFailed: chain.failed,
             Correction: answers.correction,
             KillSwitch: self._on_kill,
             TradingGate: self._on_gate,
@@ -150,7 +159,18 @@ class Executor:
         """Forget the markets over for ``horizon_ns`` with nothing of ours left in them (see
         ``forgetting``): their registry entry, books and view entries go here; the caller passes
         what it returns to the strategies, slots, boundaries and venue. Records nothing."""
-        return self.lifecycle.forget_due(now_ns, horizon_ns)
+        gone = self.lifecycle.forget_due(now_ns, horizon_ns)
+        self.capital.forget(info.market for info in gone.markets)
+        return gone
+
+    # ------------------------------------------------------------------ capital on chain
+
+    def sweep(self, cid: str) -> int:
+        """The capital sweep (signed trading, every ``[capital] sweep_interval_s``): a redemption
+        for every resolved market due (``capital``), sent together; returns how many. Records only
+        what it sends. The merge strategy's offers of held complete sets follow it
+        (``tasks.DecisionLoop.sweep``)."""
+        return self.capital.sweep(cid)
 
     # ------------------------------------------------------------------ operator and lifecycle
 
@@ -192,6 +212,7 @@ class Executor:
             return
         losing = info.tokens[1] if msg.winning_token == info.tokens[0] else info.tokens[0]
         if not self._pays_on_resolution:
+            self.capital.resolved(msg.market, msg.winning_token)  # the sweeper redeems what is held
             self.view.settle(msg.winning_token, ONE)
             self.view.settle(losing, 0)
             self._sink.record("resolution", msg.cid, {

@@ -2,7 +2,7 @@
 
 A market is *over* once the executor has handled its resolution, or its closing (the boundary
 before its end) and its end has passed. It is forgotten ``horizon`` after it was over — and, if we
-still held shares of it, had open orders in it or a merge in flight, ``horizon`` after the first
+still held shares of it, had open orders in it or a merge or redemption in flight, ``horizon`` after the first
 moment found with all of those gone: the closing itself, or a forgetting round (they run every
 minute, so forgetting is never early and at most a round late). Shares of a resolved market that
 wait to be redeemed on chain keep it, and their marks, for as long as they are held — but not its
@@ -26,7 +26,7 @@ remembered; a late fill names an order forgotten too, which is an ``error`` row 
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable
 
 import attrs
 
@@ -60,7 +60,7 @@ class Forgotten:
 class _Over:
     since_ns: int  # when the market was over: its resolution, else its end
     resolved: bool
-    quiet_since_ns: int | None  # the first moment found with no shares, orders or merge; None while busy
+    quiet_since_ns: int | None  # the first moment found with no shares, orders, merge or redemption; None while busy
     books_released: bool = False  # resolved and a horizon past, kept only for shares held: no book
 
 
@@ -70,14 +70,15 @@ class MarketLifecycle:
 
     def __init__(
         self, *, markets: Markets, books: Books, view: StateView, ledger: Ledger, orders: Orders,
-        merges_pending: Mapping[str, str],
+        in_flight: Callable[[str], bool],
     ) -> None:
+        """``in_flight(market)``: a merge or redemption of the market awaits the chain's answer."""
         self._markets = markets
         self._books = books
         self._view = view
         self._ledger = ledger
         self._orders = orders
-        self._merges_pending = merges_pending
+        self._in_flight = in_flight
         self._over: dict[str, _Over] = {}  # market -> since when (first closing first)
         self.forgotten = 0
 
@@ -133,13 +134,13 @@ class MarketLifecycle:
         return Forgotten(markets=tuple(due), orphans=tuple(orphans), held=tuple(held))
 
     def _only_held(self, info: MarketInfo) -> bool:
-        """Busy only because shares are held: no open order, no merge in flight."""
-        return not self._orders.open_orders(market=info.market) and info.market not in self._merges_pending
+        """Busy only because shares are held: no open order, no merge or redemption in flight."""
+        return not self._orders.open_orders(market=info.market) and not self._in_flight(info.market)
 
     def _busy(self, info: MarketInfo) -> bool:
         ledger = self._ledger
         return (
             any(ledger.position(token) for token in info.tokens)
             or bool(self._orders.open_orders(market=info.market))
-            or info.market in self._merges_pending
+            or self._in_flight(info.market)
         )

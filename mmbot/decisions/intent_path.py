@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, MutableMapping
 
 from mmbot.decisions.book import Books
+from mmbot.decisions.capital import Capital
 from mmbot.decisions.ledger import InsufficientFunds, Ledger
 from mmbot.decisions.markets import Markets
 from mmbot.decisions.orders import OrderEvent, Orders, OrderStatus
@@ -20,7 +21,6 @@ from mmbot.model import (
     CancelOrder,
     CancelRequest,
     Ids,
-    MergeRequest,
     MergeSets,
     PlaceOrder,
     Side,
@@ -28,11 +28,6 @@ from mmbot.model import (
     taker_fee,
 )
 from mmbot.ports import Clock, EventSink, OrderGateway
-
-
-def merge_hold(cid: str, leg: int) -> str:
-    """The reservation id that holds one leg's shares while a merge is in flight."""
-    return f"merge:{cid}:{leg}"
 
 
 class IntentPath:
@@ -49,11 +44,11 @@ class IntentPath:
         sink: EventSink,
         clock: Clock,
         ids: Ids,
-        merges_pending: MutableMapping[str, str],
+        capital: Capital,
         counts: MutableMapping[str, int],
     ) -> None:
-        """``merges_pending`` (market -> merge cid) and ``counts`` are the executor's, shared with
-        the answer path."""
+        """``capital`` (merges and redemptions on chain) and ``counts`` are the executor's, shared
+        with the answer path."""
         self._ledger = ledger
         self._orders = orders
         self._risk = risk
@@ -64,7 +59,7 @@ class IntentPath:
         self._sink = sink
         self._clock = clock
         self._ids = ids
-        self._merges_pending = merges_pending
+        self._capital = capital
         self._counts = counts
 
     def place(self, intent: PlaceOrder) -> None:
@@ -158,24 +153,24 @@ class IntentPath:
         self._gateway.send(CancelRequest(cid=intent.cid, order_id=order.order_id))
 
     def merge(self, intent: MergeSets) -> None:
+        """A merge of complete sets (``capital``): none while one of the market is in flight (nor a
+        redemption); refused while its merges back off after a failure or once it resolved. Not
+        put to risk: a merge only lowers exposure, so the kill switch does not stop it."""
         info = self._markets.get(intent.market)
-        if info is None or intent.market in self._merges_pending:
+        if info is None or self._capital.in_flight(intent.market):
             return
         self._counts["intents"] += 1
         self._record_intent(intent, "merge")
-        try:  # both legs' shares are held until the venue answers, like an open sell
-            self._ledger.reserve_sell(merge_hold(intent.cid, 0), info.tokens[0], intent.size)
-            try:
-                self._ledger.reserve_sell(merge_hold(intent.cid, 1), info.tokens[1], intent.size)
-            except InsufficientFunds:
-                self._ledger.release(merge_hold(intent.cid, 0))
-                raise
+        refusal = self._capital.merge_refusal(intent.market)
+        if refusal is not None:
+            self._verdict(intent, False, refusal)
+            return
+        try:  # both legs' shares are held until the chain answers, like an open sell
+            self._capital.merge(intent.cid, info, intent.size)
         except InsufficientFunds as exc:
             self._verdict(intent, False, exc.reason)
             return
         self._verdict(intent, True, "ok")
-        self._merges_pending[intent.market] = intent.cid
-        self._gateway.send(MergeRequest(cid=intent.cid, market=intent.market, tokens=info.tokens, size=intent.size))
 
     def _record_intent(self, intent: PlaceOrder | MergeSets, action: str) -> None:
         info = self._markets.get(intent.market)

@@ -282,6 +282,18 @@ class Ledger:
         self._settle(losing, 0, 0, cash_delta=0, fee=0)
         return payout
 
+    def redeem(self, shares: Mapping[str, int], payout: int) -> None:
+        """Burn shares of a resolved market redeemed on chain, {token: shares}, for ``payout`` pUSD:
+        the chain's figure, whatever the shares were expected to pay. The shares must be available
+        (the executor releases what held them first); realised PnL takes payout minus their cost."""
+        if payout < 0 or any(n <= 0 or n > self.available_shares(t) for t, n in shares.items()):
+            raise LedgerInvariantError(f"cannot redeem {dict(shares)} for {payout}")
+        for token, n in shares.items():
+            held = self.holding(token)
+            self._settle(token, held.shares - n, held.cost - held.cost_of(n), cash_delta=0, fee=0)
+        self.cash += payout
+        self.realised += payout
+
     def adopt_position(self, token: str, shares: int, cost: int) -> None:
         """Take in a position found at the venue on a cold start, at the cost basis given."""
         if token in self._positions or shares <= 0 or cost < 0:

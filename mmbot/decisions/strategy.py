@@ -8,7 +8,8 @@ executor puts through risk and capital reservation. Three kinds, configured per 
   least ``min_edge`` (and sell complete sets we hold into both bids when they pay more than 1);
 - ``CompleteSetMaker``: rest bids on both tokens whose sum stays ``target_edge`` below 1, skewed by
   inventory, refreshed when the wanted price moves, pulled on stale/crossed books or near the end;
-- ``SetMerger``: merge accumulated complete sets back into pUSD.
+- ``SetMerger``: merge accumulated complete sets back into pUSD (after fills, and on the capital
+  sweep of signed trading).
 
 What they see is ``strategy_view.StrategyView``. Only the taker keeps anything of its own (the
 takes it has not seen the book show yet); it goes when the market is forgotten (``forget``).
@@ -334,21 +335,33 @@ def _fair_yes(book_yes: BookLike, book_no: BookLike) -> int | None:
 
 
 class SetMerger(_Strategy):
-    """Merges complete sets back into pUSD once enough have accumulated (a ledger op in paper)."""
+    """Merges complete sets back into pUSD once ``min_sets`` are available: after each fill, and
+    on every capital sweep for every market held (signed trading), so sets bought while merges
+    were failing still merge when fills stop."""
 
     name = "merge"
 
     def on_fill(self, fill: Fill, view: StrategyView) -> list[Intent]:
         info = view.market(fill.market)
-        cfg: MergeConfig = self._config_for(fill.market).merge
-        if info is None or not cfg.enabled or view.busy(info.market, self.name):
+        if info is None:
             return []
+        intent = self._offer(info, fill.cid, fill.ts_ns, view)
+        return [intent] if intent is not None else []
+
+    def on_sweep(self, cause: str, view: StrategyView) -> list[Intent]:
+        now = view.now_ns()
+        return [intent for info in view.held_markets() if (intent := self._offer(info, cause, now, view))]
+
+    def _offer(self, info: MarketInfo, cause: str, cause_ns: int, view: StrategyView) -> MergeSets | None:
+        cfg: MergeConfig = self._config_for(info.market).merge
+        if not cfg.enabled or view.busy(info.market, self.name):
+            return None
         sets = round_down(min(view.available_shares(t) for t in info.tokens), SHARE_STEP)
         if sets < cfg.min_sets:
-            return []
-        return [MergeSets(
-            cid=self._ids.next("i"), cause=fill.cid, cause_ns=fill.ts_ns, strategy=self.name, market=info.market, size=sets
-        )]
+            return None
+        return MergeSets(
+            cid=self._ids.next("i"), cause=cause, cause_ns=cause_ns, strategy=self.name, market=info.market, size=sets
+        )
 
 
 class Strategies:
@@ -364,6 +377,10 @@ class Strategies:
 
     def on_fill(self, fill: Fill, view: StrategyView) -> list[Intent]:
         return self.merger.on_fill(fill, view)
+
+    def on_sweep(self, cause: str, view: StrategyView) -> list[Intent]:
+        """The capital sweep's offers: merges of complete sets held in any market."""
+        return self.merger.on_sweep(cause, view)
 
     def forget(self, tokens: Iterable[str]) -> None:
         """Forget what any strategy keeps on these tokens (their market was forgotten). Only the

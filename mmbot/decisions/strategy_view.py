@@ -41,7 +41,11 @@ class StrategyView(Protocol):
     def quotes(self, market: str, strategy: str) -> Sequence[OrderLike]:
         """Our open orders of that strategy in that market, not already being cancelled."""
     def busy(self, market: str, strategy: str) -> bool:
-        """True while an order or merge of that strategy in that market awaits the venue."""
+        """True while an order or merge of that strategy in that market awaits the venue, while a
+        redemption of the market awaits the chain, and for the merge strategy while the market's
+        merges back off after a failure or once its resolution is known."""
+    def held_markets(self) -> Sequence[MarketInfo]:
+        """The markets of which we hold both tokens (deterministic order)."""
     def order_room(self) -> int:
         """How many more orders risk's open-order limit allows right now."""
     def buy_room(self, market: str, token: str) -> int:

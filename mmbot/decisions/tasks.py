@@ -89,6 +89,21 @@ class DecisionLoop:
             self._held.pop(token, None)
         self._strategies.forget(tokens)
 
+    def sweep(self, cid: str) -> int:
+        """The capital sweep (signed trading, a timer between steps): the redemptions due go out
+        (``Executor.sweep``), then, while the trading gate is open, the merge strategy offers
+        merges of the complete sets held in any market. Nothing once halted. Returns how many
+        requests and intents it made."""
+        if self.halted:
+            return 0
+        executor = self._executor
+        made = executor.sweep(cid)
+        if executor.gate_open:
+            for intent in self._strategies.on_sweep(cid, executor.view):
+                executor.handle(intent)
+                made += 1
+        return made
+
     def halt(self, cid: str, reason: str) -> None:
         """Stop quoting and cancel every open order (breaker trip or shutdown)."""
         self.halted = True

@@ -7,7 +7,7 @@ What it keeps per token goes when the token's market is forgotten (``decisions/f
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from mmbot.decisions.ledger import Ledger
 from mmbot.decisions.markets import Markets
@@ -32,14 +32,19 @@ class StateView:
         max_open_orders: int,
         max_position_per_token: int = 2**62,
         max_position_per_market: int = 2**62,
+        chain_busy: Callable[[str, str], bool] | None = None,
     ) -> None:
-        """``max_*``: risk's limits, for the room strategies may ask about (default: none)."""
+        """``max_*``: risk's limits, for the room strategies may ask about (default: none).
+        ``chain_busy(market, strategy)``: whether what is in flight on chain for ``market`` (a
+        redemption; for the merge strategy also a merge, or merges backing off) keeps the strategy
+        away (``capital.Capital.busy``)."""
         self.ledger = ledger
         self.orders = orders
         self.books = books
         self.markets = markets
         self._clock = clock
         self._merges_pending = merges_pending
+        self._chain_busy = chain_busy
         self._max_open_orders = max_open_orders
         self._max_per_token = max_position_per_token
         self._max_per_market = max_position_per_market
@@ -142,12 +147,27 @@ class StateView:
         ]
 
     def busy(self, market: str, strategy: str) -> bool:
+        if self._chain_busy is not None and self._chain_busy(market, strategy):
+            return True
         if strategy == "merge":
             return market in self._merges_pending
         return any(
             o.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.PENDING_CANCEL, OrderStatus.UNKNOWN)
             for o in self.orders.open_orders(market=market, strategy=strategy)
         )
+
+    def held_markets(self) -> list[MarketInfo]:
+        """The markets of which we hold both tokens, in the ledger's token order (deterministic):
+        where complete sets may wait to be merged."""
+        ledger, seen, found = self.ledger, set(), []
+        for token in ledger.tokens():
+            info = self.markets.for_token(token)
+            if info is None or info.market in seen:
+                continue
+            seen.add(info.market)
+            if all(ledger.position(t) for t in info.tokens):
+                found.append(info)
+        return found
 
     def order_room(self) -> int:
         return self._max_open_orders - self.orders.open_count()
