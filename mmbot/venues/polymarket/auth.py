@@ -130,6 +130,13 @@ class SigningKey:
         signature = self._key.sign_recoverable(digest, hasher=None)
         return "0x" + (signature[:64] + bytes([27 + signature[64]])).hex()
 
+    def sign_transaction(self, tx: dict[str, object]) -> bytes:
+        """The signed raw transaction (EIP-2718 bytes, ready for ``eth_sendRawTransaction``) of an
+        eth-account transaction dict; its hash is ``keccak(raw)``. The key stays in this object."""
+        from eth_account import Account  # lazily: only an EOA sending transactions needs it
+
+        return bytes(Account.sign_transaction(tx, self._key.secret).raw_transaction)
+
     def __repr__(self) -> str:
         return f"SigningKey(address={self.address!r}, key='***')"
 

@@ -24,7 +24,9 @@ With ``dry_run`` every order is built and signed exactly as it would be sent, re
 ``dry_run_order`` row (the order's fields and venue ID, not its signature) and answered locally as
 resting; cancels are answered locally; nothing is sent and no heartbeat is needed.
 
-Not built yet: merges (an on-chain call, not a CLOB request) are refused with an error row.
+Merges and redemptions are on-chain actions, not CLOB requests: they go to the chain lane
+(``chain.py``) when the run has chain access; without it each is answered ``ChainActionFailed`` at
+once, so the executor releases what it held for it.
 """
 
 from __future__ import annotations
@@ -37,19 +39,21 @@ import trio
 from mmbot.backoff import Backoff
 from mmbot.config import VenueConfig
 from mmbot.model import (
-    CancelRequest, MarketInfo, MergeRequest, SubmitRequest, TimeInForce, VenueRequest, VenueResponse, format_micro,
-    size_off_step,
+    CancelRequest, ChainActionFailed, MarketInfo, MergeRequest, RedeemRequest, SubmitRequest, TimeInForce, VenueRequest,
+    VenueResponse, format_micro, size_off_step,
 )
 from mmbot.ports import Clock, EventSink, OutcomeUnknown, Rejected, Retryable
 from mmbot.venues.polymarket.auth import (
     EOA, OrderSigner, OrderV2, SigningError, market_order_amounts, order_amounts,
 )
 from mmbot.venues.polymarket.cancel_lane import CancelLane
+from mmbot.venues.polymarket.chain import ChainLane
 from mmbot.venues.polymarket.gateway_book import GatewayBook, Phase, Tracked
 from mmbot.venues.polymarket.rest import ClobRest, RateLimited
 from mmbot.venues.polymarket.submit_lane import SubmitLane
 
 HEARTBEAT_S = 5  # the venue cancels everything after 10 s without one
+NO_CHAIN = "no chain access: pass --rpc (and relayer credentials for a deposit wallet)"
 
 
 class LiveGateway:
@@ -57,8 +61,11 @@ class LiveGateway:
         self, *, rest: ClobRest, signer: OrderSigner, owner: str, markets: Callable[[str], MarketInfo | None],
         respond: Callable[[VenueResponse], None], sink: EventSink, clock: Clock, rng: random.Random,
         config: VenueConfig, maker: str | None = None, signature_type: int = EOA, dry_run: bool = False,
+        chain: ChainLane | None = None,
     ) -> None:
         self._rest = rest
+        self._respond = respond
+        self._chain = chain  # merges and redemptions; None: the run has no chain access
         self._signer = signer
         self._owner = owner  # the API key
         self._markets = markets  # token -> its market
@@ -86,8 +93,14 @@ class LiveGateway:
             self._book.add_submit(request)
         elif isinstance(request, CancelRequest):
             self._book.route_cancel(request)
-        elif isinstance(request, MergeRequest):
-            self._sink.record("error", request.cid, {"where": "gateway", "error": "merges are not built for live"})
+        elif isinstance(request, (MergeRequest, RedeemRequest)):
+            if self._chain is not None:
+                self._chain.send(request)
+                return
+            action = "merge" if isinstance(request, MergeRequest) else "redeem"
+            self._sink.record("chain_failed", request.cid, {"action": action, "reason": NO_CHAIN, "retryable": False},
+                              market=request.market)
+            self._respond(ChainActionFailed(cid=request.cid, market=request.market, action=action, reason=NO_CHAIN))
 
     # ------------------------------------------------------------------ the lanes
 

@@ -32,6 +32,7 @@ from mmbot.model import (
 )
 from mmbot.ports import Clock, EventSink, OutcomeUnknown, Reconciliation, Rejected, Retryable, Service
 from mmbot.venues.polymarket.auth import ApiCredentials, OrderSigner, SigningKey
+from mmbot.venues.polymarket.chain import ChainLane
 from mmbot.venues.polymarket.gate import TradingGateState
 from mmbot.venues.polymarket.gateway import LiveGateway
 from mmbot.venues.polymarket.rest import ClobRest
@@ -51,8 +52,13 @@ class VenueSession:
         respond: Callable[[VenueResponse | TradingGate], None], reconcile: Reconciliation, sink: EventSink,
         clock: Clock, config: Config, user_ws_url: str, snapshot: StartupSnapshot, rng: random.Random,
         on_failure: Callable[[str], None], funder: str | None = None, signature_type: int = 0, dry_run: bool = False,
+        chain: ChainLane | None = None, signer: OrderSigner | None = None,
     ) -> None:
-        """``rng``: the orders' salts; ``on_failure(reason)``: the run cannot go on (it stops)."""
+        """``rng``: the orders' salts; ``on_failure(reason)``: the run cannot go on (it stops);
+        ``chain``: the lane of merges and redemptions (None: the run has no chain access, and the
+        gateway answers them failed); ``signer``: the orders' signer (default: ``key``'s own, an
+        EOA's; a deposit wallet's signs POLY_1271)."""
+        self.chain = chain
         self._rest = rest
         self._respond = respond
         self._reconcile = reconcile
@@ -60,9 +66,9 @@ class VenueSession:
         self._clock = clock
         self._config = config.venue
         self._on_failure = on_failure
-        self.gateway = LiveGateway(rest=rest, signer=OrderSigner(key), owner=creds.api_key, markets=markets,
+        self.gateway = LiveGateway(rest=rest, signer=signer or OrderSigner(key), owner=creds.api_key, markets=markets,
                                    respond=self._from_gateway, sink=sink, clock=clock, rng=rng, config=config.venue,
-                                   maker=funder, signature_type=signature_type, dry_run=dry_run)
+                                   maker=funder, signature_type=signature_type, dry_run=dry_run, chain=chain)
         self.fills = UserFills(api_key=creds.api_key, addresses=frozenset({key.address, funder or key.address}),
                                our_ids=self.gateway.local_ids, markets=markets, respond=respond,
                                reconcile=reconcile.on_leg, sink=sink, placed=self.gateway.confirm_placed,
@@ -96,7 +102,7 @@ class VenueSession:
             ("user-catch-up", self._run_catch_up),
             ("venue-reconcile", self._run_reconcile),
             ("user-channel-watch", self._watch_user_channel),
-        ]
+        ] + ([("chain", self.chain.run)] if self.chain is not None else [])
 
     def close_gate_at_start(self) -> TradingGate:
         """The first message of a run: nothing may be placed before the user channel is caught up."""
@@ -288,4 +294,5 @@ class VenueSession:
             "user_frames": self.user.frames, **self.counts,
             "fills": dict(self.fills.counts), "trades_remembered": self.fills.remembered(),
             "gateway": self.gateway.statistics(),
+            **({"chain": self.chain.statistics()} if self.chain is not None else {}),
         }
