@@ -10,6 +10,7 @@ would do, with real books and a real account.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
 from typing import Callable
@@ -26,12 +27,16 @@ from mmbot.decisions.reconcile import Reconciler
 from mmbot.memory.log import EventLog
 from mmbot.model import Ids, MarketInfo
 from mmbot.ports import EventSink, OrderGateway, VenueError
-from mmbot.venues.polymarket.auth import EOA, ApiCredentials, SigningKey
+from mmbot.app_chain import ChainAccess, ChainSetupError, check_ready, open_chain
+from mmbot.venues.polymarket.auth import EOA, POLY_1271, ApiCredentials, OrderSigner, SigningKey
+from mmbot.venues.polymarket.chain import ChainLane
+from mmbot.venues.polymarket.sign_1271 import DepositWalletSigner
 from mmbot.venues.polymarket.rest import ClobRest
 from mmbot.venues.polymarket.session import VenueSession
 from mmbot.venues.polymarket.startup import take_snapshot
 
 RECONCILE_TIMEOUT_NS = 10_000_000_000
+CHAIN_SETTLE_S = 300  # at exit, how long a merge or redemption in flight is waited for (a relayer deadline and more)
 
 
 class UserChannelUnavailable(VenueError):
@@ -43,16 +48,20 @@ async def run_trading(
     creds: ApiCredentials | None, db_path: str | Path, mode: str, duration_s: int | None = None,
     clock: TrioClock | None = None, stop: trio.Event | None = None, dry_run: bool = False,
     signature_type: int = EOA, funder: str | None = None, gamma_url: str | None = None,
+    rpc_url: str | None = None, relayer_url: str | None = None,
     task_status: trio.TaskStatus[Engine] = trio.TASK_STATUS_IGNORED,
 ) -> Engine:
     """``funder``: the address holding the funds when it is not the key's own (a Polymarket proxy
     wallet or Safe, with ``signature_type`` POLY_PROXY or POLY_GNOSIS_SAFE). ``gamma_url``: where
     the details of markets listed during the run come from (default the simulator's listing,
     ``{rest_url}/gamma``). Raises ``UserChannelUnavailable`` (after a clean stop) if the user
-    channel never connected."""
+    channel never connected. ``rpc_url``: chain access (``app_chain``) for merges and redemptions,
+    checked at start-up (deployed, approvals in place); with ``signature_type`` POLY_1271 the
+    orders' maker is the owner's deposit wallet, found on chain, and ``relayer_url`` is needed."""
     clock = clock or TrioClock()
     stop = trio.Event() if stop is None else stop
-    async with httpx.AsyncClient(base_url=rest_url, timeout=10) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(httpx.AsyncClient(base_url=rest_url, timeout=10))
         if creds is None:
             creds = await ClobRest.create_or_derive_api_key(http, key, clock)
         rest = ClobRest(client=http, creds=creds, address=key.address, clock=clock)
@@ -60,7 +69,21 @@ async def run_trading(
                        batch_ms=config.log.batch_ms)
         log.start_run(mode=f"{mode}-dry-run" if dry_run else mode, seed=config.seed, recording=ws_url,
                       config_hash=config.digest(), code_version=__version__)
+        chain: ChainAccess | None = None
+        signer = OrderSigner(key)
         try:
+            if rpc_url:
+                chain = await stack.enter_async_context(open_chain(
+                    rpc_url=rpc_url, relayer_url=relayer_url, key=key, sink=log,
+                    signature_type=POLY_1271 if signature_type == POLY_1271 else EOA))
+                await check_ready(chain)
+                log.record("chain_ready", "run", {"owner": chain.owner, "wallet": chain.wallet,
+                                                  "via": "relayer" if chain.relayer else "eoa"})
+            if signature_type == POLY_1271:
+                if chain is None:
+                    raise ChainSetupError("a deposit wallet is found on chain: expected --rpc")
+                funder = chain.wallet
+                signer = DepositWalletSigner(key, chain.wallet)
             snapshot = await take_snapshot(rest, markets, signature_type=signature_type, dry_run=dry_run, sink=log)
         except VenueError as exc:
             await log.close(failed=f"start-up: {exc}")
@@ -71,7 +94,9 @@ async def run_trading(
         def gateway_factory(*, books: object, markets: Markets, scheduler: object, clock: TrioClock,
                             respond: Callable[[object], None], rng: random.Random, sink: EventSink) -> OrderGateway:
             reconciler = Reconciler(emit=respond, ids=Ids(), timeout_ns=RECONCILE_TIMEOUT_NS)
-            sessions.append(VenueSession(
+            lane = None if chain is None or chain.adapter is None or dry_run else ChainLane(
+                adapter=chain.adapter, balances=chain.view, markets=markets.get, respond=respond, sink=sink)
+            sessions.append(VenueSession(signer=signer, chain=lane,
                 rest=rest, key=key, creds=creds, markets=markets.for_token, respond=respond, reconcile=reconciler,
                 sink=sink, clock=clock, config=config, user_ws_url=user_ws_url, snapshot=snapshot, rng=rng,
                 on_failure=lambda reason: stop.set(), funder=funder, signature_type=signature_type, dry_run=dry_run,
@@ -102,8 +127,11 @@ async def run_trading(
         async with httpx.AsyncClient(base_url=gamma_url or f"{rest_url.rstrip('/')}/gamma", timeout=10) as gamma:
             services = [*session.services(), ("listing-details", listing_details(engine, gamma).run),
                         ("resolution-watch", resolution_watch(engine, gamma).run)]
+            capital = engine.executor.capital
             await run_live_tree(engine, services=services, stop=stop, duration_s=duration_s, drain_s=3,
-                                failed=lambda: session.final_failure() or None, task_status=task_status)
+                                failed=lambda: session.final_failure() or None, task_status=task_status,
+                                chain_pending=lambda: len(capital.merges_pending) + len(capital.redemptions),
+                                chain_settle_s=CHAIN_SETTLE_S)
     if session.failure:
         raise UserChannelUnavailable(session.failure)
     return engine

@@ -30,6 +30,7 @@ from mmbot.venues.polymarket.ws import MarketChannel
 async def run_live_tree(
     engine: Engine, *, services: Sequence[tuple[str, Service]], stop: trio.Event | None, duration_s: int | None,
     drain_s: float, failed: Callable[[], str | None] = lambda: None,  # float-ok: drain_s, a trio sleep
+    chain_pending: Callable[[], int] = lambda: 0, chain_settle_s: int = 0,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """The nursery tree of a run on a live feed (DESIGN §6): the event log outermost, then the
@@ -37,7 +38,10 @@ async def run_live_tree(
     ``(name, service)`` pair started under the supervisor (restarts with backoff; a tripped
     breaker stops quoting and is recorded). Until ``stop`` or ``duration_s``; then quotes come
     down, orders are cancelled, ``drain_s`` lets the answers come back, and the final rows are
-    written. The log is then closed as completed, or as failed if ``failed()`` gives a reason (a
+    written — but first, for up to ``chain_settle_s``, the on-chain actions still in flight
+    (``chain_pending()``) are waited for: a merge the chain runs after the run stopped listening
+    would part the ledger from the wallet. The log is then closed as completed, or as failed if
+    ``failed()`` gives a reason (a
     service that stopped the run because it could not go on safely). If the tree itself fails,
     the log is closed with the run marked failed and the error goes on to the caller."""
     stop = trio.Event() if stop is None else stop
@@ -55,6 +59,16 @@ async def run_live_tree(
                 with trio.move_on_after(SHUTDOWN_GRACE_S, shield=True):
                     engine.loop.halt("shutdown", "stopped by the operator" if stop.is_set() else "duration reached")
                     await trio.sleep(drain_s)  # the feeds stay up while the cancels' answers come back
+                if chain_pending():
+                    engine.log.record("waiting_for_chain", "shutdown", {"pending": chain_pending(),
+                                                                        "up_to_s": chain_settle_s})
+                    with trio.move_on_after(chain_settle_s, shield=True):
+                        while chain_pending():
+                            await trio.sleep(0.5)
+                    if chain_pending():
+                        engine.log.record("chain_unsettled", "shutdown", {
+                            "level": "error", "pending": chain_pending(),
+                            "why": "on-chain actions still unanswered at exit: the next run reads the wallet's balances"})
                 facts.cancel_scope.cancel()
             decisions.cancel_scope.cancel()
         engine.record_stats("final")

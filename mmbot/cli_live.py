@@ -10,14 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mmbot import cli_sim, cli_wallet
+from mmbot import cli_sim, cli_sim_admin, cli_wallet
 from mmbot.cli_errors import UsageError
-
-def _fresh_db(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        stale.unlink(missing_ok=True)
-    return path
+from mmbot.cli_keys import PRIVATE_KEY_ENV, signing_key
+from mmbot.cli_places import fresh_db, gamma_url
 
 
 async def _stop_on_signal(stop: Any) -> None:
@@ -92,15 +88,8 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 API_ENV = ("MMBOT_API_KEY", "MMBOT_API_SECRET", "MMBOT_API_PASSPHRASE")
-GAMMA_FOR = {"https://clob.polymarket.com": "https://gamma-api.polymarket.com"}  # Polymarket lists elsewhere
-SIGNATURE_TYPES = ("eoa", "poly-proxy", "gnosis-safe")  # auth.EOA, POLY_PROXY, POLY_GNOSIS_SAFE, in that order
-
-
-def gamma_url(gamma: str | None, rest: str) -> str:
-    """The market listing's base URL: ``--gamma``; else Polymarket's Gamma for its CLOB; else the
-    simulator's, ``{rest}/gamma`` (any other CLOB is taken for a simulator)."""
-    rest = rest.rstrip("/")
-    return gamma or GAMMA_FOR.get(rest, f"{rest}/gamma")
+# auth.EOA, POLY_PROXY, POLY_GNOSIS_SAFE, POLY_1271, in that order
+SIGNATURE_TYPES = ("eoa", "poly-proxy", "gnosis-safe", "deposit-wallet")
 
 
 def _trading_secrets(mode: str, who: str = "") -> tuple[Any, Any]:
@@ -133,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signed = args.mode in ("sim", "live")
     if args.dry_run and not signed:
         raise UsageError("mmbot run: --dry-run: expected with --mode live or sim (paper sends nothing anyway)")
-    from mmbot.venues.polymarket.auth import EOA, POLY_GNOSIS_SAFE, POLY_PROXY, SigningError, parse_address
+    from mmbot.venues.polymarket.auth import EOA, POLY_1271, POLY_GNOSIS_SAFE, POLY_PROXY, SigningError, parse_address
 
     try:
         funder = None if args.funder is None else parse_address(args.funder)
@@ -142,24 +131,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.mode == "live" and not args.markets:
         raise UsageError("mmbot run --mode live: --markets: expected the condition ids or slugs to trade (with real"
                          " money there is no default of every market)")
-    signature_type = dict(zip(SIGNATURE_TYPES, (EOA, POLY_PROXY, POLY_GNOSIS_SAFE)))[args.signature_type]
-    if signature_type != EOA and funder is None:
+    signature_type = dict(zip(SIGNATURE_TYPES, (EOA, POLY_PROXY, POLY_GNOSIS_SAFE, POLY_1271)))[args.signature_type]
+    if signature_type in (POLY_PROXY, POLY_GNOSIS_SAFE) and funder is None:
         raise UsageError(f"mmbot run: --signature-type {args.signature_type}: expected --funder, the proxy"
                          " wallet or Safe that holds the funds")
+    if signature_type == POLY_1271:
+        if funder is not None:
+            raise UsageError("mmbot run: --signature-type deposit-wallet: the wallet is the owner's own (read on"
+                             " chain): leave out --funder")
+        if not args.rpc or not args.relayer:
+            raise UsageError("mmbot run: --signature-type deposit-wallet: expected --rpc and --relayer (the wallet"
+                             " is found on chain; merges and redemptions go through the relayer)")
+    if args.rpc and signature_type in (POLY_PROXY, POLY_GNOSIS_SAFE):
+        raise UsageError(f"mmbot run: --rpc: on-chain actions are built for deposit wallets and EOAs, not for"
+                         f" --signature-type {args.signature_type}")
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         raise UsageError(f"mmbot: {exc}") from None
     key, creds = _trading_secrets(args.mode) if signed else (None, None)
-    if signed and config.strategies.merge.enabled:
+    if signed and (not args.rpc or args.dry_run) and (config.strategies.merge.enabled or config.capital.redeem):
         import attrs
 
-        # merging is an on-chain call the live gateway does not make yet: without this the first
-        # merge would wait for an answer that never comes
-        print("mmbot run: merges are not supported with signed orders yet: the merge strategy is off", file=sys.stderr)
-        config = attrs.evolve(config, strategies=attrs.evolve(
+        # merges and redemptions are on-chain actions: without chain access (or in a dry run, which
+        # sends nothing) they could never be made
+        why = "a dry run sends nothing" if args.dry_run else "no --rpc"
+        print(f"mmbot run: {why}: merges and redemptions are off (shares of resolved markets stay held until"
+              " redeemed with mmbot wallet redeem)", file=sys.stderr)
+        config = attrs.evolve(config, capital=attrs.evolve(config.capital, redeem=False), strategies=attrs.evolve(
             config.strategies, merge=attrs.evolve(config.strategies.merge, enabled=False)))
-    db = _fresh_db(Path(args.db))
+    db = fresh_db(Path(args.db))
     args.event_log = db  # a run that fails is told in one line by cli.main, its log closed as failed
 
     async def main() -> None:
@@ -178,7 +179,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 await app_live.run_trading(config=config, markets=markets, ws_url=args.ws, user_ws_url=user_ws,
                                            rest_url=args.rest, key=key, creds=creds, db_path=db, mode=args.mode,
                                            duration_s=args.duration, stop=stop, dry_run=args.dry_run,
-                                           signature_type=signature_type, funder=funder, gamma_url=gamma)
+                                           signature_type=signature_type, funder=funder, gamma_url=gamma,
+                                           rpc_url=args.rpc, relayer_url=args.relayer)
             nursery.cancel_scope.cancel()
 
     trio.run(main)
@@ -221,9 +223,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-PRIVATE_KEY_ENV = "MMBOT_PRIVATE_KEY"
-
-
 def cmd_creds(args: argparse.Namespace) -> int:
     """``mmbot creds derive --rest URL``: API credentials for the key in the environment, printed as
     the environment lines to keep (the one place mmbot prints a secret: you asked for it)."""
@@ -231,18 +230,10 @@ def cmd_creds(args: argparse.Namespace) -> int:
     import trio
 
     from mmbot.clock import TrioClock
-    from mmbot.config import secret_from_env
     from mmbot.ports import VenueError
-    from mmbot.venues.polymarket.auth import SigningError, SigningKey
     from mmbot.venues.polymarket.rest import ClobRest
 
-    secret = secret_from_env(PRIVATE_KEY_ENV)
-    if secret is None:
-        raise UsageError(f"mmbot creds: {PRIVATE_KEY_ENV} is not set: expected the signing key's 32 bytes of hex")
-    try:
-        key = SigningKey(secret)
-    except SigningError as exc:
-        raise UsageError(f"mmbot creds: {PRIVATE_KEY_ENV}: {exc}") from None
+    key = signing_key("mmbot creds")
 
     async def main() -> Any:
         async with httpx.AsyncClient(base_url=args.rest, timeout=10) as client:
@@ -288,6 +279,7 @@ def cmd_cancel_all(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any, int_arg: Any) -> None:
     cli_sim.add_parser(sub, int_arg)
     cli_wallet.add_parser(sub)
+    cli_sim_admin.add_parser(sub)
 
     record = sub.add_parser("record", help="record a live market channel to a recording file")
     record.add_argument("--ws", required=True, help="market channel URL")
@@ -310,7 +302,11 @@ def add_parsers(sub: Any, int_arg: Any) -> None:
                                      " the simulator's, --rest/gamma)")
     run.add_argument("--dry-run", action="store_true", help="sign and log every order, send none (sim, live)")
     run.add_argument("--signature-type", choices=SIGNATURE_TYPES, default="eoa",
-                     help="how the funds are held: eoa (the key's own address), poly-proxy, gnosis-safe")
+                     help="how the funds are held: eoa (the key's own address), poly-proxy, gnosis-safe,"
+                          " deposit-wallet (the owner's deposit wallet: every new Polymarket account)")
+    run.add_argument("--rpc", help="a Polygon JSON-RPC URL: merges and redemptions on chain, approvals checked at"
+                                   " start-up (the simulator's: REST/rpc)")
+    run.add_argument("--relayer", help="the relayer's base URL, for a deposit wallet (the simulator's: REST/relayer)")
     run.add_argument("--funder", help="the proxy wallet or Safe holding the funds (with poly-proxy, gnosis-safe)")
     run.add_argument("--config", help="a TOML config file (defaults otherwise)")
     run.add_argument("--markets", nargs="+", help="condition ids or slugs (default: every tradeable market)")
@@ -331,4 +327,5 @@ def add_parsers(sub: Any, int_arg: Any) -> None:
 
 
 COMMANDS = {"sim": cli_sim.cmd_sim, "record": cmd_record, "run": cmd_run, "status": cmd_status, "creds": cmd_creds,
-            "cancel-all": cmd_cancel_all, "wallet": cli_wallet.cmd_wallet}
+            "cancel-all": cmd_cancel_all, "wallet": cli_wallet.cmd_wallet,
+            "sim-admin": cli_sim_admin.cmd_sim_admin}

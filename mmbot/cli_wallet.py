@@ -1,9 +1,11 @@
-"""``mmbot wallet``: the account's wallets on chain. For now ``address``: the owner EOA (the key in
-``MMBOT_PRIVATE_KEY``) and both addresses its deposit wallet can have, derived offline.
+"""``mmbot wallet``: the account's wallets. ``address`` derives the owner EOA's (the key in
+``MMBOT_PRIVATE_KEY``) two possible deposit-wallet addresses offline and, with ``--rpc``, reads on
+chain which one exists; ``deploy``, ``approve``, ``status``, ``merge`` and ``redeem`` act on chain
+(``cli_wallet_chain``).
 
-Which of the two deposit-wallet addresses is the owner's is a fact on chain (``eth_getCode``), not
-checked here: a new account's wallet is the beacon one (the relayer's WALLET-CREATE deploys it
-there). A missing or malformed key is one line naming the variable, exit code 2.
+Which of the two deposit-wallet addresses is the owner's is a fact on chain (``eth_getCode``):
+a new account's wallet is the beacon one (the relayer's WALLET-CREATE deploys it there). A
+missing or malformed key is one line naming the variable, exit code 2.
 """
 
 from __future__ import annotations
@@ -12,51 +14,84 @@ import argparse
 import json
 from typing import Any
 
+from mmbot import cli_wallet_chain
 from mmbot.cli_errors import UsageError
+from mmbot.cli_keys import PRIVATE_KEY_ENV, signing_key
 
-PRIVATE_KEY_ENV = "MMBOT_PRIVATE_KEY"  # the same variable every command signs with (cli_live)
+async def _on_chain(rpc_url: str, found: Any) -> dict[str, Any]:
+    """Which candidate has code, and which one is the owner's by the documented rule."""
+    import httpx
 
+    from mmbot.venues.polymarket.chain_view import ChainView
+    from mmbot.venues.polymarket.deposit_wallet import kind_on_chain
+    from mmbot.venues.polymarket.rpc import RpcClient
 
-def _owner(who: str) -> str:
-    """The owner's address, from the key in the environment (the key itself is never shown)."""
-    from mmbot.config import secret_from_env
-    from mmbot.venues.polymarket.auth import SigningError, SigningKey
-
-    secret = secret_from_env(PRIVATE_KEY_ENV)
-    if secret is None:
-        raise UsageError(f"{who}: {PRIVATE_KEY_ENV} is not set: expected the owner key's 32 bytes of hex")
-    try:
-        if len(secret.reveal().removeprefix("0x")) != 64:  # SigningKey would left-pad a short one
-            raise SigningError("the private key is not 32 bytes of hex")
-        return SigningKey(secret).address
-    except SigningError as exc:
-        raise UsageError(f"{who}: {PRIVATE_KEY_ENV}: {exc}") from None
+    async with httpx.AsyncClient(base_url=rpc_url, timeout=10) as http:
+        view = ChainView(RpcClient(http, ""))
+        kind = await kind_on_chain(view, found.owner)
+        return {"kind": kind.value, "wallet": found.of_kind(kind),
+                "beacon_deployed": bool(await view.code(found.beacon)),
+                "legacy_deployed": bool(await view.code(found.legacy))}
 
 
 def cmd_wallet_address(args: argparse.Namespace) -> int:
+    import trio
+
+    from mmbot.venues.polymarket.chain_types import ChainUnreachable
     from mmbot.venues.polymarket.deposit_wallet import FACTORY, addresses
 
-    found = addresses(_owner("mmbot wallet address"))
+    found = addresses(signing_key("mmbot wallet address").address)
+    chain = None
+    if args.rpc:
+        try:
+            chain = trio.run(_on_chain, args.rpc, found)
+        except ChainUnreachable as exc:
+            raise UsageError(f"mmbot wallet address: --rpc {args.rpc}: {exc}") from None
     if args.json:
         print(json.dumps({"owner": found.owner, "deposit_wallet_beacon": found.beacon,
-                          "deposit_wallet_legacy": found.legacy, "factory": FACTORY}))
+                          "deposit_wallet_legacy": found.legacy, "factory": FACTORY,
+                          **({"on_chain": chain} if chain else {})}))
         return 0
+
+    def deployed(flag: str) -> str:
+        return "" if chain is None else ("deployed" if chain[flag] else "not deployed")
+
     rows = ((f"owner (EOA, {PRIVATE_KEY_ENV})", found.owner, ""),
-            ("deposit wallet, beacon clone", found.beacon, "every wallet made now: a new account's"),
-            ("deposit wallet, legacy UUPS clone", found.legacy, "wallets made before the factory upgrade"))
+            ("deposit wallet, beacon clone", found.beacon, deployed("beacon_deployed")
+             or "every wallet made now: a new account's"),
+            ("deposit wallet, legacy UUPS clone", found.legacy, deployed("legacy_deployed")
+             or "wallets made before the factory upgrade"))
     for label, address, note in rows:
         print(f"{label:<34} {address}" + (f"  ({note})" if note else ""))
-    print("offline: which one exists is read on chain (eth_getCode), not checked here")
+    if chain is None:
+        print("offline: which one exists is read on chain (eth_getCode): pass --rpc URL")
+    else:
+        print(f"the owner's deposit wallet: {chain['wallet']} ({chain['kind']} clone)")
     return 0
 
 
 def cmd_wallet(args: argparse.Namespace) -> int:
-    return {"address": cmd_wallet_address}[args.wallet_command](args)
+    return {"address": cmd_wallet_address, **cli_wallet_chain.COMMANDS}[args.wallet_command](args)
+
+
+def _shares(text: str) -> int:
+    from mmbot.model import parse_micro
+
+    try:
+        value = parse_micro(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of shares, got {text!r}")
+    return value
 
 
 def add_parser(sub: Any) -> None:
-    wallet = sub.add_parser("wallet", help="the account's wallets: the deposit wallet's address")
+    wallet = sub.add_parser("wallet", help="the account's wallets on chain: address, deploy, approve, status, merge,"
+                                           " redeem")
     actions = wallet.add_subparsers(dest="wallet_command", required=True)
     address = actions.add_parser("address", help=f"the owner EOA ({PRIVATE_KEY_ENV}) and both addresses its deposit"
                                                  " wallet can have (beacon and legacy clones), derived offline")
     address.add_argument("--json", action="store_true", help="one JSON line instead of the labelled lines")
+    address.add_argument("--rpc", help="a Polygon JSON-RPC URL: also say which address exists on chain")
+    cli_wallet_chain.add_parsers(actions, _shares)

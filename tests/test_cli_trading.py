@@ -84,7 +84,7 @@ def test_a_wrong_api_secret_is_one_line_exit_2_and_a_log_closed_as_failed(simula
                                             if line.startswith("MMBOT_"))
     env["MMBOT_API_SECRET"] = "d3JvbmcgYW5kIHNlY3JldA=="  # well-formed base64, not the account's
     config = tmp_path / "no-merges.toml"
-    config.write_text("[strategies.merge]\nenabled = false\n")  # no notice that merges are off
+    config.write_text("[strategies.merge]\nenabled = false\n[capital]\nredeem = false\n")  # no notice that they are off
     db = tmp_path / "s.db"
     run = mmbot("run", "--mode", "sim", "--ws", ws, "--rest", rest, "--duration", "6", "--db", str(db),
                 "--config", str(config), env=env)

@@ -26,7 +26,7 @@ from py_clob_client_v2.exceptions import PolyApiException
 from py_clob_client_v2.http_helpers import helpers
 from py_clob_client_v2.order_utils.model.side import Side as TheirSide
 
-from mmbot.cli_live import GAMMA_FOR, gamma_url
+from mmbot.cli_places import GAMMA_FOR, gamma_url
 from mmbot.clock import TrioClock
 from mmbot.model import ONE, Side, format_micro
 from mmbot.venues.simulator import clob_views

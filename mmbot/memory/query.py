@@ -91,8 +91,9 @@ def explain(db: Database, ident: str) -> list[Row]:
 
     The story is: the rows matching ``ident``; every row of the orders they mention; every
     row sharing a correlation id with those (the intent that placed an order, its risk
-    verdict, the intent that cancelled it); the other legs of the intents' groups; and the
-    ``cause`` chain of all of them, back to the fact that started it.
+    verdict, the intent that cancelled it); the rows of the on-chain batch a merge or
+    redemption went out in (under its leading request's cid); the other legs of the intents'
+    groups; and the ``cause`` chain of all of them, back to the fact that started it.
     """
     database = open_database(db)
     found = {
@@ -116,6 +117,10 @@ def explain(db: Database, ident: str) -> list[Row]:
     order_ids = {order_id for row in found.values() if (order_id := _order_id(row))}
     add(_in_json_list(_ORDER_ID), order_ids)
     add(_in_json_list("cid"), {row.cid for row in found.values()})
+
+    # an on-chain batch runs under its leading request's cid: a member's rows name it as ``batch``
+    batches = {row.payload.get("batch") for row in found.values() if row.kind.startswith("chain_")}
+    add(_in_json_list("cid"), {b for b in batches if isinstance(b, str) and b})
 
     groups = {row.payload.get("group") for row in found.values() if row.kind == "intent"}
     add(f"kind = 'intent' AND {_in_json_list(_GROUP)}", {group for group in groups if group})

@@ -98,9 +98,18 @@ class Call:
     value: int = 0
 
     def describe(self) -> str:
-        """``name@target`` for the event log (calldata stays out of it: it is in the transaction)."""
+        """``name@target`` for the event log (calldata stays out of it: it is in the transaction),
+        with the spender or operator for an approval: ``approve(spender)@pUSD``."""
         found = next((f for f in FUNCTIONS if f.selector == self.data[:4]), None)
-        return f"{found.name if found else self.data[:4].hex()}@{self.target}"
+        if found is None:
+            return f"{self.data[:4].hex()}@{self.target}"
+        whom = ""
+        if found in (APPROVE, SET_APPROVAL_FOR_ALL):
+            try:
+                whom = f"({decode(self.data, candidates=(found,))[1][0]})"
+            except CalldataError:
+                whom = "(?)"
+        return f"{found.name}{whom}@{self.target}"
 
 
 def _condition(condition_id: str) -> bytes:

@@ -1,0 +1,28 @@
+"""The owner's signing key, as every command that signs reads it: from ``MMBOT_PRIVATE_KEY`` only,
+never shown; missing or malformed is one line naming the variable (exit code 2)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mmbot.cli_errors import UsageError
+
+if TYPE_CHECKING:
+    from mmbot.venues.polymarket.auth import SigningKey
+
+PRIVATE_KEY_ENV = "MMBOT_PRIVATE_KEY"
+
+
+def signing_key(who: str) -> SigningKey:
+    from mmbot.config import secret_from_env
+    from mmbot.venues.polymarket.auth import SigningError, SigningKey
+
+    secret = secret_from_env(PRIVATE_KEY_ENV)
+    if secret is None:
+        raise UsageError(f"{who}: {PRIVATE_KEY_ENV} is not set: expected the owner key's 32 bytes of hex")
+    try:
+        if len(secret.reveal().removeprefix("0x")) != 64:  # SigningKey would left-pad a short one
+            raise SigningError("the private key is not 32 bytes of hex")
+        return SigningKey(secret)
+    except SigningError as exc:
+        raise UsageError(f"{who}: {PRIVATE_KEY_ENV}: {exc}") from None
