@@ -14,7 +14,7 @@ import trio
 
 from mmbot.app_live import UserChannelUnavailable, run_trading
 from mmbot.clock import TrioClock
-from mmbot.config import Config, MergeConfig, StrategiesConfig, VenueConfig
+from mmbot.config import Config, MergeConfig, StrategiesConfig
 from mmbot.model import ONE
 from mmbot.venues.polymarket.discovery import list_markets
 from mmbot.venues.simulator.server import Fault, SimServer, SimSettings

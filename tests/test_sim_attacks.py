@@ -29,7 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from mmbot.cli import main as mmbot_main
 from mmbot.clock import TrioClock
 from mmbot.config import Secret
-from mmbot.model import ONE, Side, format_micro
+from mmbot.model import Side, format_micro
 from mmbot.venues.polymarket.auth import ApiCredentials, OrderSigner, OrderV2, SigningKey, l1_headers, order_amounts
 from mmbot.venues.simulator.access import TIMESTAMP_WINDOW_S, ApiKeys
 from mmbot.venues.simulator.limits import MAX_BODY_BYTES

@@ -28,11 +28,9 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import deque
-from enum import Enum
 from itertools import count
 from typing import Callable, Protocol, Sequence
 
-import attrs
 import trio
 
 from mmbot.model import ChainActionFailed, MarketInfo, MergeDone, MergeRequest, RedeemDone, RedeemRequest, VenueResponse
@@ -41,7 +39,6 @@ from mmbot.venues.polymarket.chain_types import ChainAdapter, ChainFailed, Chain
 from mmbot.venues.polymarket.chain_batch import (
     Batch, ChainRequest, Member, Phase, amount_ok, landed, malformed_request,
 )
-from mmbot.venues.polymarket.contracts import Call
 from mmbot.venues.polymarket.rpc import RpcError
 
 PUSD_KEY = "pusd"  # beside the token ids (decimal strings) in a balance snapshot

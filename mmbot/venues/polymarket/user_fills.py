@@ -29,7 +29,6 @@ catch-up still asks for.
 
 from __future__ import annotations
 
-import json
 from typing import Callable, Mapping, Sequence
 
 import attrs
