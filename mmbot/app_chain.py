@@ -19,17 +19,18 @@ from typing import AsyncIterator, Mapping
 
 import attrs
 import httpx
+import trio
 
 from mmbot.clock import TrioClock
 from mmbot.ports import EventSink, VenueError
 from mmbot.venues.polymarket.auth import CHAIN_ID, EOA, POLY_1271, SigningKey
-from mmbot.venues.polymarket.chain_types import ChainAdapter
+from mmbot.venues.polymarket.chain_types import ChainAdapter, ChainFailed, ChainUnreachable
 from mmbot.venues.polymarket.chain_view import ChainView
 from mmbot.venues.polymarket.deposit_wallet import WalletKind, addresses, kind_on_chain
 from mmbot.venues.polymarket.direct_adapter import DirectAdapter
 from mmbot.venues.polymarket.relayer import RelayerAuth, RelayerClient, relayer_auth_from_env
 from mmbot.venues.polymarket.relayer_adapter import RelayerAdapter
-from mmbot.venues.polymarket.rpc import RpcClient
+from mmbot.venues.polymarket.rpc import RpcClient, RpcError
 
 WALLET_TYPES = {"deposit-wallet": POLY_1271, "eoa": EOA}
 
@@ -48,6 +49,7 @@ class ChainAccess:
     signature_type: int
     kind: WalletKind | None  # which deposit-wallet address (None for an EOA)
     relayer: RelayerAdapter | None  # the deposit wallet's adapter (deploys), None for an EOA
+    relayer_client: RelayerClient | None = None  # its relayer, for what is unfinished there
 
 
 def relayer_auth(environ: Mapping[str, str] | None = None) -> RelayerAuth:
@@ -90,11 +92,11 @@ async def open_chain(*, rpc_url: str, relayer_url: str | None, key: SigningKey, 
                 return
             assert auth is not None and relayer_url is not None
             relayer_http = await stack.enter_async_context(httpx.AsyncClient(base_url=relayer_url, timeout=10))
-            relayer = RelayerAdapter(relayer=RelayerClient(relayer_http, auth, TrioClock()), chain=view, key=key,
-                                     wallet=wallet, sink=sink, chain_id=chain_id, deadline_s=deadline_s,
-                                     poll_s=poll_s, timeout_s=timeout_s)
+            client = RelayerClient(relayer_http, auth, TrioClock())
+            relayer = RelayerAdapter(relayer=client, chain=view, key=key, wallet=wallet, sink=sink, chain_id=chain_id,
+                                     deadline_s=deadline_s, poll_s=poll_s, timeout_s=timeout_s)
             yield ChainAccess(view=view, adapter=relayer, owner=key.address, wallet=wallet,
-                              signature_type=signature_type, kind=kind, relayer=relayer)
+                              signature_type=signature_type, kind=kind, relayer=relayer, relayer_client=client)
         elif read_only:
             yield ChainAccess(view=view, adapter=None, owner=key.address, wallet=key.address,
                               signature_type=signature_type, kind=None, relayer=None)
@@ -118,3 +120,39 @@ async def check_ready(access: ChainAccess) -> None:
     if missing:
         raise ChainSetupError(f"{len(missing)} approval(s) missing for {access.wallet} (first: {missing[0].describe()}):"
                               " run mmbot wallet approve")
+
+
+async def wait_for_unfinished(access: ChainAccess, sink: EventSink, *, poll_s: float = 2.0,  # float-ok: a delay
+                              limit_s: int = 300) -> None:
+    """Before a run reads its start-up balances: what a previous run left unfinished on chain (it
+    was killed while a batch was at the relayer, or while its EOA transaction waited in the
+    mempool) is waited for, since it may still move the wallet's balances, and a run that adopted
+    the balances from before it would part from the wallet for good. A ``chain_unfinished`` row
+    says what is waited for; still there after ``limit_s``: ``ChainSetupError``. A relayer whose
+    list cannot be read is a warning row, and the run goes on."""
+    waited_s = 0.0
+    while True:
+        try:
+            if access.relayer_client is not None:
+                pending = [t.transaction_id for t in await access.relayer_client.unfinished(access.owner)]
+            elif access.relayer is None:
+                rpc = access.view.rpc
+                pending = [f"nonce {n}" for n in range(await rpc.nonce(access.owner, "latest"),
+                                                       await rpc.nonce(access.owner, "pending"))]
+            else:
+                pending = []
+        except (ChainUnreachable, ChainFailed, RpcError) as exc:
+            sink.record("chain_unfinished", "startup", {"level": "warning", "unknown": str(exc)[:200]})
+            return
+        if not pending:
+            if waited_s:
+                sink.record("chain_unfinished", "startup", {"pending": [], "waited_s": round(waited_s)})
+            return
+        if waited_s >= limit_s:
+            raise ChainSetupError(f"{len(pending)} action(s) of {access.wallet} still unfinished after {limit_s} s"
+                                  f" (first: {pending[0]}): start again once they have ended")
+        if not waited_s:
+            sink.record("chain_unfinished", "startup", {"pending": pending[:10], "up_to_s": limit_s,
+                                                        "why": "left by an earlier run; it may still move the balances"})
+        await trio.sleep(poll_s)
+        waited_s += poll_s

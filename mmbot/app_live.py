@@ -27,7 +27,7 @@ from mmbot.decisions.reconcile import Reconciler
 from mmbot.memory.log import EventLog
 from mmbot.model import Ids, MarketInfo
 from mmbot.ports import EventSink, OrderGateway, VenueError
-from mmbot.app_chain import ChainAccess, ChainSetupError, check_ready, open_chain
+from mmbot.app_chain import ChainAccess, ChainSetupError, check_ready, open_chain, wait_for_unfinished
 from mmbot.venues.polymarket.auth import EOA, POLY_1271, ApiCredentials, OrderSigner, SigningKey
 from mmbot.venues.polymarket.chain import ChainLane
 from mmbot.venues.polymarket.sign_1271 import DepositWalletSigner
@@ -77,6 +77,7 @@ async def run_trading(
                     rpc_url=rpc_url, relayer_url=relayer_url, key=key, sink=log,
                     signature_type=POLY_1271 if signature_type == POLY_1271 else EOA))
                 await check_ready(chain)
+                await wait_for_unfinished(chain, log)
                 log.record("chain_ready", "run", {"owner": chain.owner, "wallet": chain.wallet,
                                                   "via": "relayer" if chain.relayer else "eoa"})
             if signature_type == POLY_1271:

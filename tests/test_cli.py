@@ -166,7 +166,7 @@ def test_a_venue_error_deep_in_a_run_is_one_line_exit_2_and_its_open_log_is_clos
     monkeypatch.setattr(app_live, "run_trading", run_trading)
     monkeypatch.setenv("MMBOT_PRIVATE_KEY", "0x" + "11" * 32)
     db, config = tmp_path / "sim.db", tmp_path / "no-merges.toml"
-    config.write_text("[strategies.merge]\nenabled = false\n")  # no notice that merges are off
+    config.write_text("[strategies.merge]\nenabled = false\n[capital]\nredeem = false\n")  # no notice that they are off
     args = ["run", "--mode", "sim", "--ws", "ws://x", "--rest", "http://x", "--db", str(db), "--duration", "5",
             "--config", str(config)]
     assert main(args) == 2

@@ -1,9 +1,9 @@
 """Polymarket's relayer (onchain reference §4): the only way a deposit wallet's batches and its
 deployment reach the chain, since the wallet factory runs them for its operators alone.
 
-``RelayerClient`` speaks four endpoints over an injected ``httpx.AsyncClient`` (whose base URL is
-the relayer's): ``POST /submit``, ``GET /v1/account/transactions/{id}``, ``GET /deployed`` and
-``GET /v1/account/transactions/params``. Every request carries one of two kinds of credentials
+``RelayerClient`` speaks five endpoints over an injected ``httpx.AsyncClient`` (whose base URL is
+the relayer's): ``POST /submit``, ``GET /v1/account/transactions/{id}``, ``GET /transactions``,
+``GET /deployed`` and ``GET /v1/account/transactions/params``. Every request carries one of two kinds of credentials
 (``RelayerApiKey`` or ``BuilderKey``), read from the environment by ``relayer_auth_from_env``.
 
 What an answer means for a submission:
@@ -257,6 +257,30 @@ class RelayerClient:
             self.malformed += 1
             raise ChainUnreachable(f"GET /deployed: unreadable answer: {exc}") from None
         return value
+
+    async def unfinished(self, owner: str) -> list[RelayerTransaction]:
+        """``GET /transactions``: the key's transactions from ``owner`` not yet in a final state
+        (a batch a killed run left at the relayer). ``ChainUnreachable`` if the list cannot be read
+        or does not decode (counted)."""
+        response = await self._read("/transactions", {})
+        try:
+            items = response.json()
+            if not isinstance(items, list):
+                raise _Malformed("not a JSON list")
+            found = []
+            for item in items:
+                state, transaction_id = (item.get("state"), item.get("transactionID")) if isinstance(item, dict) \
+                    else (None, None)
+                if not isinstance(state, str) or not isinstance(transaction_id, str):
+                    raise _Malformed("an item without transactionID or state")
+                sender = item.get("from")
+                if state not in FINAL_STATES and (not isinstance(sender, str) or sender.lower() == owner.lower()):
+                    found.append(RelayerTransaction(transaction_id=transaction_id, state=state,
+                                                    tx_hash=_str(item.get("transactionHash"))))
+        except (ValueError, _Malformed) as exc:
+            self.malformed += 1
+            raise ChainUnreachable(f"GET /transactions: unreadable answer: {exc}") from None
+        return found
 
     async def wallet_nonce(self, owner: str) -> int:
         """The batch nonce the relayer reports for the owner's wallet. Informational: batches are
