@@ -52,11 +52,12 @@ from mmbot.venues.polymarket.auth import SigningKey  # noqa: E402
 from mmbot.venues.simulator.server import FAULT_KINDS as ALL_FAULT_KINDS  # noqa: E402
 from soak_logs import RunLog, compare_ledger, known_tokens, run_end, summarise  # noqa: E402
 from soak_venue import Listings, SimAdmin, account_truth, derive_credentials, pick_tick_fault  # noqa: E402
+from soak_wallet import WALLET_CONFIG, WALLET_FAULT_VALUES, run_arguments, set_up_wallet  # noqa: E402
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # public test key (tests/test_sim_mode.py)
 # fault kind -> its value (see server.Fault); the api key is filled in, the tick fault picks a market
-# the soak's bot trades without chain access (no --rpc), so the chain's and the relayer's faults
-# would meet nothing: tests/test_chain_attacks.py and tests/test_deposit_wallet_e2e.py take those
+# without --deposit-wallet the soak's bot has no chain access, so the chain's and the relayer's
+# faults would meet nothing; with it, those it can meet are added (soak_wallet)
 FAULT_KINDS = tuple(k for k in ALL_FAULT_KINDS if not k.startswith(("chain_", "relayer_")))
 FAULT_VALUES = {"drop": "", "stall": "3", "delay": "2", "malformed": "", "tick": "", "throttle": "3",
                 "restart": "5", "lose": "1", "fail": "{api_key}", "shuffle": "{api_key}"}
@@ -128,7 +129,8 @@ class Soak:
         self.sim = subprocess.Popen(
             [sys.executable, "-m", "mmbot.cli", "sim", "--port", "0", "--ws-port", "0", "--speed", str(a.speed),
              "--interval", str(a.interval), "--markets", str(a.markets), "--seed", str(a.seed),
-             "--funding", str(a.funding), *(["--batched-price-changes"] if a.batched_price_changes else [])],
+             "--funding", "0" if a.deposit_wallet else str(a.funding),
+             *(["--batched-price-changes"] if a.batched_price_changes else [])],
             stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT.parent, preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + 60
@@ -148,7 +150,7 @@ class Soak:
         out = open(self.workdir / f"run-{number}.out", "wb")
         self.bot = subprocess.Popen(
             [sys.executable, "-m", "mmbot.cli", "run", "--mode", "sim", "--ws", ws, "--rest", rest, "--db", str(db),
-             "--config", str(self.workdir / "soak.toml")],
+             "--config", str(self.workdir / "soak.toml"), *(run_arguments(rest) if self.args.deposit_wallet else [])],
             stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT.parent, preexec_fn=_die_with_parent,
         )
         self.runs.append(RunLog(number=number, db=db, killed=False))
@@ -169,7 +171,7 @@ class Soak:
         assert self.bot is not None
         self.bot.send_signal(signal.SIGINT)
         try:
-            code = self.bot.wait(timeout=STOP_WAIT_S)
+            code = self.bot.wait(timeout=STOP_WAIT_S * (6 if self.args.deposit_wallet else 1))  # chain waits
         except subprocess.TimeoutExpired:
             self.bot.kill()
             self.bot.wait()
@@ -206,11 +208,17 @@ class Soak:
     def run(self) -> dict[str, Any]:
         a = self.args
         started = time.monotonic()
-        (self.workdir / "soak.toml").write_text(SOAK_CONFIG.format(seed=a.seed, retention_s=a.retention_s))
+        config = SOAK_CONFIG.format(seed=a.seed, retention_s=a.retention_s)
+        if a.deposit_wallet:  # merges on, and the sweep at the bot's (real-time) pace
+            config = config.replace("[strategies.merge]\nenabled = false\n", "") + WALLET_CONFIG
+        (self.workdir / "soak.toml").write_text(config)
         rest, ws = self.start_sim()
         admin = SimAdmin(rest, self.admin_token)
         key = SigningKey(Secret(value=KEY))
         creds = derive_credentials(rest, key)  # the account exists (funded) from here
+        if a.deposit_wallet:
+            wallet = set_up_wallet(rest, self.env, ROOT.parent, funding=a.funding, workdir=self.workdir)
+            self.log(f"deposit wallet {wallet} deployed, approved and funded with {a.funding} pUSD")
         origin = admin.venue_s()
         self.log(f"simulator at {rest}, speed x{a.speed}, {a.interval} s windows, the bot's retention"
                  f" {a.retention_s} s; workdir {self.workdir}")
@@ -223,7 +231,7 @@ class Soak:
         step_h = a.fault_every / 60
         faults = [step_h * (k + 1) for k in range(int(a.hours / step_h) + 1)
                   if step_h * (k + 1) <= a.hours - QUIET_MIN / 60]
-        kinds = [k.strip() for k in a.fault_kinds.split(",")] if a.fault_kinds else list(FAULT_KINDS)
+        kinds = [k.strip() for k in a.fault_kinds.split(",")] if a.fault_kinds else list(FAULT_VALUES)
         slot = 0
         delay_until: float | None = None  # float-ok: hours; a delay lasts half a fault interval
         self.start_bot(rest, ws, 0.0)
@@ -338,7 +346,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--markets", type=int, default=4, help="simulator markets at a time (default 4)")
     parser.add_argument("--kills", type=int, default=2, help="kill -9 and fresh starts (default 2)")
     parser.add_argument("--fault-every", type=float, default=15.0, help="simulated minutes between faults (default 15)")
-    parser.add_argument("--fault-kinds", help=f"comma-separated, in turn (default every kind: {','.join(FAULT_KINDS)})")
+    parser.add_argument("--fault-kinds", help=f"comma-separated, in turn (default every kind: {','.join(FAULT_KINDS)},"
+                                              f" and with --deposit-wallet {','.join(WALLET_FAULT_VALUES)})")
     parser.add_argument("--funding", type=int, default=1_000_000, help="the account's pUSD (default 1,000,000)")
     default_s = RetentionConfig().ended_after_s
     parser.add_argument("--retention-s", type=int, help=f"the bot's [retention] ended_after_s (default: the"
@@ -347,11 +356,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batched-price-changes", action="store_true",
                         help="the simulator packs each step's level changes of a market into one price_change"
                              " (the shape before issue 11) instead of the venue's one or two entries a message")
+    parser.add_argument("--deposit-wallet", action="store_true",
+                        help="the account is a deposit wallet made from nothing (deploy, approve, fund), trading"
+                             " POLY_1271 orders with merges and redemptions on chain; the chain's and the"
+                             " relayer's faults join the others")
     parser.add_argument("--workdir", help="where the logs go (default: a new temporary directory, kept)")
     args = parser.parse_args(argv)
-    unknown = set((args.fault_kinds or "").split(",")) - set(FAULT_KINDS) - {""}
-    if unknown or set(FAULT_VALUES) != set(FAULT_KINDS):
-        parser.error(f"--fault-kinds: expected some of {','.join(FAULT_KINDS)}; unknown: {sorted(unknown)}")
+    if args.deposit_wallet:
+        FAULT_VALUES.update(WALLET_FAULT_VALUES)
+    kinds = set(FAULT_VALUES)
+    unknown = set((args.fault_kinds or "").split(",")) - kinds - {""}
+    if unknown or not set(FAULT_KINDS) <= kinds <= set(ALL_FAULT_KINDS):
+        parser.error(f"--fault-kinds: expected some of {','.join(FAULT_VALUES)}; unknown: {sorted(unknown)}")
     if args.hours <= 0 or args.speed < 1 or args.kills < 0 or args.fault_every <= 0:
         parser.error("--hours, --speed and --fault-every expect positive numbers, --kills at least 0")
     if args.retention_s is None:

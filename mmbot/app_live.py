@@ -26,16 +26,17 @@ from mmbot.decisions.markets import Markets
 from mmbot.decisions.reconcile import Reconciler
 from mmbot.memory.log import EventLog
 from mmbot.model import Ids, MarketInfo
-from mmbot.ports import EventSink, OrderGateway, VenueError
+from mmbot.ports import EventSink, OrderGateway, Retryable, VenueError
 from mmbot.app_chain import ChainAccess, ChainSetupError, check_ready, open_chain, wait_for_unfinished
 from mmbot.venues.polymarket.auth import EOA, POLY_1271, ApiCredentials, OrderSigner, SigningKey
 from mmbot.venues.polymarket.chain import ChainLane
 from mmbot.venues.polymarket.sign_1271 import DepositWalletSigner
 from mmbot.venues.polymarket.rest import ClobRest
 from mmbot.venues.polymarket.session import VenueSession
-from mmbot.venues.polymarket.startup import take_snapshot
+from mmbot.venues.polymarket.startup import StartupSnapshot, take_snapshot
 
 RECONCILE_TIMEOUT_NS = 10_000_000_000
+STARTUP_PATIENCE_S = 180  # a venue answering "try again" at start-up is waited for this long (an engine restart ~90 s)
 CHAIN_SETTLE_S = 300  # at exit, how long a merge or redemption in flight is waited for (a relayer deadline and more)
 
 
@@ -85,7 +86,8 @@ async def run_trading(
                     raise ChainSetupError("a deposit wallet is found on chain: expected --rpc")
                 funder = chain.wallet
                 signer = DepositWalletSigner(key, chain.wallet)
-            snapshot = await take_snapshot(rest, markets, signature_type=signature_type, dry_run=dry_run, sink=log)
+            snapshot = await snapshot_when_ready(rest, markets, signature_type=signature_type, dry_run=dry_run,
+                                                 sink=log)
         except VenueError as exc:
             await log.close(failed=f"start-up: {exc}")
             raise
@@ -136,6 +138,25 @@ async def run_trading(
     if session.failure:
         raise UserChannelUnavailable(session.failure)
     return engine
+
+
+async def snapshot_when_ready(rest: ClobRest, markets: list[MarketInfo], *, signature_type: int, dry_run: bool,
+                              sink: EventSink) -> StartupSnapshot:
+    """The start-up snapshot, waiting out a venue that is briefly unable to answer (the weekly
+    engine restart's 425, a 429, a connection refused) for up to ``STARTUP_PATIENCE_S``, a
+    ``startup_retry`` row each time: nothing happened at the venue, and the snapshot starts over."""
+    delay_s, waited_s = 1, 0
+    while True:
+        try:
+            return await take_snapshot(rest, markets, signature_type=signature_type, dry_run=dry_run, sink=sink)
+        except Retryable as exc:
+            if waited_s >= STARTUP_PATIENCE_S:
+                raise
+            delay_s = max(delay_s, round(exc.retry_after_s or 0))
+            sink.record("startup_retry", "run", {"reason": str(exc), "retry_in_s": delay_s, "waited_s": waited_s})
+            await trio.sleep(delay_s)
+            waited_s += delay_s
+            delay_s = min(delay_s * 2, 30)
 
 
 def forget_at_venue(session: VenueSession, reconciler: Reconciler, order_ids: list[str], now_ns: int,
