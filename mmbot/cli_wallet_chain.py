@@ -36,6 +36,7 @@ def _run(args: argparse.Namespace, who: str, action: Callable[[Any, Any, str], A
     from mmbot.app_chain import WALLET_TYPES, ChainSetupError, open_chain
     from mmbot.clock import TrioClock, wall_ns
     from mmbot.memory.log import EventLog
+    from mmbot.venues.polymarket.chain_types import ChainUnreachable
     from mmbot.venues.polymarket.rpc import RpcError
 
     key = signing_key(who)
@@ -77,6 +78,8 @@ def _run(args: argparse.Namespace, who: str, action: Callable[[Any, Any, str], A
         raise UsageError(f"{who}: {exc}") from None
     except RpcError as exc:
         raise UsageError(f"{who}: the node refused: {exc}") from None
+    except ChainUnreachable as exc:
+        raise UsageError(f"{who}: --rpc {args.rpc}: {exc}") from None
 
 
 def _acting(access: Any) -> Any:
@@ -97,6 +100,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     async def action(access: Any, sink: Any, cid: str) -> int:
         if access.relayer is None:
             raise UsageError("mmbot wallet deploy: an EOA has nothing to deploy (use --signature-type deposit-wallet)")
+        if await access.view.code(access.wallet):
+            print(f"deposit wallet {access.wallet} of {access.owner} is already deployed: nothing to do")
+            return 0
         receipt = await access.relayer.deploy(cid=cid)
         where = f" in block {receipt.block}" if receipt.block else ""
         print(f"deposit wallet {access.wallet} deployed for {access.owner}{where}")
@@ -161,7 +167,7 @@ async def _market(args: argparse.Namespace, who: str) -> Any:
     import httpx
 
     from mmbot.cli_places import gamma_url
-    from mmbot.venues.polymarket.discovery import list_markets
+    from mmbot.venues.polymarket.discovery import DiscoveryError, gamma_entries, list_markets, market_info
 
     if not args.rest and not args.gamma:
         raise UsageError(f"{who}: expected --rest (or --gamma): where the market's tokens are listed")
@@ -169,9 +175,14 @@ async def _market(args: argparse.Namespace, who: str) -> Any:
     try:
         async with httpx.AsyncClient(base_url=gamma, timeout=10) as client:
             markets, _ = await list_markets(client)
+            found = [m for m in markets if args.market in (m.market, m.slug)]
+            if not found:  # a resolved market is closed, left out of the tradeable ones: asked for by its id
+                found = [market_info(e) for e in await gamma_entries(client, [args.market], closed=True)
+                         if e.get("conditionId") == args.market]
     except httpx.HTTPError as exc:
         raise UsageError(f"{who}: market listing {gamma}: {exc}") from None
-    found = [m for m in markets if args.market in (m.market, m.slug)]
+    except (DiscoveryError, KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{who}: market listing {gamma}: --market {args.market}: {exc}") from None
     if not found:
         raise UsageError(f"{who}: --market {args.market}: not in the listing at {gamma}")
     return found[0]
@@ -186,6 +197,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
         info = await _market(args, who)
         held = await access.view.shares(access.wallet, list(info.tokens))
         sets = min(held)
+        if args.size is None and not sets:
+            print(f"no complete sets of {info.market} held: nothing to merge")
+            return 0
         size = sets if args.size is None else args.size
         if size <= 0 or size > sets:
             raise UsageError(f"{who}: {info.market}: {_money(sets)} complete sets held, cannot merge {_money(size)}")
