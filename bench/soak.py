@@ -130,6 +130,7 @@ class Soak:
             [sys.executable, "-m", "mmbot.cli", "sim", "--port", "0", "--ws-port", "0", "--speed", str(a.speed),
              "--interval", str(a.interval), "--markets", str(a.markets), "--seed", str(a.seed),
              "--funding", "0" if a.deposit_wallet else str(a.funding),
+             "--block-ms", str(max(20, 2_000 // a.speed)),  # the chain keeps the world's pace
              *(["--batched-price-changes"] if a.batched_price_changes else [])],
             stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=ROOT.parent, preexec_fn=_die_with_parent,
         )

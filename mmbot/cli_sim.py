@@ -47,6 +47,8 @@ def check_options(args: argparse.Namespace) -> None:
         raise UsageError("mmbot sim: --markets, --speed and --rate expect at least 1")
     if args.speed > MAX_SPEED:
         raise UsageError(f"mmbot sim: --speed: expected at most {MAX_SPEED}")
+    if not 1 <= args.block_ms <= 60_000:
+        raise UsageError("mmbot sim: --block-ms: expected milliseconds from 1 to 60000")
     if args.funding < 0:
         raise UsageError("mmbot sim: --funding: expected pUSD, at least 0")
     if not 10 <= args.interval <= MAX_INTERVAL_S:
@@ -73,7 +75,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     speed = args.speed
     settings = SimSettings(seed=args.seed, markets=args.markets, interval_s=args.interval, speed=speed,
                            rate=args.rate or 0, funding=args.funding * ONE, faults=tuple(args.fault or ()),
-                           batched_price_changes=args.batched_price_changes)
+                           batched_price_changes=args.batched_price_changes, block_ms=args.block_ms)
 
     async def main() -> None:
         server = SimServer(venue, settings=settings, admin_token=admin_token)
@@ -121,5 +123,8 @@ def add_parser(sub: Any, int_arg: Any) -> None:
                      help="pUSD each trading account starts with")
     sim.add_argument("--fault", type=parse_fault, action="append",
                      help="KIND@SECONDS[:VALUE]: drop, stall (seconds), delay (ms), tick (market:tick), malformed")
+    sim.add_argument("--block-ms", type=int_arg("--block-ms"), default=2_000,
+                     help="the simulated chain's block time in ms (default 2000, Polygon's; less keeps pace with"
+                          " --speed)")
     sim.add_argument("--batched-price-changes", action="store_true",
                      help="one price_change per market and step, many entries (default: the venue's one or two)")

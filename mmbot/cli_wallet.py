@@ -82,7 +82,7 @@ def _shares(text: str) -> int:
     except ValueError:
         value = 0
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of shares, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive amount (shares or pUSD), got {text!r}")
     return value
 
 

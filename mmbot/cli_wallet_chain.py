@@ -1,4 +1,4 @@
-"""``mmbot wallet deploy | approve | status | merge | redeem``: the account on chain, by hand.
+"""``mmbot wallet deploy | approve | status | split | merge | redeem``: the account on chain, by hand.
 
 Each reads the chain over ``--rpc`` and acts through the account's adapter (``app_chain``): a
 deposit wallet's relayer batches, or an EOA's own transactions. Nothing is granted or moved
@@ -212,6 +212,27 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return _run(args, who, action, acts=True)
 
 
+def cmd_split(args: argparse.Namespace) -> int:
+    from mmbot.venues.polymarket.contracts import split_call
+
+    who = "mmbot wallet split"
+
+    async def action(access: Any, sink: Any, cid: str) -> int:
+        info = await _market(args, who)
+        cash = await access.view.pusd(access.wallet)
+        if args.amount > cash:
+            raise UsageError(f"{who}: {_money(cash)} pUSD held, cannot split {_money(args.amount)}")
+        sink.record("split_requested", cid, {"amount": args.amount, "pusd": cash}, market=info.market)
+        receipt = await _acting(access).execute([split_call(info.market, args.amount, neg_risk=info.neg_risk)],
+                                                cid=cid)
+        sink.record("split", cid, {"amount": args.amount, "tx_hash": receipt.tx_hash}, market=info.market)
+        print(f"split {_money(args.amount)} pUSD into {_money(args.amount)} complete sets of {info.market}"
+              f" ({receipt.tx_hash})")
+        return 0
+
+    return _run(args, who, action, acts=True)
+
+
 def cmd_redeem(args: argparse.Namespace) -> int:
     from mmbot.venues.polymarket.contracts import redeem_call
 
@@ -234,8 +255,8 @@ def cmd_redeem(args: argparse.Namespace) -> int:
     return _run(args, who, action, acts=True)
 
 
-COMMANDS = {"deploy": cmd_deploy, "approve": cmd_approve, "status": cmd_status, "merge": cmd_merge,
-            "redeem": cmd_redeem}
+COMMANDS = {"deploy": cmd_deploy, "approve": cmd_approve, "status": cmd_status, "split": cmd_split,
+            "merge": cmd_merge, "redeem": cmd_redeem}
 
 
 def add_parsers(actions: Any, size_arg: Callable[[str], int]) -> None:
@@ -255,7 +276,8 @@ def add_parsers(actions: Any, size_arg: Callable[[str], int]) -> None:
     chain_args(approve, acts=True)
     status = actions.add_parser("status", help="deployed or not, balances, nonce and approvals, read on chain")
     chain_args(status, acts=False, relayer=False)
-    for name, what in (("merge", "merge complete sets of a market back into pUSD"),
+    for name, what in (("split", "split pUSD into complete sets of a market (a YES and a NO share each)"),
+                       ("merge", "merge complete sets of a market back into pUSD"),
                        ("redeem", "redeem every share of a resolved market for pUSD")):
         parser = actions.add_parser(name, help=what)
         chain_args(parser, acts=True)
@@ -264,3 +286,5 @@ def add_parsers(actions: Any, size_arg: Callable[[str], int]) -> None:
         parser.add_argument("--gamma", help="market listing (Gamma) base URL")
         if name == "merge":
             parser.add_argument("--size", type=size_arg, help="sets to merge (default: every complete set held)")
+        if name == "split":
+            parser.add_argument("--amount", type=size_arg, required=True, help="pUSD to split (as many sets)")

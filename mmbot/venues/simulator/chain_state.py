@@ -2,7 +2,7 @@
 wallets and POL for gas, blocks made on the server's clock, and the transactions of EOAs.
 
 Time is handed in (``now_ns``, the server's clock): ``advance`` makes a block every
-``block_time_s`` and mines the pending transactions that can go in (``chain_tx``), in the order
+``block_ms`` and mines the pending transactions that can go in (``chain_tx``), in the order
 they came, each sender's in nonce order. A transaction's calls run as ``chain_calls`` says; one
 that fails is mined with status 0 and still pays its gas. A relayer's ``WALLET`` batch runs at once
 (``run_wallet_batch``): the wallet's nonce must match, the deadline must not have passed, and it
@@ -69,14 +69,18 @@ class _Wallet:
 class SimChain:
     """The chain the simulator plays (module docstring). ``rng`` (seeded) moves the base fee."""
 
-    def __init__(self, *, trading: SimTrading, engine: Engine, chain_id: int = 137, block_time_s: int = 2,
+    def __init__(self, *, trading: SimTrading, engine: Engine, chain_id: int = 137, block_ms: int = 2_000,
                  rng: random.Random, pol_start: int = POL_START) -> None:
+        """``block_ms``: a block every this many ms of the server's clock (Polygon's ~2 s; less
+        keeps the chain's pace with a world run faster than real time)."""
         self.trading = trading
         self.pol_start = pol_start
         self.engine = engine
         self.chain_id = chain_id
-        self.block_time_s = block_time_s
-        self._block_ns = block_time_s * SECOND
+        if block_ms < 1:
+            raise ValueError(f"block_ms must be at least 1, got {block_ms}")
+        self.block_ms = block_ms
+        self._block_ns = block_ms * 1_000_000
         self._rng = rng
         self.block_number = FIRST_BLOCK
         self.block_timestamp = 0

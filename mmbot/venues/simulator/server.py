@@ -68,6 +68,7 @@ class SimSettings:
     # price_change as one message per market and step (the older shape) instead of the venue's
     # one or two entries a message
     batched_price_changes: bool = False
+    block_ms: int = 2_000  # the simulated chain's block time, on the server's clock
 
 
 @attrs.frozen
@@ -102,7 +103,7 @@ class SimServer:
                                   settle=venue.settle)
         self._clock = clock or TrioClock()
         self._settings = settings
-        self.chain = SimChain(trading=self.trading, engine=venue.engine,
+        self.chain = SimChain(trading=self.trading, engine=venue.engine, block_ms=settings.block_ms,
                               rng=random.Random(f"{settings.seed}/chain"))
         self.trading.chain = self.chain  # deposit wallets (POLY_1271 orders) live on it
         self.relayer = SimRelayer(self.chain, rng=random.Random(f"{settings.seed}/relayer"),

@@ -105,7 +105,7 @@ class RpcRoutes:
         number = chain.block_number if params[0] in _BLOCKS else int(params[0], 16)
         if number > chain.block_number:
             return None
-        timestamp = max(0, chain.block_timestamp - (chain.block_number - number) * chain.block_time_s)
+        timestamp = max(0, chain.block_timestamp - (chain.block_number - number) * chain.block_ms // 1000)
         return {"number": hex(number), "timestamp": hex(timestamp), "baseFeePerGas": hex(chain.base_fee),
                 "hash": chain.block_hash(number), "gasLimit": hex(30_000_000), "transactions": []}
 
