@@ -96,6 +96,7 @@ class Engine:
     strategies: Strategies
     forget_orders: ForgetOrders | None = None  # None: the venue keeps nothing per order
     channel: Any = None  # the live market channel (paper and live modes), for statistics
+    tripped: set[str] = attrs.field(factory=set)  # services whose breaker tripped: not running any more
 
     # ------------------------------------------------------------------ periodic and final rows
 
@@ -333,6 +334,7 @@ async def supervised(engine: Engine, name: str, service: Service, *, seed: int,
     clock = engine.clock
 
     def trip(service_name: str, exc: BaseException) -> None:
+        engine.tripped.add(service_name)
         engine.loop.halt(f"breaker-{service_name}", f"breaker tripped: {exc!r}")
 
     await supervise(

@@ -134,6 +134,8 @@ async def run_trading(
             await run_live_tree(engine, services=services, stop=stop, duration_s=duration_s, drain_s=3,
                                 failed=lambda: session.final_failure() or None, task_status=task_status,
                                 chain_pending=lambda: len(capital.merges_pending) + len(capital.redemptions),
+                                # a chain lane whose breaker tripped answers nothing more: no use waiting
+                                chain_alive=lambda: "chain" not in engine.tripped,
                                 chain_settle_s=CHAIN_SETTLE_S)
     if session.failure:
         raise UserChannelUnavailable(session.failure)

@@ -31,6 +31,7 @@ async def run_live_tree(
     engine: Engine, *, services: Sequence[tuple[str, Service]], stop: trio.Event | None, duration_s: int | None,
     drain_s: float, failed: Callable[[], str | None] = lambda: None,  # float-ok: drain_s, a trio sleep
     chain_pending: Callable[[], int] = lambda: 0, chain_settle_s: int = 0,
+    chain_alive: Callable[[], bool] = lambda: True,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """The nursery tree of a run on a live feed (DESIGN §6): the event log outermost, then the
@@ -39,7 +40,8 @@ async def run_live_tree(
     breaker stops quoting and is recorded). Until ``stop`` or ``duration_s``; then quotes come
     down, orders are cancelled, ``drain_s`` lets the answers come back, and the final rows are
     written — but first, for up to ``chain_settle_s``, the on-chain actions still in flight
-    (``chain_pending()``) are waited for: a merge the chain runs after the run stopped listening
+    (``chain_pending()``) are waited for, while the service answering them is alive
+    (``chain_alive()``): a merge the chain runs after the run stopped listening
     would part the ledger from the wallet. The log is then closed as completed, or as failed if
     ``failed()`` gives a reason (a
     service that stopped the run because it could not go on safely). If the tree itself fails,
@@ -63,7 +65,7 @@ async def run_live_tree(
                     engine.log.record("waiting_for_chain", "shutdown", {"pending": chain_pending(),
                                                                         "up_to_s": chain_settle_s})
                     with trio.move_on_after(chain_settle_s, shield=True):
-                        while chain_pending():
+                        while chain_pending() and chain_alive():
                             await trio.sleep(0.5)
                     if chain_pending():
                         engine.log.record("chain_unsettled", "shutdown", {
