@@ -57,7 +57,7 @@ async def take_snapshot(rest: ClobRest, markets: list[MarketInfo], *, signature_
     if collateral.allowance is not None and collateral.allowance < collateral.balance:
         raise Fatal(f"the exchanges may spend {format_micro(collateral.allowance)} of the account's"
                     f" {format_micro(collateral.balance)} pUSD: approve them for the whole balance first"
-                    " (an on-chain step mmbot does not take)")
+                    " (mmbot wallet approve, for a deposit wallet or the key's own address)")
     holdings = {}
     for token in tokens_to_read(markets, trades):
         shares = await rest.token_balance(token, signature_type)
