@@ -52,16 +52,7 @@ class AdminRoutes:
                 Route("/admin/fund", guarded(self.fund), methods=["POST"])]
 
     def _guarded(self, endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
-        async def checked(request: Request) -> Response:
-            if not _loopback(request.client.host if request.client else ""):
-                return error(403, "admin: only from loopback")
-            scheme, _, given = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("latin-1"), self._token):
-                return JSONResponse({"error": "admin: expected Authorization: Bearer <the token mmbot sim printed>"},
-                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
-            return await endpoint(request)
-
-        return checked
+        return admin_only(endpoint, self._token)
 
     async def fault(self, request: Request) -> Response:
         try:
@@ -125,6 +116,21 @@ def _decimal(text: object, places: int) -> int:
     if len(fraction) > places:
         raise ValueError(f"at most {places} decimal places")
     return int(whole) * 10**places + int(fraction.ljust(places, "0") or 0)
+
+
+def admin_only(endpoint: Callable[[Request], Awaitable[Response]], token: bytes) -> Callable[[Request], Awaitable[Response]]:
+    """``endpoint`` answering only a loopback client (else 403) that sends ``token`` as
+    ``Authorization: Bearer`` (else 401), checked before anything of the request is read."""
+    async def checked(request: Request) -> Response:
+        if not _loopback(request.client.host if request.client else ""):
+            return error(403, "admin: only from loopback")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("latin-1"), token):
+            return JSONResponse({"error": "admin: expected Authorization: Bearer <the token mmbot sim printed>"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        return await endpoint(request)
+
+    return checked
 
 
 def _loopback(host: str) -> bool:

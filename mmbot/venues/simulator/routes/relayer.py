@@ -19,7 +19,6 @@ A body that is not JSON, or not of the expected shape, is a 400 with the reason,
 
 from __future__ import annotations
 
-import hmac
 from typing import Any, Awaitable, Callable
 
 from starlette.requests import Request
@@ -30,7 +29,7 @@ from mmbot.ports import Clock
 from mmbot.venues.simulator.refusals import VenueRefusal
 from mmbot.venues.simulator.relayer_state import SimRelayer
 from mmbot.venues.simulator.routes import error
-from mmbot.venues.simulator.routes.admin import _loopback
+from mmbot.venues.simulator.routes.admin import admin_only
 from mmbot.venues.simulator.trading import json_body
 
 _TYPES = ("WALLET", "")  # what ``type=`` the reads answer for (deposit wallets only)
@@ -52,7 +51,7 @@ class RelayerRoutes:
             Route("/transactions", self._refusing(self.transactions)),
             Route("/nonce", self._refusing(self.nonce)),
             Route("/deployed", self._refusing(self.deployed)),
-            Route("/admin/relayer-key", self.relayer_key, methods=["POST"]),
+            Route("/admin/relayer-key", admin_only(self.relayer_key, self._token), methods=["POST"]),
         ])]
 
     def _refusing(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
@@ -97,12 +96,6 @@ class RelayerRoutes:
         return JSONResponse({"deployed": self._relayer.deployed(_wallet_query(request))})
 
     async def relayer_key(self, request: Request) -> Response:
-        if not _loopback(request.client.host if request.client else ""):
-            return error(403, "admin: only from loopback")
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("latin-1"), self._token):
-            return JSONResponse({"error": "admin: expected Authorization: Bearer <the token mmbot sim printed>"},
-                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
         try:
             body: Any = json_body(await request.body())
             address = body["address"] if isinstance(body, dict) else None
