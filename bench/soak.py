@@ -211,7 +211,8 @@ class Soak:
         started = time.monotonic()
         config = SOAK_CONFIG.format(seed=a.seed, retention_s=a.retention_s)
         if a.deposit_wallet:  # merges on, and the sweep at the bot's (real-time) pace
-            config = config.replace("[strategies.merge]\nenabled = false\n", "") + WALLET_CONFIG
+            config = config.replace("[strategies.merge]\nenabled = false\n", "") + WALLET_CONFIG.format(
+                poll_ms=max(20, 2_000 // a.speed))
         (self.workdir / "soak.toml").write_text(config)
         rest, ws = self.start_sim()
         admin = SimAdmin(rest, self.admin_token)

@@ -21,7 +21,8 @@ enabled = true
 sweep_interval_s = 2
 retry_after_s = 2
 retry_max_s = 30
-"""
+poll_ms = {poll_ms}
+"""  # the bot's clock is real time: the sweep and the polls at the pace of a world run --speed times faster
 
 
 def _mmbot(args: list[str], env: Mapping[str, str], cwd: Path) -> str:

@@ -76,6 +76,7 @@ async def run_trading(
             if rpc_url:
                 chain = await stack.enter_async_context(open_chain(
                     rpc_url=rpc_url, relayer_url=relayer_url, key=key, sink=log,
+                    poll_s=config.capital.poll_ms / 1000,  # float-ok: a delay in seconds
                     signature_type=POLY_1271 if signature_type == POLY_1271 else EOA))
                 await check_ready(chain)
                 await wait_for_unfinished(chain, log)

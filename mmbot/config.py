@@ -162,9 +162,10 @@ class CapitalConfig:
     retry_after_s: int = 30  # after a market's merge or redemption failed, wait this long, doubling...
     retry_max_s: int = 600  # ...up to this
     max_attempts: int = 10  # failed redemptions of a market before `redeem_abandoned` (retries go on)
+    poll_ms: int = 2_000  # how often a relayer transaction's state, or a transaction's receipt, is asked
 
     def __attrs_post_init__(self) -> None:
-        for name in ("sweep_interval_s", "retry_after_s", "retry_max_s", "max_attempts"):
+        for name in ("sweep_interval_s", "retry_after_s", "retry_max_s", "max_attempts", "poll_ms"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.retry_after_s > self.retry_max_s:

@@ -25,7 +25,7 @@ START_NS = 1_786_604_100 * 1_000_000_000
 KEY = SigningKey(Secret(value="0x" + "4e" * 32))
 CONFIG = Config(seed=4, strategies=StrategiesConfig(merge=MergeConfig(min_sets=5 * ONE)),
                 capital=CapitalConfig(sweep_interval_s=5))
-DURATION_S = 90
+DURATION_S = 150
 
 
 class _Quiet:
