@@ -225,6 +225,24 @@ def test_reversing_a_sell_takes_the_proceeds_back_and_returns_the_shares() -> No
     ledger.check()
 
 
+def test_a_reversed_buy_takes_back_shares_held_for_a_merge_or_a_sell() -> None:
+    """Found by the deposit-wallet soak: the venue failed a trade whose shares the ledger had since
+    held for a merge; the correction found them reserved, raised, and the decision task dropped it,
+    leaving the ledger 20 shares and 9 pUSD off the venue for good. The venue is right: the holds
+    shrink (latest first), and the correction is booked."""
+    ledger = Ledger(cash=20 * ONE)
+    ledger.apply_fill("a", token="T", side=BUY, price=450_000, size=20 * ONE, fee=0)
+    ledger.reserve_sell("sell", "T", 5 * ONE)
+    ledger.reserve_sell("merge:i1:0", "T", 12 * ONE)
+    ledger.adjust(token="T", side=BUY, price=450_000, size_delta=-18 * ONE, fee_delta=0)
+    assert ledger.position("T") == 2 * ONE and ledger.cash == 20 * ONE - 9 * ONE + 8_100_000
+    assert ledger.reservation("merge:i1:0") == 0 and ledger.reservation("sell") == 2 * ONE
+    assert ledger.available_shares("T") == 0
+    ledger.check()
+    with pytest.raises(LedgerInvariantError, match="only 2000000 held"):  # more than the position: a bug
+        ledger.adjust(token="T", side=BUY, price=450_000, size_delta=-3 * ONE, fee_delta=0)
+
+
 def test_adopted_positions_and_snapshot_are_json_native() -> None:
     ledger = Ledger(cash=5 * ONE)
     ledger.adopt_position("T", 10 * ONE, 4 * ONE)

@@ -129,6 +129,17 @@ class Ledger:
         self._share_reservations[order_id] = (token, shares)
         self._reserved_shares[token] = self._reserved_shares.get(token, 0) + shares
 
+    def _shrink_holds(self, token: str, shares: int) -> None:
+        """The venue took back ``shares`` that were reserved (an open sell, a merge or a redemption
+        in flight): the venue is right, so the reservations shrink, latest first."""
+        for order_id in reversed([o for o, (t, _) in self._share_reservations.items() if t == token]):
+            if shares <= 0:
+                return
+            taken = min(shares, self._share_reservations[order_id][1])
+            self._share_reservations[order_id] = (token, self._share_reservations[order_id][1] - taken)
+            self._unreserve_shares(token, taken)
+            shares -= taken
+
     def release(self, order_id: str) -> int:
         """Free what is left of an ended order's reservation; 0 if none is left (idempotent).
 
@@ -212,16 +223,16 @@ class Ledger:
         position empties, is realised). Reversing a sell puts the shares back at the price they
         were sold at, since the cost they left with is not known any more: total PnL stays
         exact, only its split between realised and unrealised is approximate. ``fee_delta`` is
-        an extra fee paid (negative: refunded); on sells it is realised at once.
+        an extra fee paid (negative: refunded); on sells it is realised at once. Reserved shares
+        it takes come out of their reservations.
         """
         if price <= 0:
             raise ValueError(f"a correction price must be positive, got {price}")
         held = self.holding(token)
         shares_out = size_delta if side is Side.SELL else -size_delta  # shares leaving the position
-        if shares_out > self.available_shares(token):
-            raise LedgerInvariantError(
-                f"correction takes {shares_out} of {token}: only {self.available_shares(token)} available"
-            )
+        if shares_out > held.shares:
+            raise LedgerInvariantError(f"correction takes {shares_out} of {token}: only {held.shares} held")
+        self._shrink_holds(token, shares_out - self.available_shares(token))
         if side is Side.BUY:
             traded = _signed(notional, price, size_delta)  # refund mirrors the rounded-UP charge
             cash_delta = -traded - fee_delta
@@ -360,8 +371,7 @@ class Ledger:
             raise LedgerInvariantError(f"{what} would leave cash below the reserved amount")
 
     def _unreserve_shares(self, token: str, shares: int) -> None:
-        left = self._reserved_shares.get(token, 0) - shares
-        if left:
+        if left := self._reserved_shares.get(token, 0) - shares:
             self._reserved_shares[token] = left
         else:
             self._reserved_shares.pop(token, None)
