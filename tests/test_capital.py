@@ -26,6 +26,7 @@ from mmbot.model import (
     ONE,
     BookSnapshot,
     ChainActionFailed,
+    Correction,
     Ids,
     KillSwitch,
     Liquidity,
@@ -440,3 +441,36 @@ def test_the_engine_sweeps_only_where_the_venue_does_not_pay_resolutions(pays_on
         clock.t = NOW_NS + seconds * SECOND
         engine.scheduler.fire_due(clock.t)
     assert swept == ([] if pays_on_resolution else ["sweep1", "sweep2"])
+
+
+def test_a_trade_failed_while_its_shares_are_held_is_reversed_and_the_hold_shrinks() -> None:
+    """Found by the 24-hour deposit-wallet soak: the venue failed a trade whose shares the executor
+    held for a merge; the reversal raised, the decision task restarted without it, and the ledger
+    stayed off the venue. Now the hold shrinks, the reversal is booked, and the merge's answer —
+    the chain refuses what the wallet does not hold — releases what is left."""
+    rig = build()
+    holding(rig, yes=20, no=20)
+    assert merge(rig, "i1", 20 * ONE) is not None
+    cash = rig.ledger.cash
+    rig.executor.handle(Correction(cid="r1", order_id="o-y1", fill_id="f-y1", market="m1", token="y1",
+                                   side=Side.BUY, price=400_000, size_delta=-20 * ONE, fee_delta=0,
+                                   reason="trade f-y1 failed"))
+    assert rig.ledger.position("y1") == 0 and rig.ledger.cash == cash + 8 * ONE
+    rig.executor.handle(ChainActionFailed(cid="i1", market="m1", action="merge", reason="wallet holds 0"))
+    assert rig.ledger.snapshot()["reserved_shares"] == {} and rig.ledger.position("n1") == 20 * ONE
+    rig.ledger.check()
+
+
+def test_a_redemption_answered_after_a_correction_burns_what_is_held_now() -> None:
+    rig = build()
+    holding(rig, yes=10, no=5)
+    resolve(rig)
+    [request] = sweep(rig)
+    rig.executor.handle(Correction(cid="r1", order_id="o-n1", fill_id="f-n1", market="m1", token="n1",
+                                   side=Side.BUY, price=500_000, size_delta=-2 * ONE, fee_delta=0,
+                                   reason="trade f-n1 failed"))
+    cash = rig.ledger.cash
+    rig.executor.handle(RedeemDone(cid=request.cid, market="m1", payout=10 * ONE, tx_hash="0x1"))
+    assert rig.ledger.positions() == {} and rig.ledger.cash == cash + 10 * ONE
+    assert rig.sink.of("error") == []
+    rig.ledger.check()

@@ -215,7 +215,10 @@ class Capital:
         del self.redemptions[msg.market]
         self._release(redeem_hold, msg.cid)
         self._redeem_backoff.pop(msg.market, None)
-        self._ledger.redeem(dict(pending.shares), msg.payout)
+        # the chain took the wallet's whole holding: what the ledger holds now goes (a correction may
+        # have taken some of the held shares back meanwhile)
+        now = {t: n for t, _ in pending.shares if (n := self._ledger.position(t)) > 0}
+        self._ledger.redeem(now, msg.payout)
         if msg.payout != pending.expected:  # the chain's figure is booked: the ledger equals the chain
             self._sink.record("redeem_mismatch", msg.cid, {"expected": pending.expected, "payout": msg.payout},
                               market=msg.market)
