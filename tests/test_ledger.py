@@ -452,7 +452,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def adjust(
         self, data: st.DataObject, token: str, side: Side, price: int, adds_shares: bool, fee_delta: int
     ) -> None:
-        room = self._available_cash() * ONE // price if adds_shares else self._available_shares(token)
+        room = self._available_cash() * ONE // price if adds_shares else self.shares[token]
         shares_in = self._size(data, room // 2) * (1 if adds_shares else -1)
         if data.draw(st.integers(0, 9)) == 0:
             shares_in = 0  # a fee-only correction
@@ -466,10 +466,18 @@ class LedgerMachine(RuleBasedStateMachine):
             traded = notional_down(price, abs(size_delta))
             cash_delta = (traded if size_delta >= 0 else -traded) - fee_delta
         correction = dict(token=token, side=side, price=price, size_delta=size_delta, fee_delta=fee_delta)
-        if shares_out > self._available_shares(token) or self._available_cash() + cash_delta < 0:
+        if shares_out > self.shares[token] or self._available_cash() + cash_delta < 0:
             self._refused(LedgerInvariantError, self.ledger.adjust, **correction)
             return
         self.ledger.adjust(**correction)
+        # the venue took back reserved shares: the reservations shrink, latest first
+        short = shares_out - self._available_shares(token)
+        for order_id in reversed([o for o, (t, _) in self.sell_res.items() if t == token]):
+            if short <= 0:
+                break
+            taken = min(short, self.sell_res[order_id][1])
+            self.sell_res[order_id] = (token, self.sell_res[order_id][1] - taken)
+            short -= taken
         self.corrections += cash_delta + fee_delta
         self.fees += fee_delta
         self.shares[token] -= shares_out
