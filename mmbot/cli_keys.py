@@ -21,8 +21,6 @@ def signing_key(who: str) -> SigningKey:
     if secret is None:
         raise UsageError(f"{who}: {PRIVATE_KEY_ENV} is not set: expected the owner key's 32 bytes of hex")
     try:
-        if len(secret.reveal().removeprefix("0x")) != 64:  # SigningKey would left-pad a short one
-            raise SigningError("the private key is not 32 bytes of hex")
-        return SigningKey(secret)
+        return SigningKey(secret)  # refuses anything but 32 bytes of hex, never echoing it
     except SigningError as exc:
         raise UsageError(f"{who}: {PRIVATE_KEY_ENV}: {exc}") from None

@@ -96,15 +96,12 @@ def _trading_secrets(mode: str, who: str = "") -> tuple[Any, Any]:
     """The signing key and API credentials from the environment; one line naming what is missing.
     In sim mode the credentials may be left out: they are derived from the key (L1)."""
     from mmbot.config import secret_from_env
-    from mmbot.venues.polymarket.auth import ApiCredentials, SigningError, SigningKey
+    from mmbot.venues.polymarket.auth import ApiCredentials
 
     missing = [name for name in (PRIVATE_KEY_ENV, *API_ENV) if secret_from_env(name) is None]
     if PRIVATE_KEY_ENV in missing or (mode == "live" and missing):
         raise UsageError(f"{who or f'mmbot run --mode {mode}'}: missing from the environment: {', '.join(missing)}")
-    try:
-        key = SigningKey(secret_from_env(PRIVATE_KEY_ENV))
-    except SigningError as exc:
-        raise UsageError(f"mmbot run: {PRIVATE_KEY_ENV}: {exc}") from None
+    key = signing_key("mmbot run")
     if any(name in missing for name in API_ENV):
         return key, None
     api_key, secret, passphrase = (secret_from_env(name) for name in API_ENV)
