@@ -45,7 +45,7 @@ if str(ROOT.parent) not in sys.path:
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mmbot.cli_live import API_ENV, PRIVATE_KEY_ENV  # noqa: E402
+from mmbot.cli_keys import API_ENV, PRIVATE_KEY_ENV  # noqa: E402
 from mmbot.cli_sim import ADMIN_TOKEN_ENV  # noqa: E402
 from mmbot.config import RetentionConfig, Secret  # noqa: E402
 from mmbot.venues.polymarket.auth import SigningKey  # noqa: E402
@@ -59,7 +59,7 @@ KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # pu
 # without --deposit-wallet the soak's bot has no chain access, so the chain's and the relayer's
 # faults would meet nothing; with it, those it can meet are added (soak_wallet)
 FAULT_KINDS = tuple(k for k in ALL_FAULT_KINDS if not k.startswith(("chain_", "relayer_")))
-FAULT_VALUES = {"drop": "", "stall": "3", "delay": "2", "malformed": "", "tick": "", "throttle": "3",
+FAULT_VALUES = {"drop": "", "stall": "3", "outage": "5", "delay": "2", "malformed": "", "tick": "", "throttle": "3",
                 "restart": "5", "lose": "1", "fail": "{api_key}", "shuffle": "{api_key}"}
 QUIET_MIN = 10  # no faults in the last simulated minutes: the end is judged on a settled account
 POLL_S = 0.25

@@ -14,6 +14,9 @@ Where the venue does not pay resolutions out itself (signed trading), the engine
 ``[capital] sweep_interval_s`` (``Engine.sweep``): resolved markets' shares are redeemed on chain
 and held complete sets offered to the merge strategy (``decisions/capital.py``). Replay and paper
 have no such timer, so their logs are as they were.
+
+With ``[risk] on_daily_loss = "flatten"`` the executor's ``Flatten`` is connected here: its halt to
+``DecisionLoop.halt``, its deadlines to the scheduler, its stop to the caller's ``request_stop``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import trio
 import trio.testing
 
 from mmbot.clock import Scheduler, TrioClock
-from mmbot.config import Config
+from mmbot.config import Config, StrategiesConfig
 from mmbot.decisions.book import Books
 from mmbot.decisions.executor import Executor
 from mmbot.decisions.ledger import Ledger
@@ -224,10 +227,12 @@ def build_engine(
     cash: int | None = None,
     pays_on_resolution: bool = True,
     publish_refused: Callable[[Fill], None] = lambda fill: None,
+    request_stop: Callable[[str], None] | None = None,
 ) -> Engine:
     """``cash``: the ledger's starting pUSD (the venue's balance with signed orders; the config's
     paper cash if not given). ``pays_on_resolution``: whether the venue pays winning shares out
-    itself (the paper venue) or they wait to be redeemed on chain (Polymarket)."""
+    itself (the paper venue) or they wait to be redeemed on chain (Polymarket). ``request_stop(reason)``:
+    how the engine asks its run to stop (the daily-loss flatten is done; at most once)."""
     scheduler = Scheduler(clock)
     doorbell = Doorbell()
     inbox: Stream = Stream(doorbell)
@@ -253,7 +258,11 @@ def build_engine(
         publish_refused=publish_refused,
         capital=config.capital,
     )
-    strategies = Strategies(config_for=config.strategies_for, ids=ids)
+    def strategies_for(market: str) -> StrategiesConfig:  # an override may name the market by its slug
+        info = markets.get(market)
+        return config.strategies_for(market, info.slug if info is not None else "")
+
+    strategies = Strategies(config_for=strategies_for, ids=ids)
     loop = DecisionLoop(inbox=inbox, slots=slots, executor=executor, strategies=strategies)
     observers = [markets.apply] + ([gateway.on_market] if hasattr(gateway, "on_market") else [])
     frames = MarketFrames(
@@ -283,6 +292,9 @@ def build_engine(
         strategies=strategies,
         forget_orders=forget_at(gateway),
     )
+    if executor.flatten is not None:  # [risk] on_daily_loss = "flatten" (decisions/flatten.py)
+        executor.flatten.connect(halt=loop.halt, call_at=scheduler.call_at, stop=request_stop)
+        engine.every(1, executor.flatten.after, "loss-check")  # marks move without a message too
     for info in markets:
         engine.boundaries.watch(info)
     engine.every(PRUNE_EVERY_S, engine.prune, "prune")

@@ -19,9 +19,10 @@ import httpx
 import trio
 
 from mmbot import __version__
-from mmbot.app import Engine, build_engine, listing_details, market_channel, resolution_watch, run_live_tree
+from mmbot.app import Engine, build_engine, market_channel, run_live_tree
+from mmbot.app_tree import ExtraServices, LiveParts, gamma_services, schedule_rows
 from mmbot.clock import TrioClock, wall_ns
-from mmbot.config import Config
+from mmbot.config import Config, SelectConfig
 from mmbot.decisions.markets import Markets
 from mmbot.decisions.reconcile import Reconciler
 from mmbot.memory.log import EventLog
@@ -49,7 +50,8 @@ async def run_trading(
     creds: ApiCredentials | None, db_path: str | Path, mode: str, duration_s: int | None = None,
     clock: TrioClock | None = None, stop: trio.Event | None = None, dry_run: bool = False,
     signature_type: int = EOA, funder: str | None = None, gamma_url: str | None = None,
-    rpc_url: str | None = None, relayer_url: str | None = None,
+    rpc_url: str | None = None, relayer_url: str | None = None, extra_services: ExtraServices | None = None,
+    select: SelectConfig | None = None,
     task_status: trio.TaskStatus[Engine] = trio.TASK_STATUS_IGNORED,
 ) -> Engine:
     """``funder``: the address holding the funds when it is not the key's own (a Polymarket proxy
@@ -113,7 +115,8 @@ async def run_trading(
                               pays_on_resolution=False,  # winners are redeemed on chain, not by the CLOB
                               gateway_factory=gateway_factory, seed=config.seed,
                               publish_fill=lambda fill: reconcilers[0].on_our_fill(fill, clock.now_ns()),
-                              publish_refused=lambda fill: reconcilers[0].on_refused_fill(fill, clock.now_ns()))
+                              publish_refused=lambda fill: reconcilers[0].on_refused_fill(fill, clock.now_ns()),
+                              request_stop=lambda reason: stop.set())  # the daily-loss flatten, done
         session = sessions[0]
         engine.inbox.send(session.close_gate_at_start())
         engine.executor.adopt_holdings("startup", snapshot.holdings, basis="venue midpoint at start-up")
@@ -121,16 +124,17 @@ async def run_trading(
                                         "rest": rest_url, "address": key.address, "funder": funder or key.address,
                                         "signature_type": signature_type, "markets": len(markets),
                                         "cash": snapshot.cash, "config_hash": config.digest()})
-        engine.every(config.log.stats_interval_s, engine.record_stats, "stats")
-        engine.every(config.log.stats_interval_s, engine.record_pnl, "pnl")
+        schedule_rows(engine, markets)
         engine.every(config.log.stats_interval_s,
                      lambda cid: log.record("venue_stats", cid, session.statistics()), "venue-stats")
         engine.forget_orders = lambda order_ids, now_ns, horizon_ns: forget_at_venue(
             session, reconcilers[0], order_ids, now_ns, horizon_ns)  # Engine.prune does the rest
-        market_channel(engine, markets, ws_url)
+        market_channel(engine, markets, ws_url, follow=select is None)
         async with httpx.AsyncClient(base_url=gamma_url or f"{rest_url.rstrip('/')}/gamma", timeout=10) as gamma:
-            services = [*session.services(), ("listing-details", listing_details(engine, gamma).run),
-                        ("resolution-watch", resolution_watch(engine, gamma).run)]
+            services = [*session.services(), *gamma_services(engine, gamma, select)]
+            if extra_services is not None:
+                parts = LiveParts(rest=rest, user=session.user, services=tuple(name for name, _ in services))
+                services += extra_services(engine, parts)
             capital = engine.executor.capital
             await run_live_tree(engine, services=services, stop=stop, duration_s=duration_s, drain_s=3,
                                 failed=lambda: session.final_failure() or None, task_status=task_status,

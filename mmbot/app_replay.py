@@ -42,7 +42,7 @@ async def replay(
     log.start_run(
         mode="replay",
         seed=seed,
-        recording=Path(recording).name,
+        recording=str(Path(recording).resolve()),  # where a reader of the log finds its markets' names
         config_hash=config.digest(),
         code_version=__version__,
     )

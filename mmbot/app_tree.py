@@ -11,20 +11,23 @@ import random
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import attrs
 import httpx
 import trio
 
 from mmbot import __version__
 from mmbot.app_engine import SHUTDOWN_GRACE_S, Engine, build_engine, memory_nursery, paper_gateway, run_decisions, supervised
 from mmbot.clock import TrioClock, wall_ns
-from mmbot.config import Config
+from mmbot.app_select import follow_resolutions, selection_service
+from mmbot.config import Config, SelectConfig
 from mmbot.decisions.markets import Markets
 from mmbot.facts.venue_time import VenueTime
 from mmbot.memory.log import EventLog
 from mmbot.model import MarketInfo, MarketResolved, NewMarket
 from mmbot.supervisor import Service
 from mmbot.venues.polymarket.discovery import ListingDetails, ResolutionWatch
-from mmbot.venues.polymarket.ws import MarketChannel
+from mmbot.venues.polymarket.rest import ClobRest
+from mmbot.venues.polymarket.ws import ChannelConnection, MarketChannel
 
 
 async def run_live_tree(
@@ -74,8 +77,40 @@ async def run_live_tree(
                 facts.cancel_scope.cancel()
             decisions.cancel_scope.cancel()
         engine.record_stats("final")
+        engine.record_pnl("exit")
         engine.record_pnl("final", kind="run_end")
         await engine.log.close(failed=failed())
+
+
+@attrs.frozen
+class LiveParts:
+    """What signed trading adds to a run that the cockpit reads: the venue's REST client (its
+    requests' latency), the user channel's connection, and the names of the venue's services."""
+
+    rest: ClobRest
+    user: ChannelConnection
+    services: tuple[str, ...]
+
+
+# More (name, service) pairs for a run's tree, made once the engine is built (the operator's
+# cockpit); LiveParts with signed trading, None on paper.
+ExtraServices = Callable[[Engine, "LiveParts | None"], Sequence[tuple[str, Service]]]
+
+
+def schedule_rows(engine: Engine, markets: list[MarketInfo]) -> None:
+    """The periodic rows of a run on a live feed, and the first ones: a ``market_known`` row per
+    market it starts with (what a reader of the log needs to name them: slug, question, outcome
+    names), a ``pnl`` row now and every ``[log] pnl_interval_s``, bus statistics every
+    ``stats_interval_s``. (Replay keeps its own schedule: its digest must not change.)"""
+    config, log = engine.config, engine.log
+    for info in markets:
+        log.record("market_known", "start", {
+            "slug": info.slug, "question": info.question, "outcomes": list(info.outcomes), "tokens": list(info.tokens),
+            "tick": info.tick, "min_size": info.min_size, "end_ns": info.end_ns, "neg_risk": info.neg_risk,
+            "fee_rate": info.fee_rate}, market=info.market)
+    engine.record_pnl("start")
+    engine.every(config.log.stats_interval_s, engine.record_stats, "stats")
+    engine.every(config.log.pnl_interval_s, engine.record_pnl, "pnl")
 
 
 def market_feed(engine: Engine, channel: MarketChannel) -> Service:
@@ -96,16 +131,17 @@ def market_feed(engine: Engine, channel: MarketChannel) -> Service:
 
 
 def market_channel(engine: Engine, markets: list[MarketInfo], ws_url: str, *,
-                   on_frame: Callable[[str, int], None] | None = None) -> MarketChannel:
-    """The live market channel of a run: every market's tokens subscribed, listings followed,
-    lost connections marking their books stale."""
+                   on_frame: Callable[[str, int], None] | None = None, follow: bool = True) -> MarketChannel:
+    """The live market channel of a run: every market's tokens subscribed, lost connections
+    marking their books stale; with ``follow`` every new listing subscribed too, else (``[select]``
+    chooses what is traded, ``app_select``) only resolved markets let go."""
     config, clock = engine.config, engine.clock
     channel = MarketChannel(
         url=ws_url, on_frame=on_frame or engine.frames.on_frame,
         on_gap=lambda tokens, reason: engine.frames.on_gap(tokens, reason, clock.now_ns()),
         sink=engine.log, clock=clock, config=config.feed, rng=random.Random(config.seed ^ 0xFEED),
     )
-    engine.frames.add_observer(follow_listings(channel))
+    engine.frames.add_observer(follow_listings(channel) if follow else follow_resolutions(channel))
     channel.subscribe(token for info in markets for token in info.tokens)
     engine.channel = channel
     return channel
@@ -134,6 +170,7 @@ def listing_details(engine: Engine, client: httpx.AsyncClient) -> ListingDetails
         engine.log.record("market_listed", "listing", {
             "tokens": list(info.tokens), "tick": info.tick, "min_size": info.min_size, "end_ns": info.end_ns,
             "fee_rate": info.fee_rate, "neg_risk": info.neg_risk, "slug": info.slug,
+            "outcomes": list(info.outcomes), "question": info.question,
         }, market=info.market)
 
     details = ListingDetails(client=client, on_details=adopt, sink=engine.log, clock=engine.clock)
@@ -156,11 +193,14 @@ def resolution_watch(engine: Engine, client: httpx.AsyncClient) -> ResolutionWat
                            sink=engine.log, clock=engine.clock, venue_now=venue_time.now_ns)
 
 
-def gamma_services(engine: Engine, client: httpx.AsyncClient) -> list[tuple[str, Service]]:
-    """The services a live run takes from Gamma: details of markets listed during the run, and
-    resolutions the market channel missed."""
-    return [("listing-details", listing_details(engine, client).run),
-            ("resolution-watch", resolution_watch(engine, client).run)]
+def gamma_services(engine: Engine, client: httpx.AsyncClient,
+                   select: SelectConfig | None = None) -> list[tuple[str, Service]]:
+    """The services a live run takes from Gamma: the markets it trades — every market listed during
+    the run once its details are known, or with ``select`` those the ``[select]`` rules choose,
+    kept current (``app_select``) — and the resolutions the market channel missed."""
+    chooser = (("listing-details", listing_details(engine, client).run) if select is None
+               else ("selection", selection_service(engine, client, select).run))
+    return [chooser, ("resolution-watch", resolution_watch(engine, client).run)]
 
 
 # --------------------------------------------------------------------------- paper on a live feed
@@ -177,6 +217,8 @@ async def run_paper(
     stop: trio.Event | None = None,
     tap: Callable[[str, str, int], None] | None = None,
     gamma_url: str | None = None,
+    extra_services: ExtraServices | None = None,
+    select: SelectConfig | None = None,
     task_status: Any = trio.TASK_STATUS_IGNORED,
 ) -> Engine:
     """Paper trading on a live market channel, on the real (or a test's) clock.
@@ -186,19 +228,23 @@ async def run_paper(
     returns the engine (for the summary). ``task_status`` gets the engine once the feed started.
     ``tap(channel, text, recv_ns)`` sees every frame first (the recorder of ``mmbot run --record``).
     With ``gamma_url``, markets listed during the run are traded once their details are fetched
-    from it (``listing_details``); without, with what ``new_market`` says.
+    from it (``listing_details``); without, with what ``new_market`` says. ``extra_services(engine)``
+    gives more ``(name, service)`` pairs to supervise with the others (the operator's cockpit).
+    With ``select`` (and ``gamma_url``) the traded set is kept current by the ``[select]`` rules
+    (``app_select``) instead of taking every listing.
     """
     clock = clock or TrioClock()
+    stop = trio.Event() if stop is None else stop
     log = EventLog(db_path, clock=clock, wall=wall_ns, batch_rows=config.log.batch_rows, batch_ms=config.log.batch_ms)
     log.start_run(mode="paper", seed=config.seed, recording=ws_url, config_hash=config.digest(), code_version=__version__)
     engine = build_engine(
         config=config, clock=clock, log=log, markets=Markets(markets, learn_listings=gamma_url is None),
         gateway_factory=paper_gateway(config), seed=config.seed,
+        request_stop=lambda reason: stop.set(),  # the daily-loss flatten, done
     )
     log.record("run_start", "run", {"mode": "paper", "seed": config.seed, "ws": ws_url, "markets": len(markets),
-                                    "config_hash": config.digest()})
-    engine.every(config.log.stats_interval_s, engine.record_stats, "stats")
-    engine.every(config.log.stats_interval_s, engine.record_pnl, "pnl")
+                                    "config_hash": config.digest(), "cash": engine.executor.ledger.cash})
+    schedule_rows(engine, markets)
     on_frame = engine.frames.on_frame
     if tap is not None:
         handle = on_frame
@@ -207,13 +253,15 @@ async def run_paper(
             tap("market", text, recv_ns)
             handle(text, recv_ns)
 
-    market_channel(engine, markets, ws_url, on_frame=on_frame)
+    market_channel(engine, markets, ws_url, on_frame=on_frame, follow=select is None)
     drain_s = 2 * (config.paper.ack_latency_ms + config.paper.latency_jitter_ms) / 1000  # float-ok: a trio sleep
     async with contextlib.AsyncExitStack() as stack:
         services: list[tuple[str, Service]] = []
         if gamma_url:
             gamma = await stack.enter_async_context(httpx.AsyncClient(base_url=gamma_url, timeout=10))
-            services = gamma_services(engine, gamma)
+            services = gamma_services(engine, gamma, select)
+        if extra_services is not None:
+            services = [*services, *extra_services(engine, None)]
         await run_live_tree(engine, services=services, stop=stop, duration_s=duration_s, drain_s=drain_s,
                             task_status=task_status)
     return engine

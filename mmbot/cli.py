@@ -15,7 +15,7 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
 from mmbot.cli_errors import EXIT_USAGE, UsageError
 
@@ -25,44 +25,72 @@ EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
 
 
+def _no_default(value: object) -> bool:
+    """A default not worth showing: none, or off (0 is a default worth showing, so not ``in``)."""
+    return value is None or value is False or value == argparse.SUPPRESS
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, unless there is none (None, off) or the help text
+    already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.help == argparse.SUPPRESS or "default" in text or _no_default(action.default):
+            return action.help
+        if not action.option_strings and action.nargs not in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return action.help
+        return f"{text} (default: %(default)s)".lstrip()
+
+
 class _Parser(argparse.ArgumentParser):
+    """Every (sub)command's parser: a bad argument is one line (exit 2); ``--help`` shows defaults."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        if action.help is None and action.option_strings and not _no_default(action.default):
+            action.help = "(default: %(default)s)"  # an option without help still shows its default
+        return action
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
 
 
 def _parser() -> argparse.ArgumentParser:
+    from mmbot import __version__
+
     parser = _Parser(prog="mmbot", description="A Polymarket complete-set market maker on Trio.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"mmbot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     replay = sub.add_parser("replay", help="replay a recording through the whole decision path on paper")
     replay.add_argument("recording", help="a recording file (.jsonl or .jsonl.gz)")
     replay.add_argument("--config", help="a TOML config file (defaults otherwise)")
-    replay.add_argument("--db", help="the event log to write (default: out/<recording>.db)")
+    replay.add_argument("--db", help="the event log to write, a new file (default: out/<recording>-YYYYMMDD-HHMMSS.db,"
+                                     " UTC)")
     replay.add_argument("--seed", type=_int_arg("--seed"), help="seed for paper latency jitter (default: the config's)")
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    report = sub.add_parser("report", help="summarise a run's event log")
-    report.add_argument("db")
-    report.add_argument("--plot", metavar="PNG", help="also write a PNG of PnL, inventory and fills")
-
-    explain = sub.add_parser("explain", help="the chain behind a correlation id, order id or fill id")
-    explain.add_argument("db")
-    explain.add_argument("id")
-
     decode = sub.add_parser("decode", help="print captured venue frames as decoded domain messages")
-    decode.add_argument("files", nargs="+")
+    decode.add_argument("files", nargs="+", help="captured frames (JSON files)")
 
     generate = sub.add_parser("generate", help="write a synthetic recording from the seeded simulator")
-    generate.add_argument("--seed", type=_int_arg("--seed"), default=7)
-    generate.add_argument("--out", required=True)
+    generate.add_argument("--seed", type=_int_arg("--seed"), default=7, help="the simulator's seed")
+    generate.add_argument("--out", required=True, help="recording to write (.jsonl or .jsonl.gz; the same seed gives"
+                                                       " the same bytes, so an existing file is replaced)")
     generate.add_argument("--duration", type=_int_arg("--duration"), default=720, help="seconds of market time")
-    generate.add_argument("--markets", type=_int_arg("--markets"), default=4)
+    generate.add_argument("--markets", type=_int_arg("--markets"), default=4, help="markets in the recording")
     generate.add_argument("--batched-price-changes", action="store_true",
                           help="pack each step's level changes of a market into one price_change (the old shape)"
                                " instead of the venue's one or two entries per message")
 
-    from mmbot import cli_live
+    from mmbot import cli_live, cli_logs
 
+    cli_logs.add_parsers(sub)
     cli_live.add_parsers(sub, _int_arg)
     return parser
 
@@ -92,26 +120,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     import trio.testing
 
     from mmbot import app
-    from mmbot.config import ConfigError, load_config
+    from mmbot.cli_places import event_log_path, load_config_or_refuse
     from mmbot.facts.recording import RecordingError, count_frames, read_header
     from mmbot.memory.report import summary
     from mmbot.report_view import print_summary
 
     recording = _existing(args.recording, "recording")
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        raise UsageError(f"mmbot: {exc}") from None
+    config = load_config_or_refuse(args.config, "mmbot replay")
     try:
         read_header(recording)
         total = count_frames(recording)
     except RecordingError as exc:
         raise UsageError(f"mmbot: {exc}") from None
     seed = config.seed if args.seed is None else args.seed
-    db = Path(args.db) if args.db else Path("out") / (recording.name.split(".")[0] + ".db")
-    db.parent.mkdir(parents=True, exist_ok=True)
-    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-        stale.unlink(missing_ok=True)
+    db = event_log_path(args.db, recording.name.split(".")[0], "mmbot replay")  # never an existing log
     args.event_log = db
 
     from rich.console import Console
@@ -139,31 +161,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from mmbot.memory.plot import plot
-    from mmbot.memory.report import summary
-    from mmbot.report_view import print_summary
-
-    db = _existing(args.db, "event log")
-    print_summary(summary(db), title=f"report of {db.name}")
-    if args.plot:
-        plot(db, args.plot)
-        print(f"plot: {args.plot}")
-    return 0
-
-
-def cmd_explain(args: argparse.Namespace) -> int:
-    from mmbot.memory.query import explain, format_explain
-
-    db = _existing(args.db, "event log")
-    rows = explain(db, args.id)
-    if not rows:
-        print(f"mmbot: nothing in {db} has the id {args.id!r}", file=sys.stderr)
-        return 1
-    print(format_explain(rows))
-    return 0
-
-
 def cmd_decode(args: argparse.Namespace) -> int:
     from mmbot.venues.polymarket.decode_cmd import run_decode
 
@@ -171,10 +168,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from mmbot.cli_places import check_out_path
     from mmbot.venues.simulator.generate import generate_recording
 
     if args.duration < 10 or args.markets < 1:
         raise UsageError("mmbot generate: --duration expects at least 10 seconds and --markets at least 1")
+    check_out_path("--out", args.out, "mmbot generate")
     header = generate_recording(args.out, seed=args.seed, duration_s=args.duration, markets=args.markets,
                                 batched_price_changes=args.batched_price_changes)
     print(f"wrote {args.out}: {len(header.markets)} markets in the header, seed {args.seed}")
@@ -183,20 +182,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "replay": cmd_replay,
-    "report": cmd_report,
-    "explain": cmd_explain,
     "decode": cmd_decode,
     "generate": cmd_generate,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mmbot import cli_live
+    from mmbot import cli_live, cli_logs
 
     args = None
     try:
-        args = _parser().parse_args(argv)
-        return {**COMMANDS, **cli_live.COMMANDS}[args.command](args)
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if args.command is None:  # bare `mmbot`: what it can do
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        return {**COMMANDS, **cli_logs.COMMANDS, **cli_live.COMMANDS}[args.command](args)
     except UsageError as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return EXIT_USAGE

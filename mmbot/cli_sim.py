@@ -15,11 +15,13 @@ import signal
 from typing import Any
 
 from mmbot.cli_errors import UsageError
+from mmbot.cli_places import check_port_free, port_in_use_error
 
 ADMIN_TOKEN_ENV = "MMBOT_SIM_ADMIN_TOKEN"
 _ADMIN_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{16,200}")
 MAX_INTERVAL_S = 30 * 86_400
 MAX_SPEED = 100_000  # the world's clock stays within the calendar for a long run
+HOST = "127.0.0.1"  # loopback only
 
 
 def parse_fault(text: str) -> Any:
@@ -58,6 +60,8 @@ def check_options(args: argparse.Namespace) -> None:
             raise UsageError(f"mmbot sim: {name} {port}: expected a port from 0 to 65535 (0: any free port)")
     if args.port == args.ws_port != 0:
         raise UsageError(f"mmbot sim: --port and --ws-port are both {args.port}: expected two ports (or 0)")
+    for name, port in (("--port", args.port), ("--ws-port", args.ws_port)):
+        check_port_free(name, HOST, port, "mmbot sim")
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -78,14 +82,19 @@ def cmd_sim(args: argparse.Namespace) -> int:
                            batched_price_changes=args.batched_price_changes, block_ms=args.block_ms)
 
     async def main() -> None:
-        server = SimServer(venue, settings=settings, admin_token=admin_token)
+        server = SimServer(venue, settings=settings, admin_token=admin_token,
+                           on_alert=lambda line: print(f"alert received: {line}", flush=True))
         async with trio.open_nursery() as nursery:
             try:
                 urls = await nursery.start(lambda task_status: server.run(
                     http_port=args.port, ws_port=args.ws_port, task_status=task_status))
-            except Exception as exc:  # a port taken, or refused by the system
+            except Exception as exc:  # a port taken (since the check), or refused by the system
                 if not only(exc, (OSError,)):
                     raise
+                for name, port in (("--port", args.port), ("--ws-port", args.ws_port)):
+                    taken = port_in_use_error(name, HOST, port, "mmbot sim")
+                    if taken is not None:
+                        raise taken from None
                 raise UsageError(f"mmbot sim: cannot listen on 127.0.0.1 (--port {args.port}, --ws-port "
                                  f"{args.ws_port}): {leaves(exc)[0]}") from None
             pace = f"{args.rate} frames/s" if args.rate else f"speed x{speed}"
@@ -94,6 +103,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                 print(f"  {line}")
             token = f"from {ADMIN_TOKEN_ENV}" if admin_token else server.admin_token
             print(f"  admin token     {token} (/admin/*, from loopback: Authorization: Bearer <token>)")
+            print(f"  alert inbox     {urls.rest}/inbox (a webhook receiver for trying alerts: MMBOT_ALERT_URL)")
             print("  Ctrl-C stops it", flush=True)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
@@ -115,14 +125,14 @@ def add_parser(sub: Any, int_arg: Any) -> None:
     sim.add_argument("--port", type=int_arg("--port"), default=8080, help="REST port (0: any free port)")
     sim.add_argument("--ws-port", type=int_arg("--ws-port"), default=8081, help="market channel port")
     sim.add_argument("--markets", type=int_arg("--markets"), default=4, help="markets at a time")
-    sim.add_argument("--seed", type=int_arg("--seed"), default=0)
+    sim.add_argument("--seed", type=int_arg("--seed"), default=0, help="seeds the markets and their flow")
     sim.add_argument("--rate", type=int_arg("--rate"), help="market frames per second (the world runs as fast as that needs)")
     sim.add_argument("--speed", type=int_arg("--speed"), default=1, help="simulated seconds per real second")
     sim.add_argument("--interval", type=int_arg("--interval"), default=300, help="Up/Down window seconds")
     sim.add_argument("--funding", type=int_arg("--funding"), default=10_000,
                      help="pUSD each trading account starts with")
     sim.add_argument("--fault", type=parse_fault, action="append",
-                     help="KIND@SECONDS[:VALUE]: drop, stall (seconds), delay (ms), tick (market:tick), malformed")
+                     help="KIND@SECONDS[:VALUE]: drop, stall (seconds), outage (seconds), delay (ms), tick (market:tick), malformed")
     sim.add_argument("--block-ms", type=int_arg("--block-ms"), default=2_000,
                      help="the simulated chain's block time in ms (default 2000, Polygon's; less keeps pace with"
                           " --speed)")

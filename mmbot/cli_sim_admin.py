@@ -16,6 +16,7 @@ from typing import Any
 
 from mmbot.cli_errors import UsageError
 from mmbot.cli_keys import signing_key
+from mmbot.cli_places import HTTP, check_url
 from mmbot.cli_sim import ADMIN_TOKEN_ENV
 
 
@@ -23,6 +24,7 @@ from mmbot.cli_sim import ADMIN_TOKEN_ENV
 def _post(args: argparse.Namespace, who: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     import httpx
 
+    check_url("--rest", args.rest, HTTP, who)
     token = os.environ.get(ADMIN_TOKEN_ENV, "")
     if not token:
         raise UsageError(f"{who}: {ADMIN_TOKEN_ENV} is not set: the admin token mmbot sim printed")

@@ -40,6 +40,9 @@ def cmd_wallet_address(args: argparse.Namespace) -> int:
     from mmbot.venues.polymarket.chain_types import ChainUnreachable
     from mmbot.venues.polymarket.deposit_wallet import FACTORY, addresses
 
+    from mmbot.cli_places import HTTP, check_url
+
+    check_url("--rpc", args.rpc, HTTP, "mmbot wallet address")
     found = addresses(signing_key("mmbot wallet address").address)
     chain = None
     if args.rpc:

@@ -10,7 +10,6 @@ exit code 2; the event log keeps the whole story.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from mmbot.cli_errors import UsageError
@@ -39,13 +38,17 @@ def _run(args: argparse.Namespace, who: str, action: Callable[[Any, Any, str], A
     from mmbot.venues.polymarket.chain_types import ChainUnreachable
     from mmbot.venues.polymarket.rpc import RpcError
 
+    from mmbot.cli_places import HTTP, check_url
+
+    for flag in ("rpc", "relayer", "rest", "gamma"):
+        check_url(f"--{flag}", getattr(args, flag, None), HTTP, who)
     key = signing_key(who)
     signature_type = WALLET_TYPES[args.signature_type]
     db = None
     if acts:
-        from mmbot.cli_places import fresh_db
+        from mmbot.cli_places import event_log_path
 
-        db = fresh_db(Path(args.db))
+        db = event_log_path(args.db, f"wallet-{args.wallet_command}", who)  # never an earlier action's log
         args.event_log = db
 
     async def main() -> int:
@@ -69,7 +72,7 @@ def _run(args: argparse.Namespace, who: str, action: Callable[[Any, Any, str], A
             raise
         if log is not None:
             await log.close()
-            print(f"event log: {args.db} (mmbot explain {args.db} {cid})")
+            print(f"event log: {db} (mmbot explain {db} {cid})")
         return result
 
     try:
@@ -267,7 +270,8 @@ def add_parsers(actions: Any, size_arg: Callable[[str], int]) -> None:
         parser.add_argument("--signature-type", choices=("deposit-wallet", "eoa"), default="deposit-wallet",
                             help="where the funds are: the owner's deposit wallet (default) or the key's own address")
         if acts:
-            parser.add_argument("--db", default="out/wallet.db", help="the event log of the action")
+            parser.add_argument("--db", help="the event log of the action (default: a new"
+                                             " out/wallet-<command>-<UTC time>.db; an existing one is refused)")
 
     deploy = actions.add_parser("deploy", help="deploy the owner's deposit wallet through the relayer (WALLET-CREATE)")
     chain_args(deploy, acts=True)

@@ -8,6 +8,7 @@ environment, as ``Secret`` whose repr and str are ``'***'``.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
+from mmbot.config_checks import check_ranges
 from mmbot.model import ONE, format_micro, parse_micro
 
 Micro = NewType("Micro", int)  # written in TOML as a decimal string, held as micro-units
@@ -64,6 +66,7 @@ class RiskConfig:
     max_daily_loss: Micro = Micro(200 * ONE)  # pUSD, realised plus marked
     min_edge: Micro = Micro(5_000)  # a complete set must be at least this far below 1 after fees
     end_buffer_s: int = 30  # no new orders this close to a market's end
+    on_daily_loss: str = "halt"  # at max_daily_loss: "halt" (no new buys) or "flatten" (cancel, sell back, stop)
 
 
 @attrs.frozen(kw_only=True)
@@ -99,9 +102,21 @@ class StrategiesConfig:
 
 @attrs.frozen(kw_only=True)
 class MarketOverride:
-    """Per-market strategy settings, replacing the defaults for the market named."""
+    """Per-market strategy settings, replacing the defaults for the market named: ``market`` is a
+    condition id ("0x" and 64 hex digits) or a slug, which may be a shell-style pattern
+    ("btc-updown-5m-*": every window of a series, those listed later too)."""
 
     market: str
+
+    def is_condition_id(self) -> bool:
+        return len(self.market) == 66 and self.market[:2] == "0x" and all(
+            c in "0123456789abcdefABCDEF" for c in self.market[2:])
+
+    def matches(self, market: str, slug: str = "") -> bool:
+        """Whether this override is for the market with condition id ``market`` and ``slug``."""
+        if self.is_condition_id():
+            return self.market.lower() == market.lower()
+        return self.market == market or (bool(slug) and fnmatch.fnmatchcase(slug, self.market))
     taker: TakerConfig | None = None
     maker: MakerConfig | None = None
     merge: MergeConfig | None = None
@@ -119,6 +134,7 @@ class LogConfig:
     batch_rows: int = 500
     batch_ms: int = 50
     stats_interval_s: int = 60  # bus statistics rows
+    pnl_interval_s: int = 5  # PnL and inventory rows of a run on a live feed (replay keeps stats_interval_s)
 
 
 @attrs.frozen(kw_only=True)
@@ -172,9 +188,36 @@ class CapitalConfig:
             raise ValueError(f"retry_after_s ({self.retry_after_s}) must not exceed retry_max_s ({self.retry_max_s})")
 
 
+@attrs.frozen(kw_only=True)
+class SelectConfig:
+    """Which listed markets a run on a live feed trades, kept current as markets list and end
+    (``--markets`` overrides it). Empty patterns match everything."""
+
+    slugs: tuple[str, ...] = ()  # shell-style slug patterns, e.g. "btc-updown-15m-*"
+    series: tuple[str, ...] = ()  # Gamma series slugs (the event's), e.g. "btc-up-or-down-15m"
+    tags: tuple[str, ...] = ()  # Gamma tag slugs: a market with any of them
+    min_liquidity: Micro = Micro(0)  # pUSD, where Gamma gives it
+    max_spread: Micro = Micro(ONE)  # best ask minus best bid of the first outcome
+    min_time_to_end_s: int = 0  # not a market ending sooner than this
+    max_markets: int = 0  # 0: no cap; else the soonest-ending first
+    refresh_s: int = 30  # how often the listing is read again (and at every Up/Down boundary)
+
+
+@attrs.frozen(kw_only=True)
+class AlertsConfig:
+    """Webhook alerts (``cockpit/alerts.py``); the URL and tokens come from the environment."""
+
+    format: str = "generic"  # generic JSON, "slack" (and Discord's Slack-compatible hook), "discord", "telegram"
+    feed_down_after_s: int = 30  # a market feed or the user channel down this long is told
+    min_interval_s: int = 60  # the same kind of alert at most this often
+    max_per_hour: int = 30  # all alerts together
+
+
 # Sections added after runs were recorded: left out of the config's digest while at their
 # defaults, so the digest of an earlier run's config (and of a replay's event log) stays the same.
-_DIGEST_OPTIONAL = ("venue", "retention", "capital")
+_DIGEST_OPTIONAL = ("venue", "retention", "capital", "select", "alerts")
+# Fields added to sections that were already there, left out of the digest while at their defaults.
+_DIGEST_OPTIONAL_FIELDS = (("log", "pnl_interval_s", 5), ("risk", "on_daily_loss", "halt"))
 
 
 @attrs.frozen(kw_only=True)
@@ -189,16 +232,22 @@ class Config:
     venue: VenueConfig = VenueConfig()
     retention: RetentionConfig = RetentionConfig()
     capital: CapitalConfig = CapitalConfig()
+    select: SelectConfig = SelectConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
-    def strategies_for(self, market: str) -> StrategiesConfig:
-        for override in self.markets:
-            if override.market == market:
-                return StrategiesConfig(
-                    taker=override.taker or self.strategies.taker,
-                    maker=override.maker or self.strategies.maker,
-                    merge=override.merge or self.strategies.merge,
-                )
-        return self.strategies
+    def strategies_for(self, market: str, slug: str = "") -> StrategiesConfig:
+        """The strategies' settings for a market: the first override keyed by its condition id,
+        else the first whose slug (or slug pattern) it has, else the defaults."""
+        found = [o for o in self.markets if o.is_condition_id() and o.matches(market)]
+        found += [o for o in self.markets if not o.is_condition_id() and o.matches(market, slug)]
+        if not found:
+            return self.strategies
+        override = found[0]
+        return StrategiesConfig(
+            taker=override.taker or self.strategies.taker,
+            maker=override.maker or self.strategies.maker,
+            merge=override.merge or self.strategies.merge,
+        )
 
     def digest(self) -> str:
         """A stable hash of the effective config, stored in the run's row of the event log."""
@@ -206,6 +255,9 @@ class Config:
         for section in _DIGEST_OPTIONAL:
             if getattr(self, section) == type(getattr(self, section))():
                 del tree[section]
+        for section, field, default in _DIGEST_OPTIONAL_FIELDS:
+            if tree[section][field] == default:
+                del tree[section][field]
         text = json.dumps(tree, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -251,7 +303,8 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(str, _strict_str)
     for cls in (
         RiskConfig, TakerConfig, MakerConfig, MergeConfig, StrategiesConfig,
-        MarketOverride, PaperConfig, LogConfig, FeedConfig, VenueConfig, RetentionConfig, CapitalConfig, Config,
+        MarketOverride, PaperConfig, LogConfig, FeedConfig, VenueConfig, RetentionConfig, CapitalConfig,
+        SelectConfig, AlertsConfig, Config,
     ):
         converter.register_structure_hook(
             cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True)
@@ -286,10 +339,12 @@ def _first_error(exc: BaseException, path: str = "") -> tuple[str, str]:
 
 def parse_config(data: Mapping[str, Any]) -> Config:
     try:
-        return _converter.structure(dict(data), Config)
+        config = _converter.structure(dict(data), Config)
     except Exception as exc:  # cattrs raises groups; report the first leaf on one line
         field, message = _first_error(exc)
         raise ConfigError(f"config field {field}: {message}") from None
+    check_ranges(config, ConfigError)  # right types, now right ranges (config_checks)
+    return config
 
 
 def load_config(path: str | Path | None) -> Config:

@@ -14,7 +14,7 @@ import pytest
 import sqlite_utils
 import trio
 
-from mmbot import app_engine, app_live, cli_live
+from mmbot import app_engine, app_live, cli_run
 from mmbot.cli import main
 from mmbot.clock import TrioClock
 from mmbot.memory.log import EventLog, run_outcome
@@ -38,7 +38,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
         (["run", "--mode", "live", "--ws", "ws://x", "--rest", "http://x", "--markets", "m1"],
          "mmbot run --mode live: missing from the environment: MMBOT_PRIVATE_KEY, MMBOT_API_KEY, MMBOT_API_SECRET,"
          " MMBOT_API_PASSPHRASE"),
-        (["run", "--mode", "live", "--ws", "ws://x", "--rest", "http://x"], "--markets: expected the condition ids"),
+        (["run", "--mode", "live", "--ws", "ws://x", "--rest", "http://x"], "expected --markets (condition ids or slugs) or a [select] section"),
         (["run", "--mode", "paper", "--ws", "ws://x", "--rest", "http://x", "--dry-run"],
          "--dry-run: expected with --mode live or sim"),
         (["run", "--mode", "live", "--ws", "ws://x", "--rest", "http://x", "--markets", "m1", "--funder", "0x12"],
@@ -150,7 +150,7 @@ def test_a_venue_error_deep_in_a_run_is_one_line_exit_2_and_its_open_log_is_clos
     """A 401 escaping ``trio.run`` inside nested exception groups, from a run that opened its log
     and did not close it: the CLI tells it in one line and closes the log as failed."""
 
-    async def markets(rest, wanted):  # noqa: ANN001, ANN202
+    async def markets(gamma, config):  # noqa: ANN001, ANN202
         return []
 
     async def run_trading(*, db_path, **_):  # noqa: ANN001, ANN202
@@ -162,7 +162,7 @@ def test_a_venue_error_deep_in_a_run_is_one_line_exit_2_and_its_open_log_is_clos
                 inner.start_soon(trio.sleep_forever)
                 raise Fatal("DELETE /cancel-all: 401 Unauthorized/Invalid api key")
 
-    monkeypatch.setattr(cli_live, "_markets", markets)
+    monkeypatch.setattr(cli_run, "_selected", markets)
     monkeypatch.setattr(app_live, "run_trading", run_trading)
     monkeypatch.setenv("MMBOT_PRIVATE_KEY", "0x" + "11" * 32)
     db, config = tmp_path / "sim.db", tmp_path / "no-merges.toml"

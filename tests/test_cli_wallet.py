@@ -216,8 +216,10 @@ def test_mistakes_are_one_line_exit_2_without_a_secret(sim: Sim, tmp_path: Path)
 
 def test_a_newcomer_deploys_approves_funds_trades_merges_and_redeems(sim: Sim, tmp_path: Path) -> None:
     found = addresses(OWNER)
-    db = str(tmp_path / "wallet.db")
-    acting = ("--rpc", sim.rpc, "--relayer", sim.relayer, "--db", db)
+    logs = iter(range(1, 100))
+
+    def acting() -> tuple[str, ...]:  # each action keeps its own event log (an existing one is never overwritten)
+        return ("--rpc", sim.rpc, "--relayer", sim.relayer, "--db", str(tmp_path / f"wallet-{next(logs)}.db"))
 
     # 1. where the wallet is: offline, then on chain (not deployed yet; a new account's is the beacon one)
     offline = ok(mmbot("wallet", "address"))
@@ -230,15 +232,15 @@ def test_a_newcomer_deploys_approves_funds_trades_merges_and_redeems(sim: Sim, t
                                    "legacy_deployed": False}
 
     # 2. deploy: first without the relayer's key, then with the lines sim-admin prints; twice
-    refused(mmbot("wallet", "deploy", *acting), "mmbot wallet deploy: ", "MMBOT_RELAYER_API_KEY")
+    refused(mmbot("wallet", "deploy", *acting()), "mmbot wallet deploy: ", "MMBOT_RELAYER_API_KEY")
     env = relayer_env(sim, KEY)
     assert env["MMBOT_RELAYER_API_KEY_ADDRESS"] == OWNER
-    refused(mmbot("wallet", "approve", *acting, **env), "not deployed: run mmbot wallet deploy first")
-    deployed = ok(mmbot("wallet", "deploy", *acting, **env))
+    refused(mmbot("wallet", "approve", *acting(), **env), "not deployed: run mmbot wallet deploy first")
+    deployed = ok(mmbot("wallet", "deploy", *acting(), **env))
     assert deployed.startswith(f"deposit wallet {found.beacon} deployed for {OWNER}"), deployed
     story = ok(mmbot(*explain_command(deployed)))
     assert "chain_submitted" in story and "STATE_CONFIRMED" in story, story
-    assert ok(mmbot("wallet", "deploy", *acting, **env)).startswith(f"deposit wallet {found.beacon} of {OWNER} is"
+    assert ok(mmbot("wallet", "deploy", *acting(), **env)).startswith(f"deposit wallet {found.beacon} of {OWNER} is"
                                                                      " already deployed")
     assert f"{found.beacon}  (deployed)" in ok(mmbot("wallet", "address", "--rpc", sim.rpc)).splitlines()[1]
 
@@ -255,7 +257,7 @@ def test_a_newcomer_deploys_approves_funds_trades_merges_and_redeems(sim: Sim, t
     refused(mmbot(*trade, "--duration", "5", "--db", str(early), **env), "mmbot run: ", "run mmbot wallet approve")
     [row] = sqlite_utils.Database(early)["runs"].rows
     assert row["outcome"].startswith("failed: ") and "approval" in row["outcome"], row
-    granted = ok(mmbot("wallet", "approve", *acting, **env))
+    granted = ok(mmbot("wallet", "approve", *acting(), **env))
     assert granted.count("granted ") == 10, granted
     after = status_rows(ok(mmbot("wallet", "status", "--rpc", sim.rpc)))
     assert after["approvals"] == "all in place" and after["batch nonce"] == "1", after
@@ -263,7 +265,7 @@ def test_a_newcomer_deploys_approves_funds_trades_merges_and_redeems(sim: Sim, t
         assert int.from_bytes(eth_call(sim, PUSD, ALLOWANCE.calldata(found.beacon, spender))) > 10**30
     for operator in CTF_OPERATORS:
         assert eth_call(sim, CTF, IS_APPROVED_FOR_ALL.calldata(found.beacon, operator))[-1] == 1
-    assert ok(mmbot("wallet", "approve", *acting, **env)).startswith("every approval is already in place")
+    assert ok(mmbot("wallet", "approve", *acting(), **env)).startswith("every approval is already in place")
 
     # 4. funded: 500 pUSD at the wallet
     assert ok(mmbot("sim-admin", "fund", "--rest", sim.rest, "--address", found.beacon, "--amount", "500")).startswith(
@@ -297,26 +299,26 @@ def test_a_newcomer_deploys_approves_funds_trades_merges_and_redeems(sim: Sim, t
     if resolved:
         market = resolved[0]
         winner = market["tokens"][market["prices"].index("1")]
-        said = ok(mmbot("wallet", "redeem", "--market", market["conditionId"], "--rest", sim.rest, *acting, **env))
+        said = ok(mmbot("wallet", "redeem", "--market", market["conditionId"], "--rest", sim.rest, *acting(), **env))
         assert said.startswith(f"redeemed {market['conditionId']}: {format_micro(held.get(winner, 0))} pUSD"), said
         now = account(sim, OWNER)
         assert now["cash"] == venue["cash"] + held.get(winner, 0)
         assert not any(now["positions"].get(t) for t in market["tokens"]), now["positions"]
-        nothing = ok(mmbot("wallet", "redeem", "--market", market["conditionId"], "--rest", sim.rest, *acting, **env))
+        nothing = ok(mmbot("wallet", "redeem", "--market", market["conditionId"], "--rest", sim.rest, *acting(), **env))
         assert nothing.startswith(f"nothing held in {market['conditionId']}: nothing to redeem"), nothing
         venue, redeemed = now, True
     sets = {m["conditionId"]: min(venue["positions"].get(t, 0) for t in m["tokens"]) for m in markets}
     with_sets = [c for c, n in sets.items() if n]
     if not with_sets:  # the run merged every set it had: make three by hand, from pUSD
         cid = next(m["conditionId"] for m in markets if not m["closed"])
-        said = ok(mmbot("wallet", "split", "--market", cid, "--amount", "3", "--rest", sim.rest, *acting, **env))
+        said = ok(mmbot("wallet", "split", "--market", cid, "--amount", "3", "--rest", sim.rest, *acting(), **env))
         assert said.startswith(f"split 3 pUSD into 3 complete sets of {cid}"), said
         now = account(sim, OWNER)
         assert now["cash"] == venue["cash"] - 3 * ONE
         venue, sets, with_sets = now, {cid: 3 * ONE}, [cid]
     if with_sets:
         cid = with_sets[0]
-        said = ok(mmbot("wallet", "merge", "--market", cid, "--rest", sim.rest, *acting, **env))
+        said = ok(mmbot("wallet", "merge", "--market", cid, "--rest", sim.rest, *acting(), **env))
         assert said.startswith(f"merged {format_micro(sets[cid])} complete sets of {cid} into"), said
         now = account(sim, OWNER)
         assert now["cash"] == venue["cash"] + sets[cid]
@@ -324,9 +326,9 @@ def test_a_newcomer_deploys_approves_funds_trades_merges_and_redeems(sim: Sim, t
         story = ok(mmbot(*explain_command(said)))
         for kind in ("wallet_command", "merge_requested", "chain_submitted", "chain_confirmed", "merge"):
             assert kind in story, (kind, story)
-        assert ok(mmbot("wallet", "merge", "--market", cid, "--rest", sim.rest, *acting, **env)).startswith(
+        assert ok(mmbot("wallet", "merge", "--market", cid, "--rest", sim.rest, *acting(), **env)).startswith(
             f"no complete sets of {cid} held: nothing to merge")
-        refused(mmbot("wallet", "merge", "--market", cid, "--size", "1", "--rest", sim.rest, *acting, **env),
+        refused(mmbot("wallet", "merge", "--market", cid, "--size", "1", "--rest", sim.rest, *acting(), **env),
                 "0 complete sets held, cannot merge 1")
     assert redeemed, "the run left no resolved market's shares for the hand-made redeem"
 

@@ -23,7 +23,10 @@ AMBIENT_TIME = {
     ("trio", "current_time"),
 }
 AMBIENT_RANDOM = {"random", "randint", "choice", "uniform", "shuffle", "randrange", "sample", "gauss"}
-ROOTS = ("mmbot.app", "mmbot.app_live", "mmbot.cli", "mmbot.cli_live")  # composition roots and the CLI
+# What the operator's cockpit may import: the shared values and its own modules. It is given
+# snapshots and rows; only the composition root (app_cockpit, app_metrics, app_alerts) reads the engine.
+COCKPIT_MAY = ("mmbot.cockpit", "mmbot.model", "mmbot.ports", "mmbot.config", "mmbot.backoff")
+ROOTS = ("mmbot.app", "mmbot.app_live", "mmbot.cli", "mmbot.cli_live", "mmbot.cli_run")  # composition roots and the CLI
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:
@@ -98,6 +101,11 @@ def layer_violations(name: str, imported: set[str]) -> list[str]:
         bad = {m for m in mine if _within(m, "mmbot.decisions", "mmbot.memory")}
         if bad:
             found.append(f"{name} imports {sorted(bad)}: venues never import decisions or memory")
+    if _within(name, "mmbot.cockpit"):
+        bad = {m for m in mine if not _within(m, *COCKPIT_MAY)}
+        if bad:
+            found.append(f"{name} imports {sorted(bad)}: the cockpit reads values the composition root builds,"
+                         " never the engine's layers")
     if name not in ROOTS and set(ROOTS) & mine:
         found.append(f"{name} imports the composition root {sorted(set(ROOTS) & mine)}")
     return found
@@ -252,10 +260,13 @@ def test_the_layer_rules_catch_a_synthetic_violation_of_each(tmp_path: Path) -> 
         "venues/polymarket/wire.py": "from . import ws\nfrom mmbot.model import values\n",  # fine
         "decisions/risk.py": "import httpx\nfrom mmbot.facts.feed import f\n",
         "decisions/tasks.py": "import trio\n",  # fine
+        "cockpit/view.py": "from mmbot.cockpit.snapshot import S\nfrom mmbot.model import M\n",  # fine
+        "cockpit/peek.py": "def f():\n    from mmbot.decisions.book import X\n",
     })
     found = _violations(package)
-    assert sorted(found) == ["mmbot.decisions.risk", "mmbot.facts.feed", "mmbot.model.values",
+    assert sorted(found) == ["mmbot.cockpit.peek", "mmbot.decisions.risk", "mmbot.facts.feed", "mmbot.model.values",
                              "mmbot.venues.paper", "mmbot.venues.polymarket.ws"], found
+    assert "the cockpit reads values" in found["mmbot.cockpit.peek"][0]
     assert "venues never import decisions or memory" in found["mmbot.venues.paper"][0]
     assert "['mmbot.memory', 'mmbot.memory.log']" in found["mmbot.venues.polymarket.ws"][0]
     assert "facts and memory never import" in found["mmbot.facts.feed"][0]

@@ -20,6 +20,7 @@ from mmbot.config import CapitalConfig
 from mmbot.decisions.answer_path import AnswerPath
 from mmbot.decisions.book import Books
 from mmbot.decisions.capital import Capital
+from mmbot.decisions.flatten import Flatten
 from mmbot.decisions.forgetting import Forgotten, MarketLifecycle
 from mmbot.decisions.intent_path import IntentPath
 from mmbot.decisions.ledger import Ledger
@@ -36,6 +37,7 @@ from mmbot.model import (
     Fill,
     Ids,
     KillSwitch,
+    OperatorPause,
     MarketClosing,
     MergeDone,
     MergeSets,
@@ -93,6 +95,7 @@ class Executor:
             max_position_per_market=risk.config.max_position_per_market, chain_busy=self.capital.busy,
         )
         self.counts = {"intents": 0, "orders": 0, "fills": 0, "rejections": 0}
+        self.paused = False  # by the operator (OperatorPause)
         self.lifecycle = MarketLifecycle(
             markets=markets, books=books, view=self.view, ledger=ledger, orders=orders,
             in_flight=self.capital.in_flight,
@@ -105,6 +108,13 @@ class Executor:
             ledger=ledger, orders=orders, markets=markets, sink=sink, clock=clock, counts=self.counts,
             publish_fill=publish_fill, publish_refused=publish_refused,
         )
+        # [risk] on_daily_loss = "flatten": the kill switch that cancels, sells back and stops (flatten.py)
+        self.flatten: Flatten | None = None
+        if risk.config.on_daily_loss == "flatten":
+            self.flatten = Flatten(
+                config=risk.config, risk=risk, ledger=ledger, orders=orders, books=books, markets=markets,
+                view=self.view, sink=sink, clock=clock, ids=ids, place=self._intents.place, cancel_all=self.cancel_all,
+            )
         intents, answers, chain = self._intents, self._answers, self.capital
         self._handlers: dict[type, Callable[[Any], None]] = {
             PlaceOrder: intents.place,
@@ -121,6 +131,7 @@ class Executor:
             ChainActionFailed: chain.failed,
             Correction: answers.correction,
             KillSwitch: self._on_kill,
+            OperatorPause: self._on_pause,
             TradingGate: self._on_gate,
             MarketClosing: self._on_closing,
         }
@@ -139,6 +150,8 @@ class Executor:
         if handler is None:
             raise TypeError(f"the executor has no handler for {type(msg).__name__}")
         handler(msg)
+        if self.flatten is not None:
+            self.flatten.after(getattr(msg, "cid", "flatten"))
 
     # ------------------------------------------------------------------ bounded memory
 
@@ -183,6 +196,16 @@ class Executor:
             self.risk.release()
             self._sink.record("kill_switch_released", msg.cid, {"reason": msg.reason})
 
+    def _on_pause(self, msg: OperatorPause) -> None:
+        """The operator's pause: every open order cancelled and no strategy acts until resumed
+        (``tasks.DecisionLoop`` holds the book updates meanwhile). Only a change is recorded."""
+        if msg.paused == self.paused:
+            return
+        self.paused = msg.paused
+        self._sink.record("operator_paused" if msg.paused else "operator_resumed", msg.cid, {"reason": msg.reason})
+        if msg.paused:
+            self.cancel_all(msg.cid, f"paused by the operator: {msg.reason}")
+
     def _on_gate(self, msg: TradingGate) -> None:
         """Closed: no new order passes risk, and every open order is cancelled (a quote that fills
         unseen would part the ledger from the venue). Open: quoting may resume."""
@@ -200,6 +223,12 @@ class Executor:
     @property
     def gate_open(self) -> bool:
         return not self.risk.gate_closed
+
+    @property
+    def quoting(self) -> bool:
+        """Whether strategies may act: the venue's gate is open, the operator has not paused and no
+        daily-loss flatten began."""
+        return not self.risk.gate_closed and not self.paused and not self.risk.flattening
 
     def _on_closing(self, msg: MarketClosing) -> None:
         self.cancel_all(msg.cid, "market closing" if msg.winning_token is None else "market resolved", msg.market)

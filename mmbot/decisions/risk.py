@@ -8,6 +8,8 @@ first failing rule decides:
 reason                      an order is rejected when
 ==========================  ==================================================================
 ``kill_switch``             the kill switch is engaged (every order, sells included)
+``daily_loss_flatten``      the daily-loss flatten began (``on_daily_loss = "flatten"``,
+                            ``flatten.py``): every order but the flatten's own sells
 ``venue_not_ready``         the venue session closed the trading gate: the user channel is down
                             or not caught up, so a fill could go unseen (every order)
 ``unknown_market``          the market is not known
@@ -36,6 +38,9 @@ reason                      an order is rejected when
 A SELL of no more than the position only reduces risk, so the daily-loss, position and
 exposure rules pass it. Cancels and merges are never checked: they only reduce risk.
 Exposure counts order notional without fees.
+
+``on_daily_loss = "flatten"`` changes nothing here but the ``daily_loss_flatten`` rule: the
+executor's ``Flatten`` decides when the limit is reached and calls ``begin_flatten``.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from mmbot.config import RiskConfig
 from mmbot.model import ONE, BookState, MarketInfo, PlaceOrder, Side, notional
 
 _NS_PER_S = 1_000_000_000
+FLATTEN_STRATEGY = "flatten"  # the strategy name of the daily-loss flatten's sells (flatten.py)
 
 _BOOK_REASONS = {
     BookState.EMPTY: "book_empty",
@@ -94,6 +100,7 @@ class Risk:
         self.kill_reason = ""
         self.rejections: Counter[str] = Counter()  # by reason code, for statistics
         self.gate_closed = ""  # why the venue session closed the trading gate ("" while open)
+        self.flattening = False  # the daily-loss flatten began: only its own sells pass, for good
 
     def engage(self, reason: str) -> None:
         self.kill_switch = True
@@ -102,6 +109,9 @@ class Risk:
     def release(self) -> None:
         self.kill_switch = False
         self.kill_reason = ""
+
+    def begin_flatten(self) -> None:
+        self.flattening = True
 
     def close_gate(self, reason: str) -> None:
         self.gate_closed = reason or "closed"
@@ -119,6 +129,8 @@ class Risk:
     def _first_failure(self, intent: PlaceOrder, view: RiskView, now_ns: int) -> str | None:
         if self.kill_switch:
             return "kill_switch"
+        if self.flattening and (intent.strategy != FLATTEN_STRATEGY or intent.side is not Side.SELL):
+            return "daily_loss_flatten"
         if self.gate_closed:
             return "venue_not_ready"
         info = view.market(intent.market)

@@ -15,7 +15,7 @@ import trio
 
 from mmbot.decisions.executor import Executor
 from mmbot.decisions.strategy import Strategies
-from mmbot.model import BookUpdate, Fill, MarketClosing, MarketResolved, NewMarket, TradingGate
+from mmbot.model import BookUpdate, Fill, MarketClosing, MarketResolved, NewMarket, OperatorCancelAll, OperatorPause, TradingGate
 
 
 class DecisionLoop:
@@ -31,7 +31,7 @@ class DecisionLoop:
         self._updates: deque[BookUpdate] = deque()
         self.book_updates = 0
         self.halted = False
-        # While the trading gate is closed strategies rest; the latest update of each token seen
+        # While the trading gate is closed (or the operator paused) strategies rest; the latest update of each token seen
         # meanwhile is replayed to them when it opens (at most one per token: bounded).
         self._held: dict[str, BookUpdate] = {}
 
@@ -53,12 +53,15 @@ class DecisionLoop:
                 msg = MarketClosing(cid=msg.cid, market=msg.market, winning_token=msg.winning_token)
             elif isinstance(msg, NewMarket):
                 continue  # the markets registry learnt it already; nothing to decide
+            elif isinstance(msg, OperatorCancelAll):
+                executor.cancel_all(msg.cid, f"cancelled by the operator: {msg.reason}")
+                continue
             executor.handle(msg)
-            if isinstance(msg, TradingGate) and executor.gate_open and self._held:
+            if isinstance(msg, (TradingGate, OperatorPause)) and executor.quoting and self._held:
                 updates_held = list(self._held.values())
                 self._held.clear()
                 self._updates.extend(updates_held)
-            if isinstance(msg, Fill) and not self.halted and executor.gate_open:
+            if isinstance(msg, Fill) and not self.halted and executor.quoting:
                 for intent in self._strategies.on_fill(msg, executor.view):
                     executor.handle(intent)
         updates = self._updates
@@ -70,7 +73,7 @@ class DecisionLoop:
             if self.halted:
                 continue
             assert isinstance(update, BookUpdate)
-            if not executor.gate_open:
+            if not executor.quoting:
                 self._held[update.token] = update
                 continue
             for intent in self._strategies.on_book(update, executor.view):

@@ -23,7 +23,7 @@ from typing import IO, Any, Iterator
 
 import attrs
 
-from mmbot.model import MarketInfo, format_micro, parse_micro
+from mmbot.model import ONE, MarketInfo, format_micro, parse_micro
 
 FORMAT = "mmbot-recording"
 VERSION = 1
@@ -139,13 +139,62 @@ def header_from_json(line: str) -> RecordingHeader:
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise ValueError("header: 'seed' must be an integer or null")
     markets = _require(obj, "markets", list, "header")
-    return RecordingHeader(
+    header = RecordingHeader(
         start_ns=_require(obj, "start_ns", int, "header"),
         markets=tuple(_market_from_json(m, f"header: market {i}") for i, m in enumerate(markets)),
         source=_require(obj, "source", str, "header") if "source" in obj else "",
         seed=seed,
         version=version,
     )
+    check_header(header)
+    return header
+
+
+MAX_FEE_EXPONENT = 4  # the venue's formula uses 1 today (protocol doc §8); past 4 it is damage, not a fee
+
+
+def _market_problem(info: MarketInfo) -> str | None:
+    if not info.market:
+        return "'market' is empty"
+    if not all(info.tokens):
+        return "a token id is empty"
+    if info.tokens[0] == info.tokens[1]:
+        return f"both outcomes have the same token {info.tokens[0]!r}"
+    if not 0 < info.tick < ONE or ONE % info.tick:
+        return f"'tick' must be above 0, below 1 and divide 1, got {format_micro(info.tick)}"
+    if info.min_size < 0:
+        return f"'min_size' must not be negative, got {format_micro(info.min_size)}"
+    if not 0 <= info.fee_rate <= ONE:
+        return f"'fee_rate' must be from 0 to 1, got {format_micro(info.fee_rate)}"
+    if not 0 <= info.fee_exponent <= MAX_FEE_EXPONENT:
+        return f"'fee_exponent' must be from 0 to {MAX_FEE_EXPONENT}, got {info.fee_exponent}"
+    if info.end_ns is not None and info.end_ns < 0:
+        return f"'end_ns' must not be negative, got {info.end_ns}"
+    return None
+
+
+def check_header(header: RecordingHeader) -> None:
+    """Refuse a header no recorder writes (ValueError, one line naming the market and field):
+    negative times, a tick outside (0, 1) or not dividing 1, a negative minimum size, a fee rate
+    outside [0, 1] or an exponent outside [0, 4], a market listed twice, the same token twice in a
+    market or in two markets. (A market may end before the recording starts: a listed market can
+    still trade past its end date.)"""
+    if header.start_ns < 0:
+        raise ValueError(f"header: 'start_ns' must not be negative, got {header.start_ns}")
+    seen_markets: dict[str, int] = {}
+    seen_tokens: dict[str, int] = {}
+    for i, info in enumerate(header.markets):
+        where = f"header: market {i}"
+        problem = _market_problem(info)
+        if problem is not None:
+            raise ValueError(f"{where}: {problem}")
+        if info.market in seen_markets:
+            raise ValueError(f"{where}: market {info.market!r} is listed twice (also market {seen_markets[info.market]})")
+        seen_markets[info.market] = i
+        for token in info.tokens:
+            if token in seen_tokens:
+                raise ValueError(f"{where}: token {token!r} is also in market {seen_tokens[token]}")
+            seen_tokens[token] = i
 
 
 # --------------------------------------------------------------------------- reading
@@ -191,6 +240,8 @@ def _frame_from_json(line: str) -> tuple[int, str, str]:
     if not isinstance(obj, dict):
         raise ValueError("expected an object with t, ch, frame")
     t = _require(obj, "t", int, "frame line")
+    if t < 0:
+        raise ValueError(f"negative receive time {t}")
     channel = _require(obj, "ch", str, "frame line")
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}")

@@ -16,15 +16,12 @@ after it was killed before it could close its log (``run_outcome`` reads it).
 
 from __future__ import annotations
 
-import enum
 import math
-import functools
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable
 
 import attrs
-import msgspec
 import sqlite_utils
 import trio
 
@@ -32,68 +29,10 @@ from mmbot.clock import monotonic_ns
 from mmbot.memory.query import digest
 from mmbot.ports import Clock
 
-EVENT_COLUMNS: dict[str, type] = {
-    "seq": int,
-    "ts_ns": int,
-    "wall_ns": int,
-    "kind": str,
-    "cid": str,
-    "market": str,
-    "token": str,
-    "payload": str,
-}
-RUN_COLUMNS: dict[str, type] = {
-    "run_id": int,
-    "started_wall_ns": int,
-    "mode": str,
-    "seed": int,
-    "recording": str,
-    "config_hash": str,
-    "code_version": str,
-    "ended_wall_ns": int,
-    "digest": str,
-    "outcome": str,
-}
-RUN_ID = 1  # one run per database
-COMPLETED = "completed"
-FAILED = "failed: "  # followed by the reason
-
-# sqlite-utils' insert_all builds a dict per row and re-derives the columns; prepared
-# multi-row INSERTs over ready tuples are several times cheaper and the log's only write path.
-_ROWS_PER_STATEMENT = 100  # 800 parameters, far below SQLite's limit of 32,766
-CHECKPOINT_ROWS = 50_000  # about 10-20 MB of WAL between checkpoints
-
-
-@functools.lru_cache(maxsize=_ROWS_PER_STATEMENT)
-def _insert_rows(count: int) -> str:
-    """One INSERT of ``count`` rows."""
-    row = f"({', '.join('?' * len(EVENT_COLUMNS))})"
-    return f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES {', '.join([row] * count)}"
-
-
-_PendingRow = tuple[int, int, int, str, str, str, str, str]  # in EVENT_COLUMNS order
-
-
-def _jsonable(value: Any) -> Any:
-    """What json cannot encode natively but payloads legitimately carry (enums, sets)."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)  # a set's iteration order depends on the hash seed
-    raise TypeError(f"event payload value of type {type(value).__name__} is not JSON-native: {value!r}")
-
-
-# Canonical JSON: keys sorted, no spaces, enums as their value, sets sorted; msgspec's encoder
-# measured ~7x faster than json.dumps(sort_keys=True) on an intent payload (0.9 vs 6.2 us), and
-# record() sits on the hot path. Non-ASCII text is stored as UTF-8 rather than \u escapes.
-_encoder = msgspec.json.Encoder(order="sorted", enc_hook=_jsonable)
-
-
-def canonical_json(payload: Any) -> str:
-    return _encoder.encode(payload).decode()
-
-
-_EMPTY_PAYLOAD = "{}"
+from mmbot.memory.schema import (  # noqa: F401 (COMPLETED, FAILED, RUN_ID, Row: read through this module too)
+    _EMPTY_PAYLOAD, CHECKPOINT_ROWS, COMPLETED, EVENT_COLUMNS, FAILED, RUN_COLUMNS, RUN_ID, Row, RowObserver,
+    _PendingRow, _ROWS_PER_STATEMENT, _insert_rows, canonical_json,
+)
 
 
 class _ClosedBuffer(list):  # type: ignore[type-arg]
@@ -153,6 +92,8 @@ class EventLog:
         self.checkpoints = 0
         self._longest_write_ns = 0
         self._peak_pending = 0
+        self._observers: list[RowObserver] = []
+        self.observer_failures = 0
 
     def _create_schema(self) -> None:
         events = self._db["events"]
@@ -191,9 +132,29 @@ class EventLog:
         text = _EMPTY_PAYLOAD if payload is None else canonical_json(payload)  # first: a bad payload leaves no seq gap
         self._seq += 1
         pending = self._pending
-        pending.append((self._seq, self._now_ns(), self._wall(), kind, cid, market, token, text))
+        row = (self._seq, self._now_ns(), self._wall(), kind, cid, market, token, text)
+        pending.append(row)
         if self._lot and len(pending) >= self._wake_at:
             self._lot.unpark_all()
+        if self._observers:
+            self._tell(row, payload)
+
+    def observe(self, observer: RowObserver) -> None:
+        """Have ``observer(row, payload)`` called with every row recorded from now on, at once, on
+        the recording task: the operator's cockpit follows a run this way. ``row`` is the stamped
+        tuple (seq, virtual ns, wall ns, kind, cid, market, token, payload JSON) and ``payload``
+        the caller's dict (read it, do not keep it). An observer that raises is a bug of its own:
+        it is dropped, an ``error`` row says so, and the run goes on."""
+        self._observers.append(observer)
+
+    def _tell(self, row: Row, payload: dict[str, Any] | None) -> None:
+        for observer in list(self._observers):
+            try:
+                observer(row, payload)
+            except Exception as exc:
+                self._observers.remove(observer)
+                self.observer_failures += 1
+                self.record("error", "observer", {"where": "event log observer", "error": repr(exc)[:300]})
 
     # ------------------------------------------------------------------ run metadata
 

@@ -148,18 +148,39 @@ MICRO_KEYS = frozenset(
     {
         "price", "size", "fee", "fees", "cash", "reserved", "realised", "unrealised", "pair_cost",
         "payout", "size_delta", "fee_delta", "filled", "position", "local_bid", "local_ask",
-        "venue_bid", "venue_ask",
+        "venue_bid", "venue_ask", "shares", "cost", "expected", "tick", "min_size", "shares_before",
+        "shares_after", "pusd_before", "makerAmount", "takerAmount", "asked", "notional", "budget",
     }
 )  # fmt: skip
+# Payload keys holding {token: micro-units}: each value shown as a decimal.
+MICRO_MAP_KEYS = frozenset({"positions", "marks", "shares", "cost_basis", "shares_before", "shares_after"})
 _CONTEXT_KEYS = frozenset({"cause", "cause_recv_ns", "book"})
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def format_value(key: str, value: Any) -> str:
-    if key in MICRO_KEYS and isinstance(value, int) and not isinstance(value, bool):
+    """One payload field as a person reads it: micro-units as decimals (also inside a
+    ``{token: amount}`` map, and a signed order's amount strings), nested objects as
+    ``(key=value ...)``, lists comma-separated, null as "-"."""
+    if key in MICRO_MAP_KEYS and isinstance(value, dict):
+        return "(" + " ".join(f"{k}={format_micro(v) if _is_int(v) else format_value('', v)}"
+                              for k, v in sorted(value.items())) + ")"
+    if key in MICRO_KEYS and _is_int(value):
         return format_micro(value)
+    if key in MICRO_KEYS and isinstance(value, str) and value.isdigit():  # a signed order's amounts
+        return format_micro(int(value))
     if isinstance(value, str):
         return value
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))  # true, null, {...} as in the log
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return "(" + " ".join(f"{k}={format_value(k, v)}" for k, v in sorted(value.items())) + ")"
+    if isinstance(value, list):
+        return ",".join(format_value(key, v) for v in value) or "-"
+    return json.dumps(value)  # true, false, numbers
 
 
 def _quote(best: Any) -> str:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mmbot.memory.log import COMPLETED
+from mmbot.memory.names import read_names
+from mmbot.memory.performance import drawdown, liquidity_split, market_books, pnl_series, starting_cash
 from mmbot.memory.query import Database, digest, open_database
-from mmbot.model import format_micro, notional
+from mmbot.memory.status import market_rows
+from mmbot.model import ONE, format_micro, notional
 
 _LATENCY_PERCENTILES = (50, 99)
 
@@ -90,7 +94,28 @@ def summary(db: Database) -> dict[str, Any]:
         pnl = {key: end.get(key) for key in ("cash", "realised", "unrealised", "fees")}
         if isinstance(pnl["realised"], int) and isinstance(pnl["unrealised"], int):
             pnl["total"] = pnl["realised"] + pnl["unrealised"]
+    run = database.execute("SELECT mode, outcome FROM runs LIMIT 1").fetchone() if database["runs"].exists() else None
+    mode = run[0] if run else None
+    outcome = run[1] if run else None
+    series = pnl_series(database)
+    worst, _ = drawdown([point.total for point in series])
+    start = starting_cash(database, series)
+    total = (pnl or {}).get("total")
+    names = read_names(database)
+    marks = (end or {}).get("marks") or {}
     return {
+        "mode": mode,
+        "outcome": outcome,
+        "ended": ("cleanly" if outcome == COMPLETED else outcome if outcome
+                  else "not cleanly: killed, or still running (no outcome in the log)"),
+        "dry_run": bool(mode and mode.endswith("-dry-run")) or counts.get("dry_run_order", 0) > 0,
+        "dry_run_orders": counts.get("dry_run_order", 0),
+        "pnl_rows": len(series),
+        "max_drawdown": worst,
+        "starting_cash": start,
+        "return_on_capital_ppm": (total * ONE // start) if isinstance(total, int) and start else None,
+        "liquidity": liquidity_split(database),
+        "markets": market_rows(market_books(database, names.token_market), names, marks),
         "rows": sum(counts.values()),
         "counts_by_kind": counts,
         "frames": bus.get("frames"),
@@ -140,10 +165,12 @@ def format_summary(report: dict[str, Any]) -> str:
     fills = report["fills"]
     pnl = report["pnl"] or {}
     lines = [
+        f"run           {report['mode'] or 'mode unknown'}, ended {report['ended']}",
         f"events        {report['rows']}",
         f"frames        {_count(report['frames'])} (malformed {report['malformed']})",
         f"book updates  {_count(report['book_updates'])} (dropped {_count(report['drops'])})",
-        f"orders        {report['orders_submitted']} submitted, corrections {report['corrections']}",
+        f"orders        {report['orders_submitted']} submitted, corrections {report['corrections']}"
+        + (f" ({report['dry_run_orders']} signed, not sent: dry run)" if report["dry_run"] else ""),
         f"fills         {fills['count']}: {format_micro(fills['shares'])} shares,"
         f" notional {format_micro(fills['notional'])}, fees {format_micro(fills['fees'])}",
     ]
@@ -156,6 +183,8 @@ def format_summary(report: dict[str, Any]) -> str:
         f"pnl           realised {_money(pnl.get('realised'))}, unrealised {_money(pnl.get('unrealised'))},"
         f" total {_money(pnl.get('total'))}, fees {_money(pnl.get('fees'))}, cash {_money(pnl.get('cash'))}"
     )
+    lines.append(f"drawdown      {_money(report['max_drawdown'])} (max, total PnL), starting cash"
+                 f" {_money(report['starting_cash'])}")
     lines += _table("positions (shares)", report["positions"], money=True)
     lines += _table("intents by strategy", report["intents_by_strategy"])
     lines += _table("risk rejections", report["risk_rejections"])

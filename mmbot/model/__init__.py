@@ -61,6 +61,8 @@ from mmbot.model.messages import (  # noqa: F401
     MergeSets,
     Intent,
     KillSwitch,
+    OperatorPause,
+    OperatorCancelAll,
     TradingGate,
     MarketClosing,
     SubmitRequest,

@@ -80,6 +80,24 @@ class KillSwitch:
 
 
 @message
+class OperatorPause:
+    """The operator's pause (``paused``) or resume of quoting, from the cockpit or a signal: while
+    paused no strategy acts and every open order is cancelled; merges and redemptions go on."""
+
+    cid: str
+    paused: bool
+    reason: str
+
+
+@message
+class OperatorCancelAll:
+    """The operator's "cancel all": every open order is cancelled now; quoting goes on (pause to stop it)."""
+
+    cid: str
+    reason: str
+
+
+@message
 class TradingGate:
     """The venue session's word on whether new orders may go out: closed while the user channel
     is down or not yet caught up (a fill could go unseen, so the ledger could not follow), open

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 
 import attrs
@@ -109,19 +110,26 @@ def checksum_address(raw: bytes) -> str:
 # --------------------------------------------------------------------------- the key
 
 
+_KEY_HEX = re.compile(r"(0x)?[0-9a-fA-F]{64}")
+
+
 class SigningKey:
     """A secp256k1 private key (from a ``Secret``) and the address it signs for."""
 
     __slots__ = ("_key", "address")
 
     def __init__(self, secret: Secret) -> None:
+        text = secret.reveal()
+        # exactly 64 hex digits, optionally after 0x: bytes.fromhex alone would take spaces, and
+        # coincurve would pad a short key with zeros and sign with that
+        if not _KEY_HEX.fullmatch(text):
+            raise SigningError("the private key is not 32 bytes of hex: expected 64 hex digits, optionally after"
+                               f" 0x (got {len(text)} characters)")  # never echo it
         try:
-            raw = bytes.fromhex(secret.reveal().removeprefix("0x"))
-            if len(raw) != 32:  # coincurve would pad a short key with zeros and sign with that
-                raise ValueError
-            self._key = coincurve.PrivateKey(raw)
+            self._key = coincurve.PrivateKey(bytes.fromhex(text[-64:]))
         except ValueError:
-            raise SigningError("the private key is not 32 bytes of hex") from None  # never echo it
+            raise SigningError("the private key is not 32 bytes of hex of a secp256k1 key (it is zero, or not"
+                               " below the curve order)") from None
         public = self._key.public_key.format(compressed=False)[1:]
         self.address = checksum_address(keccak(public)[-20:])
 

@@ -44,7 +44,7 @@ def _micro(value: Any, field: str) -> int:
         raise DiscoveryError(f"{field}: not a decimal: {value!r}") from None
 
 
-def _end_ns(text: str | None) -> int | None:
+def parse_end_ns(text: str | None) -> int | None:
     if not text:
         return None
     try:
@@ -71,7 +71,7 @@ def market_info(entry: dict[str, Any]) -> MarketInfo:
         outcomes=(outcomes[0], outcomes[1]),
         tick=_micro(entry.get("orderPriceMinTickSize", "0.01"), "orderPriceMinTickSize"),
         min_size=_micro(entry.get("orderMinSize", 5), "orderMinSize"),
-        end_ns=_end_ns(entry.get("endDate")),
+        end_ns=parse_end_ns(entry.get("endDate")),
         fee_rate=_micro(fees.get("rate", 0), "feeSchedule.rate") if entry.get("feesEnabled") else 0,
         fee_exponent=int(fees.get("exponent", 1)),
         neg_risk=bool(entry.get("negRisk")),

@@ -112,8 +112,11 @@ class RateLimiter:
 
 class ClobRest:
     def __init__(self, *, client: httpx.AsyncClient, creds: ApiCredentials, address: str, clock: Clock,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None, observe: Callable[[str, int, int], None] | None = None) -> None:
         self._client = client
+        # Told of every request after it: ("METHOD /path", HTTP status or 0 when no answer came,
+        # ns elapsed on the injected clock, the rate limiter's wait excluded) — the run's metrics.
+        self.observe = observe
         self._creds = creds
         self._address = address
         self._clock = clock
@@ -272,14 +275,19 @@ class ClobRest:
             headers |= l2_headers(self._address, self._creds, self._clock.now_ns() // 1_000_000_000, method, path,
                                   content)
         changes_state = method != "GET"
+        started_ns, status = self._clock.now_ns(), 0
         try:
             response = await self._client.request(method, path, content=content or None, params=params,
                                                   headers=headers)
+            status = response.status_code
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise Retryable(f"{method} {path}: not sent: {type(exc).__name__}") from None
         except httpx.TransportError as exc:  # sent, and then nothing (read timeout, reset, protocol error)
             error = OutcomeUnknown if changes_state else Retryable
             raise error(f"{method} {path}: no answer: {type(exc).__name__}") from None
+        finally:
+            if self.observe is not None:
+                self.observe(f"{method} {path}", status, self._clock.now_ns() - started_ns)
         return _outcome(method, path, response, changes_state, self._clock.now_ns())
 
 

@@ -202,6 +202,8 @@ def _describe(exc: BaseException) -> str:
         return "connect timed out"
     if isinstance(exc, trio_websocket.ConnectionClosed):
         return f"closed by the venue ({exc.reason.code})"
+    if isinstance(exc, trio_websocket.ConnectionRejected):
+        return f"refused by the venue (HTTP {exc.status_code})"
     return f"{type(exc).__name__}: {exc}"[:200]
 
 

@@ -71,6 +71,7 @@ class Channels:
         self.opened = 0
         self.max_assets = MAX_ASSETS  # per market-channel connection
         self.delay_s = 0.0  # float-ok: applies to connections opened later too
+        self.refuse_until_ns = 0  # an outage: new websocket connections are refused until then
 
     def everyone(self) -> list[Connection]:
         return list(self.market.values()) + [conn for by_key in self.user.values() for conn in by_key.values()]
@@ -120,6 +121,10 @@ class Channels:
     # ------------------------------------------------------------------ connections
 
     async def on_connection(self, request: trio_websocket.WebSocketRequest) -> None:
+        if self.refuse_until_ns > self._clock.now_ns():
+            self._counts["refused_in_outage"] = self._counts.get("refused_in_outage", 0) + 1
+            await request.reject(503, body=b"outage")
+            return
         if request.path == "/ws/user":
             await self._on_user_connection(request)
             return

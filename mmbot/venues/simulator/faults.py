@@ -1,7 +1,7 @@
 """Fault injection: what can go wrong on the venue, on demand (``POST /admin/fault``) or on a
 schedule (``SimSettings.faults``).
 
-Channel faults act on the websocket connections (``drop``, ``stall``, ``delay``, ``malformed``);
+Channel faults act on the websocket connections (``drop``, ``stall``, ``outage``, ``delay``, ``malformed``);
 ``tick`` changes a market's tick size; ``fail`` and ``shuffle`` act on one account's user channel;
 ``throttle``, ``lose`` and ``restart`` on the trading routes, through ``TradingFaults``. A fault is
 checked when it is made (``Fault``: its kind, a value of the kind's type within its range) and
@@ -23,12 +23,12 @@ from mmbot.venues.simulator.trading import SimTrading, VenueRefusal
 from mmbot.venues.simulator.venue import LiveVenue
 
 MALFORMED_FRAME = '{"event_type": "price_change", "market": "0xbad", "price_changes": [{"asset_id": 7'
-FAULT_KINDS = ("drop", "stall", "delay", "tick", "malformed", "fail", "throttle", "restart", "lose", "shuffle",
+FAULT_KINDS = ("drop", "stall", "outage", "delay", "tick", "malformed", "fail", "throttle", "restart", "lose", "shuffle",
                "chain_revert", "chain_stuck", "chain_nonce_clash",
                "relayer_failed", "relayer_lost_reply", "relayer_busy", "relayer_slow")
 FOREVER = 1 << 63  # a stall with no end
 # value: a whole number up to this (or nothing): stall and restart seconds, delay ms, post counts
-_COUNTED = {"stall": 86_400, "delay": 60_000, "throttle": 1_000_000, "restart": 86_400, "lose": 1_000_000,
+_COUNTED = {"stall": 86_400, "outage": 86_400, "delay": 60_000, "throttle": 1_000_000, "restart": 86_400, "lose": 1_000_000,
             "chain_revert": 1_000, "chain_stuck": 86_400, "chain_nonce_clash": 1_000,
             "relayer_failed": 1_000, "relayer_lost_reply": 1_000, "relayer_busy": 1_000, "relayer_slow": 86_400}
 _BARE = ("drop", "malformed")  # no value
@@ -40,7 +40,8 @@ _NAME = re.compile(r"[^\s]{1,200}")
 
 @attrs.frozen(kw_only=True)
 class Fault:
-    """One injected fault. ``value``: stall seconds (0 = until the connection is dropped), delay
+    """One injected fault. ``value``: stall seconds (0 = until the connection is dropped), outage
+    seconds (every websocket connection dropped and new ones refused for that long; 0: 60), delay
     ms (0 clears it), for ``tick`` "<condition id>:<new tick>", for ``fail`` and ``shuffle`` an
     API key (its next trade fails on chain / its next user messages come twice and reversed), for
     ``throttle`` and ``lose`` a count of order posts (429 / accepted but answered 502), for
@@ -130,6 +131,12 @@ class FaultInjector:
             for conn in conns:
                 conn.stalled_until_ns = until
             return {"stalled": len(conns), "seconds": fault.count or None}
+        if fault.kind == "outage":  # the network between us: nothing connects until it is over
+            seconds = fault.count or 60
+            channels.refuse_until_ns = self._clock.now_ns() + seconds * 1_000_000_000
+            for conn in conns:
+                conn.scope.cancel()
+            return {"dropped": len(conns), "refused_for_s": seconds}
         if fault.kind == "delay":
             channels.delay_s = fault.count / 1000  # float-ok: a trio sleep
             for conn in conns:

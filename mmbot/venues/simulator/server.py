@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import random
 import secrets
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 import trio
@@ -39,6 +39,7 @@ from mmbot.venues.simulator.limits import BodyLimit
 from mmbot.venues.simulator.relayer_state import RELAYER_FAULTS, RelayerKeys, SimRelayer
 from mmbot.venues.simulator.retention import Horizon
 from mmbot.venues.simulator.routes.admin import AdminRoutes
+from mmbot.venues.simulator.routes.inbox import AlertInbox
 from mmbot.venues.simulator.routes.auth import AuthRoutes
 from mmbot.venues.simulator.routes.gamma import GammaListing
 from mmbot.venues.simulator.routes.market import MarketData
@@ -89,7 +90,8 @@ class SimUrls:
 
 class SimServer:
     def __init__(self, venue: LiveVenue, *, settings: SimSettings, clock: TrioClock | None = None,
-                 admin_token: str = "", secrets_from: random.Random | None = None) -> None:
+                 admin_token: str = "", secrets_from: random.Random | None = None,
+                 on_alert: Callable[[str], None] = lambda line: None) -> None:
         """``clock``: the server's wall clock (signed timestamps must be near it). ``admin_token``:
         what the admin endpoints require (random if not given); ``secrets_from``: a seeded
         generator for the token and the API keys' secret, only for tests that want them the same
@@ -98,6 +100,7 @@ class SimServer:
         self.admin_token = admin_token or (
             secrets.token_urlsafe(24) if secrets_from is None else secrets_from.randbytes(24).hex())
         self.keys = ApiKeys(secrets_from)
+        self.inbox = AlertInbox(on_alert)  # a webhook receiver for trying mmbot's alerts (``routes/inbox.py``)
         venue.batch_price_changes(settings.batched_price_changes)
         self.trading = SimTrading(venue.engine, venue.user_feed, funding=settings.funding, seed=settings.seed,
                                   settle=venue.settle)
@@ -249,5 +252,6 @@ class SimServer:
             *AdminRoutes(inject=self.inject, statistics=self.statistics, trading=self.trading,
                          horizon=self.horizon, token=self.admin_token, chain=self.chain).routes(),
             *RpcRoutes(self.chain, clock=self._clock).routes(),
+            *self.inbox.routes(),
             *RelayerRoutes(relayer=self.relayer, clock=self._clock, admin_token=self.admin_token).routes(),
         ])

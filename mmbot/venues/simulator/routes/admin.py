@@ -122,7 +122,7 @@ def admin_only(endpoint: Callable[[Request], Awaitable[Response]], token: bytes)
     """``endpoint`` answering only a loopback client (else 403) that sends ``token`` as
     ``Authorization: Bearer`` (else 401), checked before anything of the request is read."""
     async def checked(request: Request) -> Response:
-        if not _loopback(request.client.host if request.client else ""):
+        if not loopback(request.client.host if request.client else ""):
             return error(403, "admin: only from loopback")
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("latin-1"), token):
@@ -133,7 +133,7 @@ def admin_only(endpoint: Callable[[Request], Awaitable[Response]], token: bytes)
     return checked
 
 
-def _loopback(host: str) -> bool:
+def loopback(host: str) -> bool:
     try:
         address = ipaddress.ip_address(host.split("%")[0])
     except ValueError:
