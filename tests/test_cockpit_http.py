@@ -7,6 +7,8 @@ the page, a port in use."""
 
 from __future__ import annotations
 
+import contextlib
+
 import functools
 import json
 
@@ -21,7 +23,7 @@ from mmbot import app
 from mmbot.app_cockpit import Cockpit
 from mmbot.app_metrics import cockpit_http
 from mmbot.clock import TrioClock
-from mmbot.cockpit.http import bind, make_app, new_token, serve_http
+from mmbot.cockpit.http import MAX_STREAMS, bind, make_app, new_token, serve_http
 from mmbot.cockpit.snapshot import FeedRow, Snapshot
 from mmbot.config import Config, Secret
 from mmbot.venues.simulator.faults import Fault
@@ -238,6 +240,33 @@ async def test_health_codes_the_page_static_files_and_a_quiet_stream(alone, auto
             if len([x for x in lines if x.startswith("event: state")]) == 2:
                 break
     assert lines.count(": ping") == 2
+
+
+async def test_live_views_are_capped_and_a_closed_one_frees_its_place(alone, autojump_clock):
+    """Each live view builds a snapshot a second on the run's thread: at most MAX_STREAMS at once,
+    the next refused (503), and a view the browser closed gives its place back."""
+    http, _, _, _ = alone
+
+    async def first_event(lines) -> None:  # noqa: ANN001
+        async for line in lines:
+            if line.startswith("event: state"):
+                return
+
+    readers = []  # kept: an abandoned line iterator closes its response, as a browser closing the view
+    async with contextlib.AsyncExitStack() as open_views:
+        for _ in range(MAX_STREAMS):
+            view = await open_views.enter_async_context(http.stream("GET", "/api/stream"))
+            assert view.status_code == 200
+            readers.append(view.aiter_lines())
+            await first_event(readers[-1])
+        async with http.stream("GET", "/api/stream") as refused:  # headers only: a stream would never end
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+        readers.clear()
+    for _ in range(MAX_STREAMS + 8):  # closed ones, over and over: never refused
+        async with http.stream("GET", "/api/stream") as view:
+            assert view.status_code == 200
+            await first_event(view.aiter_lines())
+        await trio.sleep(1)
 
 
 async def test_a_stop_ends_the_streams_cleanly_and_a_port_in_use_is_an_oserror(nursery, autojump_clock):

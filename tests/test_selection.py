@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import fnmatch
+import gzip
 import json
 
 import attrs
@@ -128,13 +129,8 @@ def test_a_captured_up_down_entry_reads_with_series_liquidity_tops_and_window(fi
 
 
 def test_every_captured_btc_window_of_a_day_reads_and_lists_in_its_series(fixtures_dir) -> None:
-    # the one sample not copied into tests/fixtures (1 MB): read where the shared samples are
-    name = "gamma/BTC-5m-markets-2026-06-08.jsonl"
-    found = [p for p in (fixtures_dir / name, fixtures_dir.parents[2].parent / "shared/fixtures/polymarket" / name)
-             if p.is_file()]
-    if not found:
-        pytest.skip(f"{name} is not at hand")
-    lines = found[0].read_text().splitlines()
+    # the captured day (1 MB), kept gzipped (110 kB)
+    lines = gzip.decompress((fixtures_dir / "gamma/BTC-5m-markets-2026-06-08.jsonl.gz").read_bytes()).decode().splitlines()
     items = [listed_entry(json.loads(line)["raw"]) for line in lines]
     assert len(items) == 292 and all(i.volume is not None and i.liquidity is not None for i in items)
     # a whole day in a 5-minute series: the soonest-ending window open at noon is the noon one

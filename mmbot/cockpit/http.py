@@ -40,6 +40,7 @@ from mmbot.config import Secret
 
 TOKEN_ENV = "MMBOT_HTTP_TOKEN"
 PING_S = 15  # a comment line at least this often on a quiet stream, so proxies keep it open
+MAX_STREAMS = 16  # live views at once: each builds a snapshot a second on the run's own thread
 MAX_REASON = 200  # characters of an operator's reason kept
 MISSING_PAGE = ("<!doctype html><title>mmbot</title><p>The dashboard page (mmbot/cockpit/static/dashboard.html) "
                 "is not installed. The API is here: <a href=/api/state>/api/state</a>, "
@@ -98,7 +99,21 @@ def make_app(
     async def state(request: Request) -> Response:
         return JSONResponse(_state(snapshot, judge), headers={"Cache-Control": "no-store"})
 
+    streams = [0]  # open now
+
     async def stream(request: Request) -> Response:
+        if streams[0] >= MAX_STREAMS:
+            return JSONResponse({"error": f"{MAX_STREAMS} live views are open already: close one, or poll"
+                                          " /api/state"}, status_code=503, headers={"Retry-After": "5"})
+        streams[0] += 1
+
+        async def counted() -> AsyncIterator[str]:
+            try:
+                async for event in events():
+                    yield event
+            finally:
+                streams[0] -= 1
+
         async def events() -> AsyncIterator[str]:
             while not closing.is_set():
                 data = json.dumps(_state(snapshot, judge), separators=(",", ":"))
@@ -112,7 +127,7 @@ def make_app(
                     if waited < stream_interval_s and not closing.is_set():
                         yield ": ping\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream",
+        return StreamingResponse(counted(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     def action(name: str, act: Callable[[str, str], None]) -> Callable[[Request], Any]:
@@ -192,9 +207,15 @@ def _config(host: str, port: int) -> HypercornConfig:
 
 
 def bind(host: str, port: int) -> Sockets:
-    """The listening sockets, bound now: a port in use or a bad address raises ``OSError`` here,
-    before the run starts (the CLI turns it into one line and exit 2). Give them to ``serve_http``."""
-    return _config(host, port).create_sockets()
+    """The listening sockets, bound and listening now: a port in use or a bad address raises
+    ``OSError`` here, before the run starts (the CLI turns it into one line and exit 2), and a
+    browser opening the printed link at once waits in the backlog instead of being refused while
+    the run starts. Give them to ``serve_http``."""
+    config = _config(host, port)
+    sockets = config.create_sockets()
+    for sock in sockets.insecure_sockets:
+        sock.listen(config.backlog)
+    return sockets
 
 
 async def serve_http(
