@@ -166,3 +166,16 @@ def test_what_the_cockpit_cannot_have_is_refused_in_one_line_before_the_run(tmp_
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and says.format(port=port) in lines[0], done.stderr
     assert not db.exists()  # nothing was started, no log made
+
+
+@pytest.mark.parametrize("toml, says", [
+    ('[select]\nslugs = ["no-such-market-*"]\n', "no tradeable market matches the [select] rules"),
+    ('[[markets]]\nmarket = "no-such-slug"\n[markets.maker]\nenabled = false\n', "markets[0].market"),
+])
+def test_a_selection_or_an_override_naming_nothing_is_refused_in_one_line(simulator, tmp_path, toml, says) -> None:
+    config = tmp_path / "select.toml"
+    config.write_text(toml)
+    db = tmp_path / "none.db"
+    done = subprocess.run(run_args(simulator, db, "--config", str(config), "--duration", "5"), capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and says in done.stderr, done.stderr

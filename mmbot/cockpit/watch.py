@@ -34,11 +34,13 @@ COUNTED = frozenset(NOTICE_LEVELS) | {"fill", "intent", "submit", "cancel", "mer
 def notice_text(kind: str, p: dict[str, Any]) -> str:
     """The line a person reads for a row of this kind."""
     get = p.get
-    if kind == "feed_down":
-        return f"market feed {get('connection', '?')} down: {get('reason', '?')}"
-    if kind == "feed_up":
+    if kind in ("feed_down", "feed_up"):
+        name = str(get("connection", "?"))
+        what = "user channel" if name == "user" else f"market feed {name}"
+        if kind == "feed_down":
+            return f"{what} down: {get('reason', '?')}"
         gap = get("gap_ms")
-        return f"market feed {get('connection', '?')} up ({get('assets', 0)} assets)" + (
+        return f"{what} up" + ("" if name == "user" else f" ({get('assets', 0)} assets)") + (
             f" after {gap / 1000:.1f} s down" if gap is not None else "")  # float-ok: seconds for a person
     if kind == "feed_gap":
         tokens = get("tokens", 0)  # a count in feed_gap rows
@@ -49,7 +51,7 @@ def notice_text(kind: str, p: dict[str, Any]) -> str:
                 "operator_resumed": "resumed by the operator"}[kind]
         return f"{what}: {get('reason', '')}".rstrip(": ")
     if kind == "user_catch_up":
-        return f"user channel back; {get('trades', 0)} trades fetched, {get('new_legs', 0)} new"
+        return f"our trades fetched over REST: {get('trades', 0)}, {get('new_legs', 0)} not seen on the user channel"
     if kind == "restart":
         return f"service {get('service', '?')} restarted (attempt {get('attempt', '?')}): {get('error', '?')}"
     if kind == "breaker_trip":
@@ -123,14 +125,19 @@ class Watch:
         if level is not None and not (kind == "feed_up" and p.get("gap_ms") is None and p.get("session", 1) <= 1):
             self.notices.append(Notice(wall_ns=wall_ns, level=level, kind=kind, text=notice_text(kind, p)))
 
+    def _feed(self, p: dict[str, Any]) -> _Feed:
+        """The connection a feed_up / feed_down row names: a market-channel shard, or the user channel."""
+        name = str(p.get("connection", "market"))
+        return self.feeds.setdefault(name, _Feed(kind="user" if name == "user" else "market"))
+
     def _on_feed_up(self, wall_ns: int, market: str, token: str, p: dict[str, Any]) -> None:
-        feed = self.feeds.setdefault(str(p.get("connection", "market")), _Feed(kind="market"))
+        feed = self._feed(p)
         feed.up, feed.since_wall_ns, feed.since_ns, feed.reason = True, wall_ns, self.last_ns, ""
         feed.sessions += 1
         feed.assets = int(p.get("assets", feed.assets) or 0)
 
     def _on_feed_down(self, wall_ns: int, market: str, token: str, p: dict[str, Any]) -> None:
-        feed = self.feeds.setdefault(str(p.get("connection", "market")), _Feed(kind="market"))
+        feed = self._feed(p)
         if feed.up or not feed.sessions:
             feed.since_wall_ns, feed.since_ns = wall_ns, self.last_ns
         feed.up, feed.reason = False, str(p.get("reason", "down"))
@@ -202,7 +209,6 @@ class Watch:
         "feed_up": _on_feed_up,
         "feed_down": _on_feed_down,
         "user_gap": lambda self, w, m, t, p: self._on_user(w, m, t, p, up=False),
-        "user_catch_up": lambda self, w, m, t, p: self._on_user(w, m, t, p, up=True),
         "venue_stats": _on_venue_stats,
         "fill": _on_fill,
         "correction": _on_correction,

@@ -204,6 +204,8 @@ def _describe(exc: BaseException) -> str:
         return f"closed by the venue ({exc.reason.code})"
     if isinstance(exc, trio_websocket.ConnectionRejected):
         return f"refused by the venue (HTTP {exc.status_code})"
+    if isinstance(exc, trio_websocket.HandshakeError) and not str(exc) and exc.__cause__ is not None:
+        return f"cannot connect: {exc.__cause__}"[:200]  # the handshake's own error says nothing
     return f"{type(exc).__name__}: {exc}"[:200]
 
 

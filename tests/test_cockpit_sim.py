@@ -1,0 +1,87 @@
+"""The cockpit of signed trading (``--mode sim``) over loopback against the simulator: what only a
+venue session has — the user channel, heartbeats, REST requests and their latency — reaches
+``/metrics``, ``/healthz`` and the alerts, as ``mmbot run`` wires them (``cli_cockpit``)."""
+
+from __future__ import annotations
+
+import httpx
+import trio
+from prometheus_client.parser import text_string_to_metric_families
+
+from mmbot.app_alerts import build_alerting
+from mmbot.app_cockpit import Cockpit
+from mmbot.app_live import run_trading
+from mmbot.app_metrics import cockpit_http
+from mmbot.clock import TrioClock
+from mmbot.config import AlertsConfig, Config, MergeConfig, StrategiesConfig
+from mmbot.model import ONE
+from mmbot.venues.polymarket.discovery import list_markets
+from mmbot.venues.simulator.server import Fault, SimServer, SimSettings
+from mmbot.venues.simulator.trading import credentials_for
+from mmbot.venues.simulator.venue import LiveVenue
+from tests.test_sim_mode import KEY, START_NS
+
+TOKEN = "sim-cockpit-token-0123456789"
+CONFIG = Config(seed=2, strategies=StrategiesConfig(merge=MergeConfig(enabled=False)),
+                alerts=AlertsConfig(feed_down_after_s=10, min_interval_s=600))
+
+
+def families(text: str) -> dict[str, dict[tuple, float]]:
+    found: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+async def test_signed_trading_shows_its_user_channel_heartbeats_and_rest_latency(nursery, autojump_clock, tmp_path):
+    venue = LiveVenue(seed=12, markets=4, start_ns=START_NS, warmup_s=20, interval_s=60)
+    server = SimServer(venue, settings=SimSettings(seed=0, interval_s=60), clock=TrioClock(anchor_ns=START_NS))
+    urls = await nursery.start(server.run)
+    async with httpx.AsyncClient(base_url=urls.gamma) as http:
+        markets, _ = await list_markets(http)
+    server.add_account(KEY.address, credentials_for(KEY.address), cash=2_000 * ONE)
+    clock = TrioClock(anchor_ns=START_NS)
+    bound: list[tuple[str, int]] = []
+    cockpits: list[Cockpit] = []
+
+    def services(engine, live):  # noqa: ANN001, ANN202  as cli_cockpit.CockpitPlan.services does
+        cockpit = Cockpit(engine, mode="sim", wall=clock.now_ns)
+        cockpit.watch.add_expected("user", "user")
+        cockpits.append(cockpit)
+        alerting = build_alerting(cockpit, CONFIG.alerts, {"MMBOT_ALERT_URL": f"{urls.rest}/inbox"})
+        assert alerting is not None
+        return [cockpit_http(cockpit, host="127.0.0.1", port=0, token=TOKEN, user=live.user, rest=live.rest,
+                             services=live.services, on_started=bound.append), *alerting.services]
+
+    stop = trio.Event()
+    async with trio.open_nursery() as inner:
+        inner.start_soon(lambda: run_trading(
+            config=CONFIG, markets=markets, ws_url=urls.ws, user_ws_url=server.user_url, rest_url=urls.rest, key=KEY,
+            creds=None, db_path=tmp_path / "sim.db", mode="sim", clock=clock, stop=stop, extra_services=services))
+        await trio.sleep(40)
+        (host, port), = bound
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=None) as cockpit_http_client:
+            assert (await cockpit_http_client.get("/healthz")).json() == {"status": "ok"}
+            seen = families((await cockpit_http_client.get("/metrics")).text)
+            requests = sum(seen["mmbot_rest_request_seconds_count"].values())
+            assert requests > 10  # orders, cancels, heartbeats: every REST call timed
+            assert any(dict(labels).get("endpoint", "").startswith("POST ") for labels in seen["mmbot_rest_requests_total"])
+            assert seen["mmbot_heartbeats_total"][(("result", "ok"),)] > 0
+            assert seen["mmbot_feed_up"][(("connection", "user"), ("kind", "user"))] == 1
+            assert sum(seen["mmbot_connection_frames_total"][k] for k in seen["mmbot_connection_frames_total"]
+                       if ("connection", "user") in k) > 0
+            state = (await cockpit_http_client.get("/api/state")).json()
+            assert {f["name"]: f["up"] for f in state["feeds"]} == {"market-1": True, "user": True}
+
+            server.inject(Fault(kind="outage", value="20"))  # both channels: the user channel too
+            await trio.sleep(15)
+            health = (await cockpit_http_client.get("/healthz")).json()
+            assert health["status"] == "down" and any(r.startswith("user channel down") for r in health["reasons"]), health
+            assert not (await cockpit_http_client.get("/api/state")).json()["gate_open"]  # no order while blind
+            await trio.sleep(30)
+            assert (await cockpit_http_client.get("/healthz")).json() == {"status": "ok"}
+        stop.set()
+    kinds = [alert["kind"] for alert in server.inbox.received]
+    assert kinds[:2] in (["feed_down", "user_down"], ["user_down", "feed_down"]), kinds
+    assert {"feed_up", "user_up"} <= set(kinds)
