@@ -85,3 +85,47 @@ async def test_signed_trading_shows_its_user_channel_heartbeats_and_rest_latency
     kinds = [alert["kind"] for alert in server.inbox.received]
     assert kinds[:2] in (["feed_down", "user_down"], ["user_down", "feed_down"]), kinds
     assert {"feed_up", "user_up"} <= set(kinds)
+
+
+async def test_the_daily_loss_flatten_in_signed_trading_sells_back_stops_and_leaves_the_ledger_equal_to_the_venue(
+        nursery, autojump_clock, tmp_path):
+    """``on_daily_loss = "flatten"`` against the simulator's venue: the run stops by itself, nothing
+    of ours stays open there, and the ledger equals the venue's account to the micro-unit."""
+    import attrs
+    import sqlite_utils
+
+    venue = LiveVenue(seed=12, markets=4, start_ns=START_NS, warmup_s=20, interval_s=300)
+    server = SimServer(venue, settings=SimSettings(seed=0, interval_s=300), clock=TrioClock(anchor_ns=START_NS))
+    urls = await nursery.start(server.run)
+    async with httpx.AsyncClient(base_url=urls.gamma) as http:
+        markets, _ = await list_markets(http)
+    creds = credentials_for(KEY.address)
+    server.add_account(KEY.address, creds, cash=2_000 * ONE)
+    # taker fees and the spread make the first minutes a small loss: a limit of 1 pUSD is met soon
+    config = attrs.evolve(CONFIG, risk=attrs.evolve(CONFIG.risk, max_daily_loss=1 * ONE, on_daily_loss="flatten"))
+    db = tmp_path / "flatten.db"
+    with trio.fail_after(900):
+        engine = await run_trading(
+            config=config, markets=markets, ws_url=urls.ws, user_ws_url=server.user_url, rest_url=urls.rest, key=KEY,
+            creds=None, db_path=db, mode="sim", clock=TrioClock(anchor_ns=START_NS))  # no duration: it stops itself
+    rows = sqlite_utils.Database(db)
+    kinds = [r["kind"] for r in rows["events"].rows_where(
+        "kind IN ('daily_loss_flatten', 'flatten_done', 'stop_requested', 'run_end') ORDER BY seq")]
+    assert kinds == ["daily_loss_flatten", "flatten_done", "stop_requested", "run_end"], kinds
+    import json
+
+    (start,) = [json.loads(r["payload"]) for r in rows["events"].rows_where("kind = 'daily_loss_flatten'")]
+    (done,) = [json.loads(r["payload"]) for r in rows["events"].rows_where("kind = 'flatten_done'")]
+    assert start["positions"] and done["sold"] > 0, (start, done)  # it held shares, and sold them back
+    assert not [r for r in rows["events"].rows_where("kind = 'submit' AND seq > (SELECT seq FROM events WHERE"
+                                                     " kind = 'daily_loss_flatten')")
+                if '"side":"BUY"' in r["payload"]]  # no buy after the flatten began
+    api_key = creds.api_key
+    account = server.trading._accounts[api_key]
+    ledger = engine.executor.ledger
+    assert ledger.cash == server.trading.cash(account)
+    truth = venue.user_feed.positions.get(api_key, {})
+    assert {t: n for t, n in truth.items() if n} == {t: n for t, n in ledger.snapshot()["positions"].items() if n}
+    assert engine.executor.orders.open_count() == 0
+    assert server.trading.open_orders(account) == []  # nothing of ours left resting at the venue
+    ledger.check()
