@@ -9,6 +9,7 @@ run), between decision steps, so a snapshot is consistent: never half a fill.
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from typing import Callable
 
@@ -17,7 +18,7 @@ from mmbot.cockpit.snapshot import MarketRow, Quote, Snapshot, TokenRow
 from mmbot.cockpit.watch import Watch
 from mmbot.model import MarketInfo, OperatorCancelAll, OperatorPause
 
-SHOWN_MARKETS = 60  # markets with inventory, orders or fills come first; then the soonest-ending others
+SHOWN_MARKETS = 60  # market rows of a snapshot: the busy ones first (inventory, orders, fills), then the soonest-ending
 _NS_PER_S = 1_000_000_000
 
 
@@ -56,14 +57,19 @@ class Cockpit:
             return "", token[:12], ""
         return info.market, info.slug or info.market[:12], info.outcomes[info.tokens.index(token)]
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, markets: int = SHOWN_MARKETS) -> Snapshot:
+        """What the operator sees now, with at most ``markets`` market rows: those with inventory,
+        open orders or fills first (the most active first), then the soonest-ending others. A
+        view that shows no market (``/metrics``, ``/healthz``) asks for none: a snapshot's cost
+        is in its rows."""
         engine, watch = self.engine, self.watch
         executor = engine.executor
         ledger = executor.ledger
         marks = executor.view.marks()
         open_orders = executor.orders.open_orders()
         by_state = Counter(order.status.value for order in open_orders)
-        rows = [self._market_row(info, marks) for info in self._shown_markets()]
+        shown, busy = self._shown_markets(markets)
+        rows = [self._market_row(info, marks) for info in shown]
         start_cash = watch.start_cash if watch.start_cash is not None else ledger.cash
         return Snapshot(
             mode=self.mode, started_wall_ns=watch.started_wall_ns, wall_ns=self._wall(),
@@ -73,23 +79,32 @@ class Cockpit:
             orders_by_state=dict(sorted(by_state.items())), intents_by_strategy=dict(sorted(watch.intents.items())),
             rejections=dict(watch.rejections.most_common()), paused=executor.paused, halted=engine.loop.halted,
             gate_open=executor.gate_open, tripped=tuple(sorted(engine.tripped)), markets=tuple(rows),
+            markets_total=len(engine.markets), markets_busy=busy,
             feeds=watch.feed_rows(), notices=tuple(watch.notices), recent_fills=tuple(watch.recent_fills),
             pnl_history=tuple(watch.pnl_history), counts=dict(sorted(watch.counts.items())),
         )
 
-    def _shown_markets(self) -> list[MarketInfo]:
+    def _shown_markets(self, limit: int) -> tuple[list[MarketInfo], int]:
+        """The markets to show (at most ``limit``) and how many are busy. One pass over the ledger's
+        tokens, the open orders by market and the markets with fills finds the busy ones; the
+        quiet ones are only looked through when there is room for them."""
         engine = self.engine
-        ledger, orders, fills = engine.executor.ledger, engine.executor.orders, self.watch.market_fills
-
-        def active(info: MarketInfo) -> bool:
-            return (any(ledger.position(t) for t in info.tokens) or bool(orders.open_orders(market=info.market))
-                    or fills[info.market] > 0)
-
-        markets = list(engine.markets)
-        busy = [info for info in markets if active(info)]
-        quiet = sorted((info for info in markets if not active(info) and info.market not in engine.markets.resolved),
-                       key=lambda info: (info.end_ns is None, info.end_ns or 0, info.slug))
-        return (busy + quiet)[:max(SHOWN_MARKETS, len(busy))]
+        registry, ledger = engine.markets, engine.executor.ledger
+        activity: Counter[str] = Counter(engine.executor.orders.open_by_market())
+        for market, fills in self.watch.market_fills.items():
+            activity[market] += fills
+        for token in ledger.tokens():
+            info = registry.for_token(token)
+            if info is not None and ledger.position(token):
+                activity[info.market] += 1
+        busy = [info for market, _ in activity.most_common() if (info := registry.get(market)) is not None]
+        if len(busy) >= limit:
+            return busy[:limit], len(busy)
+        resolved = registry.resolved
+        quiet = heapq.nsmallest(
+            limit - len(busy), (info for info in registry if info.market not in activity and info.market not in resolved),
+            key=lambda info: (info.end_ns is None, info.end_ns or 0, info.slug))
+        return busy + quiet, len(busy)
 
     def _market_row(self, info: MarketInfo, marks: dict[str, int]) -> MarketRow:
         engine = self.engine

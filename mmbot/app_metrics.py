@@ -26,6 +26,7 @@ from mmbot.config import Secret
 from mmbot.venues.polymarket.rest import ClobRest
 from mmbot.venues.polymarket.ws import ChannelConnection
 
+DASHBOARD_MARKETS = 200  # market rows the page is sent each second (the busy first): a page, not a database
 HEARTBEAT_WINDOW_S = 60  # "recent" heartbeats for health: those of the last minute
 SERVICES = ("decisions", "market-feed")  # always supervised; the mode's others are added by name
 _NS_PER_S = 1_000_000_000
@@ -124,7 +125,8 @@ class EngineFigures:
 
 def run_metrics(cockpit: Cockpit, figures: EngineFigures) -> RunMetrics:
     """The run's registry, its feed-lag histogram fed by every market message from now on."""
-    metrics = RunMetrics(snapshot=cockpit.snapshot, figures=figures.figures, health=figures.health)
+    # no market rows: the figures per market come from the engine (``EngineFigures``), not from rows
+    metrics = RunMetrics(snapshot=lambda: cockpit.snapshot(markets=0), figures=figures.figures, health=figures.health)
 
     def lag(msg: object) -> None:
         venue_ms, recv_ns = getattr(msg, "venue_ts_ms", None), getattr(msg, "recv_ns", None)
@@ -150,7 +152,8 @@ def cockpit_http(
     metrics = run_metrics(cockpit, figures)
     if rest is not None:
         rest.observe = metrics.observe_rest
-    app = make_app(snapshot=cockpit.snapshot, controls=cockpit, metrics=metrics.registry, token=token,
+    app = make_app(snapshot=lambda: cockpit.snapshot(markets=DASHBOARD_MARKETS), controls=cockpit,
+                   health_snapshot=lambda: cockpit.snapshot(markets=0), metrics=metrics.registry, token=token,
                    stream_interval_s=stream_interval_s, health=figures.health)
     app.state.metrics = metrics
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the run's pieces, imported when the run starts (not for `mm
 
 HTTP_TOKEN_ENV = "MMBOT_HTTP_TOKEN"
 DEFAULT_HTTP_HOST = "127.0.0.1"
+TERMINAL_MARKETS = 40  # market rows the live view is given (it shows what fits the screen, busy ones first)
 
 
 def parse_http(text: str) -> tuple[str, int]:
@@ -75,11 +76,13 @@ class CockpitPlan:
 
             from mmbot.cockpit.terminal import TerminalView
 
-            services.append(("terminal", TerminalView(cockpit.snapshot, Console()).run))
+            # a terminal shows a screenful of markets: the snapshot need not carry more
+            services.append(("terminal", TerminalView(lambda: cockpit.snapshot(markets=TERMINAL_MARKETS), Console()).run))
         else:
             from mmbot.cockpit.terminal_plain import PlainLines
 
-            plain = PlainLines(sys.stdout, snapshot=cockpit.snapshot, every_s=self.config.log.pnl_interval_s,
+            plain = PlainLines(sys.stdout, snapshot=lambda: cockpit.snapshot(markets=0),
+                               every_s=self.config.log.pnl_interval_s,
                                describe=cockpit.describe)
             engine.log.observe(plain.on_row)
             services.append(("plain-lines", plain.run))

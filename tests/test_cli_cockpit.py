@@ -21,23 +21,15 @@ import httpx
 import pytest
 import sqlite_utils
 from prometheus_client.parser import text_string_to_metric_families
+from tests.sim_process import simulator_process
 
 MMBOT = [sys.executable, "-m", "mmbot.cli"]
 
 
 @pytest.fixture(scope="module")
 def simulator():  # noqa: ANN201
-    proc = subprocess.Popen([*MMBOT, "sim", "--port", "0", "--ws-port", "0", "--seed", "3", "--markets", "4"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    found: dict[str, str] = {}
-    for line in proc.stdout:
-        if m := re.match(r"\s+(market channel|REST|admin token)\s+(\S+)", line):
-            found[m.group(1)] = m.group(2)
-        if "Ctrl-C" in line:
-            break
-    yield found
-    proc.terminate()
-    proc.wait(timeout=10)
+    with simulator_process("--seed", "3", "--markets", "4") as running:
+        yield running.urls
 
 
 def run_args(sim: dict[str, str], db: Path, *more: str) -> list[str]:

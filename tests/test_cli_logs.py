@@ -25,6 +25,7 @@ from mmbot.memory.report import summary
 from mmbot.memory.status import status
 from mmbot.memory.status_view import render_status, status_json
 from rich.console import Console
+from tests.sim_process import simulator_process
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_700_000_000_000_000_000  # 2023-11-14T22:13:20Z
@@ -336,17 +337,8 @@ def test_a_bad_plot_path_is_one_line_and_exit_2(live_db: Path, tmp_path: Path) -
 
 @pytest.fixture
 def simulator():  # noqa: ANN201
-    proc = subprocess.Popen([sys.executable, "-m", "mmbot.cli", "sim", "--port", "0", "--ws-port", "0", "--seed", "3",
-                             "--speed", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    urls: dict[str, str] = {}
-    for line in proc.stdout:
-        if m := re.match(r"\s+(market channel|REST)\s+(\S+)", line):
-            urls[m.group(1)] = m.group(2)
-        if "Ctrl-C" in line:
-            break
-    yield urls["market channel"], urls["REST"]
-    proc.terminate()
-    proc.wait(timeout=10)
+    with simulator_process("--seed", "3", "--speed", "5", cwd=ROOT) as running:
+        yield running.ws, running.rest
 
 
 def fills_in(db: Path) -> int:

@@ -6,30 +6,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 
 import httpx
 import pytest
 import sqlite_utils
+from tests.sim_process import simulator_process
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # Hardhat's public test key
 
 
 @pytest.fixture
 def simulator():  # noqa: ANN201
-    proc = subprocess.Popen([sys.executable, "-m", "mmbot.cli", "sim", "--port", "0", "--ws-port", "0", "--seed", "3",
-                             "--speed", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    urls: dict[str, str] = {}
-    for line in proc.stdout:
-        if m := re.match(r"\s+(market channel|REST)\s+(\S+)", line):
-            urls[m.group(1)] = m.group(2)
-        if "Ctrl-C" in line:
-            break
-    yield urls["market channel"], urls["REST"]
-    proc.terminate()
-    proc.wait(timeout=10)
+    with simulator_process("--seed", "3", "--speed", "5") as running:
+        yield running.ws, running.rest
 
 
 def mmbot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -42,6 +42,11 @@ async def test_pause_stops_new_orders_resume_brings_them_back_and_figures_agree(
         before = cp.snapshot()
         assert before.fills > 0 and before.counts["submit"] > 0 and before.pnl_history
         assert sum(m.pnl for m in before.markets) == before.pnl  # per market, the cash flows and marks add up
+        bare, two = cp.snapshot(markets=0), cp.snapshot(markets=2)
+        assert bare.markets == () and bare.markets_total == len(markets) and bare.pnl == before.pnl
+        assert [m.market for m in two.markets] == [m.market for m in before.markets][:2]
+        busy = [m for m in before.markets if m.fills or any(t.position or t.quotes for t in m.tokens)]
+        assert before.markets[:len(busy)] == tuple(busy) and before.markets_busy == len(busy)  # the busy ones first
         cp.pause("test")
         await trio.sleep(1)
         paused_at = clock.now_ns()
@@ -141,3 +146,13 @@ async def test_a_simulated_outage_keeps_the_feed_down_for_its_length_then_it_com
     ups = [(t, p) for _, t, p in rows(db, "feed_up") if p.get("gap_ms") is not None]
     assert ups and ups[0][0] >= cut_at + 45_000_000_000  # nothing connected during the outage
     assert len(rows(db, "feed_down")) >= 2  # the drop, then refused reconnects
+
+
+def test_a_chart_is_sent_at_most_its_points_the_first_and_last_kept():
+    from mmbot.cockpit.snapshot import CHART_POINTS, PnlPoint, thinned
+
+    points = tuple(PnlPoint(wall_ns=i, realised=i, unrealised=0, fees=0) for i in range(2_000))
+    kept = thinned(points)
+    assert len(kept) == CHART_POINTS and kept[0] == points[0] and kept[-1] == points[-1]
+    assert [p.wall_ns for p in kept] == sorted({p.wall_ns for p in kept})  # in order, none twice
+    assert thinned(points[:10]) == points[:10]

@@ -13,28 +13,15 @@ import subprocess
 import sys
 
 import pytest
+from tests.sim_process import simulator_process
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # Hardhat's public test key
 
 
-def start_sim(*extra: str):  # noqa: ANN201
-    proc = subprocess.Popen([sys.executable, "-m", "mmbot.cli", "sim", "--port", "0", "--ws-port", "0", "--seed", "3",
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    urls: dict[str, str] = {}
-    for line in proc.stdout:
-        if m := re.match(r"\s+(market channel|REST|chain JSON-RPC)\s+(\S+)", line):
-            urls[m.group(1)] = m.group(2)
-        if "Ctrl-C" in line:
-            break
-    return proc, urls
-
-
 @pytest.fixture(scope="module")
 def sim():  # noqa: ANN201
-    proc, urls = start_sim()
-    yield urls
-    proc.terminate()
-    proc.wait(timeout=10)
+    with simulator_process("--seed", "3") as running:
+        yield running.urls
 
 
 @pytest.fixture(scope="module")
@@ -113,12 +100,8 @@ def test_a_closed_websocket_port_fails_both_channels(sim, env) -> None:
 
 
 def test_an_unfunded_account_fails_the_balance() -> None:
-    proc, urls = start_sim("--funding", "0")
-    try:
-        code, checks = doctor(urls, env=creds_env(urls["REST"]))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with simulator_process("--seed", "3", "--funding", "0") as running:
+        code, checks = doctor(running.urls, env=creds_env(running.rest))
     assert code == 1 and checks["balance"]["status"] == "fail", checks
     assert checks["balance"]["detail"] == "the account holds no pUSD"
     assert {name for name, c in checks.items() if c["status"] == "fail"} == {"balance"}

@@ -4,7 +4,6 @@ table, ``--json`` with filters, the books' tops against the CLOB's own ``/book``
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 
@@ -12,22 +11,13 @@ import httpx
 import pytest
 
 from mmbot.model import parse_micro
+from tests.sim_process import simulator_process
 
 
 @pytest.fixture(scope="module")
 def simulator():  # noqa: ANN201
-    proc = subprocess.Popen([sys.executable, "-m", "mmbot.cli", "sim", "--port", "0", "--ws-port", "0", "--seed", "5",
-                             "--markets", "8", "--interval", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    urls: dict[str, str] = {}
-    for line in proc.stdout:
-        if m := re.match(r"\s+(REST|Gamma listing)\s+(\S+)", line):
-            urls[m.group(1)] = m.group(2)
-        if "Ctrl-C" in line:
-            break
-    yield urls["REST"], urls["Gamma listing"]
-    proc.terminate()
-    proc.wait(timeout=10)
+    with simulator_process("--seed", "5", "--markets", "8", "--interval", "60") as running:
+        yield running.rest, running.urls["Gamma listing"]
 
 
 def mmbot(*args: str) -> subprocess.CompletedProcess[str]:

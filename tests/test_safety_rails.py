@@ -19,6 +19,7 @@ import pytest
 
 from mmbot.cli_places import default_db, event_log_path, timestamp, url_problem
 from mmbot.cli_errors import UsageError
+from tests.sim_process import simulator_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDING = ROOT / "recordings" / "sim-7.jsonl.gz"
@@ -192,16 +193,8 @@ def test_a_port_in_use_for_the_simulator_is_one_line() -> None:
 def test_paper_runs_on_the_simulator_twice_write_two_logs(tmp_path) -> None:
     """The default event log of `mmbot run` is new for every run; and a second simulator on the
     first one's port is refused in one line."""
-    proc = subprocess.Popen([sys.executable, "-m", "mmbot.cli", "sim", "--port", "0", "--ws-port", "0", "--seed", "3",
-                             "--speed", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        urls: dict[str, str] = {}
-        for line in proc.stdout:
-            if m := re.match(r"\s+(market channel|REST)\s+(\S+)", line):
-                urls[m.group(1)] = m.group(2)
-            if "Ctrl-C" in line:
-                break
-        ws, rest = urls["market channel"], urls["REST"]
+    with simulator_process("--seed", "3", "--speed", "5") as running:
+        ws, rest = running.ws, running.rest
         port = rest.rsplit(":", 1)[1].strip("/")
         refused(mmbot("sim", "--port", port, "--ws-port", "0"), f"port {port} is in use")
         for _ in range(2):
@@ -209,9 +202,6 @@ def test_paper_runs_on_the_simulator_twice_write_two_logs(tmp_path) -> None:
             assert done.returncode == 0, done.stderr
         logs = sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".db")
         assert len(logs) == 2 and all(re.fullmatch(f"paper-{STAMPED}", name) for name in logs), logs
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 # ---------------------------------------------------------------------- the signing key

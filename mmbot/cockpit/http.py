@@ -81,6 +81,7 @@ def make_app(
     token: Secret | str,
     stream_interval_s: float = 1,  # float-ok: seconds between two states on the stream
     health: HealthSource | None = None,
+    health_snapshot: SnapshotSource | None = None,
 ) -> Starlette:
     """The app. ``health(snapshot)`` gives the verdict of ``/healthz`` and of the state's
     ``health`` (default: ``cockpit.health.assess`` on the snapshot alone; the composition root
@@ -154,7 +155,7 @@ def make_app(
         return Response(generate_latest(metrics), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(request: Request) -> Response:
-        verdict = judge(snapshot())
+        verdict = judge((health_snapshot or snapshot)())
         body: dict[str, Any] = {"status": verdict.status}
         if verdict.reasons:
             body["reasons"] = list(verdict.reasons)

@@ -126,16 +126,29 @@ class Snapshot:
     halted: bool  # the run stopped quoting for good (breaker trip, flatten, shutdown)
     gate_open: bool  # the venue session's trading gate (always open on paper)
     tripped: tuple[str, ...]  # services whose breaker tripped
-    markets: tuple[MarketRow, ...]
+    markets: tuple[MarketRow, ...]  # the rows shown: the busy markets first, then the soonest-ending others
     feeds: tuple[FeedRow, ...]
     notices: tuple[Notice, ...]  # newest last
     recent_fills: tuple[FillRow, ...]  # newest last
     pnl_history: tuple[PnlPoint, ...]  # oldest first
     counts: dict[str, int]  # event-log kinds counted by the watch (restarts, corrections, errors, ...)
+    markets_total: int = 0  # markets the run follows (``markets`` may show fewer)
+    markets_busy: int = 0  # of which with inventory, open orders or fills
 
     @property
     def pnl(self) -> int:
         return self.realised + self.unrealised
+
+
+CHART_POINTS = 300  # PnL points a chart is sent: more would not show on a screen, and cost every second
+
+
+def thinned(points: tuple[PnlPoint, ...], most: int = CHART_POINTS) -> tuple[PnlPoint, ...]:
+    """At most ``most`` points, evenly spread over the whole history, the first and the last kept."""
+    if len(points) <= most:
+        return points
+    step = (len(points) - 1) / (most - 1)  # float-ok: picking indexes, not money
+    return tuple(points[round(i * step)] for i in range(most))
 
 
 def _money(value: int | None) -> str | None:
@@ -157,6 +170,7 @@ def as_json(snap: Snapshot) -> dict[str, Any]:
         "taker_fills": snap.taker_fills, "orders_by_state": dict(snap.orders_by_state),
         "intents_by_strategy": dict(snap.intents_by_strategy), "rejections": dict(snap.rejections),
         "paused": snap.paused, "halted": snap.halted, "gate_open": snap.gate_open, "tripped": list(snap.tripped),
+        "markets_total": snap.markets_total, "markets_busy": snap.markets_busy,
         "markets": [{
             "market": m.market, "slug": m.slug, "label": m.label, "question": m.question,
             "end_ms": ms(m.end_wall_ns), "realised": _money(m.realised), "unrealised": _money(m.unrealised),
@@ -176,6 +190,6 @@ def as_json(snap: Snapshot) -> dict[str, Any]:
                           "outcome": f.outcome, "side": f.side, "price": _money(f.price), "size": _money(f.size),
                           "fee": _money(f.fee), "liquidity": f.liquidity} for f in snap.recent_fills],
         "pnl_history": [{"at_ms": ms(p.wall_ns), "realised": _money(p.realised), "unrealised": _money(p.unrealised),
-                         "pnl": _money(p.total), "fees": _money(p.fees)} for p in snap.pnl_history],
+                         "pnl": _money(p.total), "fees": _money(p.fees)} for p in thinned(snap.pnl_history)],
         "counts": dict(snap.counts),
     }

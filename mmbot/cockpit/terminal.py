@@ -168,7 +168,8 @@ def layout(snap: Snapshot, *, height: int, width: int, tz: tzinfo | None = None)
     if ordered:
         lines.extend(markets_table(ordered[:fits], tz, width=width))
         if len(ordered) > fits:
-            lines.append(_line((f"+{len(ordered) - fits} more markets", "dim")))
+            more = max(snap.markets_total, len(ordered)) - fits  # the snapshot may carry fewer rows than the run has
+            lines.append(_line((f"+{more} more markets", "dim")))
     else:
         lines.append(_line(("no markets yet", "dim")))
     return [*lines, _line(), *links, _line(), *notices(snap, shown_notices, tz), *rest]

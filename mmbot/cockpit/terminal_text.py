@@ -90,7 +90,7 @@ def summary_line(snap: Snapshot, tz: tzinfo | None = None) -> str:
         f"cash {format_micro(snap.cash)} reserved {format_micro(snap.reserved)}",
         f"fills {snap.fills} (maker {snap.maker_fills}, taker {snap.taker_fills})",
         f"open orders {open_orders(snap)}",
-        f"markets {len(snap.markets)}",
+        f"markets {max(snap.markets_total, len(snap.markets))}",
     ]
     down = [f.name for f in snap.feeds if not f.up]
     if down:

@@ -308,6 +308,10 @@ class Orders:
     def open_count(self) -> int:
         return len(self._open)
 
+    def open_by_market(self) -> dict[str, int]:
+        """How many orders are open in each market that has any (a market with none is not a key)."""
+        return {market: len(group) for market, group in self._open_by_market.items()}
+
     def open_buy_notional(self) -> int:
         """Σ remaining × price of open buys, each rounded up as a buyer's cost is."""
         return self._buy_notional
