@@ -53,7 +53,8 @@ from rich.console import Console  # noqa: E402
 from mmbot import app_replay  # noqa: E402
 from mmbot.app_cockpit import Cockpit  # noqa: E402
 from mmbot.app_engine import build_engine, paper_gateway  # noqa: E402
-from mmbot.app_metrics import EngineFigures, run_metrics  # noqa: E402
+from mmbot.app_metrics import DASHBOARD_MARKETS, EngineFigures, run_metrics  # noqa: E402
+from mmbot.cli_cockpit import TERMINAL_MARKETS  # noqa: E402
 from mmbot.clock import TrioClock, wall_ns  # noqa: E402
 from mmbot.cockpit.snapshot import Snapshot, as_json  # noqa: E402
 from mmbot.cockpit.terminal import render  # noqa: E402
@@ -297,15 +298,15 @@ async def build(n: int, tmp: Path, busy_every: int = BUSY_EVERY) -> tuple[Cockpi
 
 def dashboard_state(cockpit: Cockpit, figures: EngineFigures) -> str:
     """One state of the dashboard's stream, as ``cockpit.http`` makes it every second."""
-    snap = cockpit.snapshot()
-    verdict = figures.health(snap)
+    snap = cockpit.snapshot(markets=DASHBOARD_MARKETS)
+    verdict = figures.health(cockpit.snapshot(markets=0))
     return json.dumps({**as_json(snap), "health": {"status": verdict.status, "reasons": list(verdict.reasons)}},
                       separators=(",", ":"))
 
 
 def terminal_frame(cockpit: Cockpit, console: Console) -> None:
     """One frame of the terminal view (``TerminalView._frame`` and its drawing)."""
-    console.print(render(cockpit.snapshot()))
+    console.print(render(cockpit.snapshot(markets=TERMINAL_MARKETS)))
 
 
 def new_console() -> Console:
@@ -342,11 +343,11 @@ async def views_figures(n: int, busy_every: int, tmp: Path, quick: bool) -> dict
     cockpit, figures, metrics, log = await build(n, tmp, busy_every)
     built_s = time.perf_counter() - t0
     console = new_console()
-    snap: Snapshot = cockpit.snapshot()
+    snap: Snapshot = cockpit.snapshot(markets=DASHBOARD_MARKETS)
     budget = 0.6 if quick else 1.5
     opts = {"min_calls": 20, "max_calls": 1_000, "budget_s": budget}
     ops: dict[str, Callable[[], object]] = {
-        "snapshot": cockpit.snapshot,
+        "snapshot": lambda: cockpit.snapshot(markets=DASHBOARD_MARKETS),
         "as_json_dumps": lambda: json.dumps(as_json(snap), separators=(",", ":")),
         "health": lambda: figures.health(snap),
         "scrape": lambda: generate_latest(metrics.registry),

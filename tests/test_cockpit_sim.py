@@ -89,8 +89,11 @@ async def test_signed_trading_shows_its_user_channel_heartbeats_and_rest_latency
 
 async def test_the_daily_loss_flatten_in_signed_trading_sells_back_stops_and_leaves_the_ledger_equal_to_the_venue(
         nursery, autojump_clock, tmp_path):
-    """``on_daily_loss = "flatten"`` against the simulator's venue: the run stops by itself, nothing
-    of ours stays open there, and the ledger equals the venue's account to the micro-unit."""
+    """``on_daily_loss = "flatten"`` against the simulator's venue: the shares the account held are
+    sold back at the venue's bids, the run stops by itself, nothing of ours stays open there, and
+    the ledger equals the venue's account to the micro-unit. The loss is made sure of, not hoped
+    for: a taker told to buy complete sets up to 1.5 pUSD a set buys them at once above 1, fees on
+    top, while the maker rests its quotes (the flatten cancels them).)"""
     import attrs
     import sqlite_utils
 
@@ -101,22 +104,30 @@ async def test_the_daily_loss_flatten_in_signed_trading_sells_back_stops_and_lea
         markets, _ = await list_markets(http)
     creds = credentials_for(KEY.address)
     server.add_account(KEY.address, creds, cash=2_000 * ONE)
-    # taker fees and the spread make the first minutes a small loss: a limit of 1 pUSD is met soon
-    config = attrs.evolve(CONFIG, risk=attrs.evolve(CONFIG.risk, max_daily_loss=1 * ONE, on_daily_loss="flatten"))
+    held = {markets[0].tokens[0]: 30 * ONE, markets[1].tokens[1]: 12_500_000}  # from before this run
+    server.trading.give(creds.api_key, shares=held)
+    losing = attrs.evolve(CONFIG.strategies.taker, min_edge=-500_000)  # what no config file may say (range-checked)
+    config = attrs.evolve(CONFIG, risk=attrs.evolve(CONFIG.risk, max_daily_loss=ONE // 2, on_daily_loss="flatten",
+                                                    min_edge=-500_000),
+                          strategies=attrs.evolve(CONFIG.strategies, taker=losing))
     db = tmp_path / "flatten.db"
-    with trio.fail_after(900):
-        engine = await run_trading(
-            config=config, markets=markets, ws_url=urls.ws, user_ws_url=server.user_url, rest_url=urls.rest, key=KEY,
-            creds=None, db_path=db, mode="sim", clock=TrioClock(anchor_ns=START_NS))  # no duration: it stops itself
+    # It stops itself within seconds. The duration is only a net: no fail_after here, as the autojump
+    # clock leaps to the nearest deadline whenever every task waits, a worker thread's write included.
+    engine = await run_trading(
+        config=config, markets=markets, ws_url=urls.ws, user_ws_url=server.user_url, rest_url=urls.rest, key=KEY,
+        creds=None, db_path=db, mode="sim", clock=TrioClock(anchor_ns=START_NS), duration_s=3_600)
     rows = sqlite_utils.Database(db)
     kinds = [r["kind"] for r in rows["events"].rows_where(
         "kind IN ('daily_loss_flatten', 'flatten_done', 'stop_requested', 'run_end') ORDER BY seq")]
     assert kinds == ["daily_loss_flatten", "flatten_done", "stop_requested", "run_end"], kinds
+    (ended,) = [r["ts_ns"] for r in rows["events"].rows_where("kind = 'run_end'")]
+    assert ended - START_NS < 3_000 * 1_000_000_000  # stopped by the flatten, not by the hour's net
     import json
 
     (start,) = [json.loads(r["payload"]) for r in rows["events"].rows_where("kind = 'daily_loss_flatten'")]
     (done,) = [json.loads(r["payload"]) for r in rows["events"].rows_where("kind = 'flatten_done'")]
-    assert start["positions"] and done["sold"] > 0, (start, done)  # it held shares, and sold them back
+    assert set(held) <= set(start["positions"]) and done["sold"] > 0, (start, done)  # it held shares, sold them back
+    assert start["daily_pnl"] <= -ONE // 2
     assert not [r for r in rows["events"].rows_where("kind = 'submit' AND seq > (SELECT seq FROM events WHERE"
                                                      " kind = 'daily_loss_flatten')")
                 if '"side":"BUY"' in r["payload"]]  # no buy after the flatten began
