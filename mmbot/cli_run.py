@@ -6,14 +6,15 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mmbot.app_select import check_overrides
 from mmbot.cli_errors import UsageError
 from mmbot.cli_keys import API_ENV, PRIVATE_KEY_ENV, SIGNATURE_TYPES, signing_key
 from mmbot.cli_places import HTTP, WS, check_url, event_log_path, gamma_url, load_config_or_refuse
-from mmbot.config import Config, ConfigError, SelectConfig
-from mmbot.model import MarketInfo
+
+if TYPE_CHECKING:  # the run's modules are imported when it starts, not for every command's --help or refusal
+    from mmbot.config import Config
+    from mmbot.model import MarketInfo
 
 
 async def _stop_on_signal(stop: Any) -> None:
@@ -30,8 +31,9 @@ async def _selected(gamma: str, config: Config) -> list[MarketInfo]:
     (every tradeable one when the section is empty); every ``[[markets]]`` override must name one."""
     import httpx
 
-    from mmbot.app_select import initial_selection
+    from mmbot.app_select import check_overrides, initial_selection
     from mmbot.clock import wall_ns
+    from mmbot.config import ConfigError
 
     try:
         async with httpx.AsyncClient(base_url=gamma, timeout=10) as client:
@@ -117,6 +119,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"mmbot run: --rpc: on-chain actions are built for deposit wallets and EOAs, not for"
                          f" --signature-type {args.signature_type}")
     config = load_config_or_refuse(args.config, "mmbot run")
+    from mmbot.config import SelectConfig
+
     if args.mode == "live" and not args.markets and config.select == SelectConfig():
         raise UsageError("mmbot run --mode live: expected --markets (condition ids or slugs) or a [select] section in"
                          " the config (with real money there is no default of every market)")
@@ -141,6 +145,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         gamma = gamma_url(args.gamma, args.rest)
         if args.markets:
             markets = await _markets(gamma, args.markets)
+            from mmbot.app_select import check_overrides
+            from mmbot.config import ConfigError
+
             try:
                 check_overrides(config, markets)
             except ConfigError as exc:

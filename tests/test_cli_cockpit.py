@@ -69,11 +69,11 @@ def test_a_piped_run_prints_plain_lines_serves_its_cockpit_obeys_signals_and_ale
         simulator, tmp_path) -> None:
     rest = simulator["REST"]
     config = tmp_path / "alerts.toml"
-    config.write_text("[alerts]\nfeed_down_after_s = 4\nmin_interval_s = 600\n")
+    config.write_text("[alerts]\nfeed_down_after_s = 2\nmin_interval_s = 600\n")
     db = tmp_path / "run.db"
     env = {**os.environ, "MMBOT_ALERT_URL": f"{rest}/inbox"}
     env.pop("MMBOT_HTTP_TOKEN", None)
-    proc = subprocess.Popen(run_args(simulator, db, "--http", "127.0.0.1:0", "--duration", "30", "--config",
+    proc = subprocess.Popen(run_args(simulator, db, "--http", "127.0.0.1:0", "--duration", "20", "--config",
                                      str(config)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         link, _ = read_until(proc.stdout, r"dashboard: (http://127\.0\.0\.1:\d+/)#token=(\S+)")
@@ -93,9 +93,9 @@ def test_a_piped_run_prints_plain_lines_serves_its_cockpit_obeys_signals_and_ale
             proc.send_signal(signal.SIGUSR1)
             wait_for(lambda: http.get("api/state").json()["paused"], "paused by SIGUSR1")
             proc.send_signal(signal.SIGUSR2)
-            # the network between the run and the venue goes for 10 s: longer than feed_down_after_s
+            # the network between the run and the venue goes for 6 s: longer than feed_down_after_s
             admin = {"Authorization": f"Bearer {simulator['admin token']}"}
-            assert httpx.post(f"{rest}/admin/fault", headers=admin, json={"kind": "outage", "value": "10"}).is_success
+            assert httpx.post(f"{rest}/admin/fault", headers=admin, json={"kind": "outage", "value": "6"}).is_success
             wait_for(lambda: http.get("healthz").status_code == 503, "down while every feed is")
             alerts = wait_for(lambda: httpx.get(f"{rest}/inbox").json()["alerts"], "an alert in the inbox")
             assert alerts[0]["kind"] == "feed_down" and "market-1" in alerts[0]["text"], alerts
@@ -116,7 +116,7 @@ def test_a_run_on_a_terminal_draws_the_live_view(simulator, tmp_path) -> None:
     slugs = [m["slug"] for m in httpx.get(f"{simulator['REST']}/gamma/markets").json()]
     leader, follower = pty.openpty()
     os.set_blocking(leader, False)
-    proc = subprocess.Popen(run_args(simulator, tmp_path / "tty.db", "--duration", "8"), stdout=follower,
+    proc = subprocess.Popen(run_args(simulator, tmp_path / "tty.db", "--duration", "5"), stdout=follower,
                             stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "160", "LINES": "50"})
     os.close(follower)
     screen = b""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import httpx
 import sqlite_utils
 
@@ -37,6 +38,13 @@ async def paper_with_selection(*, config: Config, ws_url: str, gamma_url: str, d
     return engine, markets
 
 
+@attrs.frozen
+class Window:
+    slug: str
+    end_ns: int
+    tokens: tuple[str, ...]
+
+
 def rows(db, kind: str) -> list[tuple[int, str, dict]]:
     found = sqlite_utils.Database(db).execute(
         "SELECT ts_ns, market, payload FROM events WHERE kind = ? ORDER BY seq", [kind]).fetchall()
@@ -54,14 +62,14 @@ async def test_up_down_windows_are_taken_on_as_they_list_and_retired_as_they_end
     engine, first = await paper_with_selection(
         config=config, ws_url=urls.ws, gamma_url=urls.gamma, db_path=db, duration_s=4 * INTERVAL_S,
         clock=TrioClock(anchor_ns=START_NS))
-    windows = {market: info for market, info in {**listed_at_start, **{i.market: i for i in venue.markets()}}.items()
-               if info.slug.startswith("btc-updown-30s-")}
 
     # at start-up: one market, the current btc window (the plain markets and the other series left out)
     assert [m.slug for m in first] == [min((w for w in listed_at_start.values() if w.end_ns > START_NS
                                             and w.slug.startswith("btc-updown-30s-")), key=lambda w: w.end_ns).slug]
     selected = rows(db, "market_selected")
     retired = rows(db, "market_retired")
+    # each window as the run took it on (the venue forgets ended ones: the log keeps them)
+    windows = {market: Window(slug=p["slug"], end_ns=p["end_ns"], tokens=tuple(p["tokens"])) for _, market, p in selected}
     slugs = [payload["slug"] for _, _, payload in selected]
     assert len(slugs) >= 4 and len(set(slugs)) == len(slugs)
     assert all(slug.startswith("btc-updown-30s-") for slug in slugs)
