@@ -48,7 +48,7 @@ CONFIG = """\
 min_sets = "5"
 [capital]
 redeem = false
-sweep_interval_s = 5
+sweep_interval_s = 1
 retry_after_s = 5
 retry_max_s = 20
 """  # the run merges on its own; its resolved shares are left for the hand-made redeem below
