@@ -97,6 +97,8 @@ class Cockpit:
             info = registry.for_token(token)
             if info is not None and ledger.position(token):
                 activity[info.market] += 1
+        if limit <= 0:  # only the count (``/metrics``, ``/healthz``, the plain lines' summary)
+            return [], sum(1 for market in activity if registry.get(market) is not None)
         busy = [info for market, _ in activity.most_common() if (info := registry.get(market)) is not None]
         if len(busy) >= limit:
             return busy[:limit], len(busy)
