@@ -141,6 +141,10 @@ class Selection:
             self.retired.add(info.market)
             log.record("market_retired", "selection", {"slug": info.slug, "reason": reason, "end_ns": info.end_ns},
                        market=info.market)
+        listed_now = {listed.info.market for listed in listing}
+        # a retired market is kept out while the listing still shows it, and forgotten once it
+        # does not (nothing else could bring it back): bounded by the listing, not by the run's age
+        self.retired &= listed_now
         fresh = [listed for listed in listing if listed.info.market not in self.retired]
         for choice in select(fresh, self._config, now, traded=self.traded):
             self._take_on(choice)

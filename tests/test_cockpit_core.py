@@ -92,6 +92,8 @@ def test_the_watch_tracks_feeds_and_keeps_its_memory_bounded():
     for i in range(10):
         row("restart", {"service": "market-feed", "attempt": i, "error": "boom"}, 300 + i)
     assert len(watch.notices) == 5 and watch.notices[-1].level == "warning"
+    row("pruned", {"orders": 3, "markets": ["m", "other"]}, 400)  # the engine forgot the market: so does the watch
+    assert "m" not in watch.flows and "m" not in watch.market_fills
 
 
 def test_the_watch_takes_every_row_of_real_logs_without_failing(tmp_path):

@@ -173,3 +173,49 @@ def test_an_override_naming_no_start_up_market_is_a_one_line_error() -> None:
     with pytest.raises(ConfigError, match="'typo-slug'"):
         check_overrides(attrs.evolve(Config(), markets=(MarketOverride(market=CID),
                                                         MarketOverride(market="typo-slug"))), markets)
+
+
+async def test_a_long_running_selection_remembers_no_more_than_the_listing_shows(tmp_path, monkeypatch) -> None:
+    """Weeks of five-minute windows: the selection's memory of retired markets is bounded by what
+    the listing still shows, never by the run's age (nothing long-lived grows without bound)."""
+    import trio
+
+    from mmbot import app_select
+    from mmbot.app_engine import build_engine, paper_gateway
+    from mmbot.clock import TrioClock
+    from mmbot.config import Config
+    from mmbot.decisions.markets import Markets
+    from mmbot.memory.log import EventLog
+    from mmbot.model import MarketInfo
+    from mmbot.venues.polymarket.listing import Listed
+
+    start = 1_786_604_100 * S
+    window = 300 * S
+
+    def listed(i: int) -> Listed:  # window i: listed from its start, ending 300 s later
+        info = MarketInfo(market=f"0x{i:064x}", tokens=(f"{2 * i + 1}", f"{2 * i + 2}"), outcomes=("Up", "Down"),
+                          end_ns=start + (i + 1) * window, slug=f"btc-updown-5m-{i}")
+        return Listed(info=info, series=("btc-up-or-down-5m",))
+
+    now = {"i": 0}
+
+    async def listing(client):  # noqa: ANN001, ANN202  the current window, the next, and two ended ones not yet closed
+        i = now["i"]
+        return [listed(j) for j in range(max(0, i - 2), i + 2)], []
+
+    monkeypatch.setattr(app_select, "fetch_listing", listing)
+    clock = TrioClock(anchor_ns=start)
+    log = EventLog(tmp_path / "select.db", clock=clock, wall=lambda: 0)
+    config = Config()
+    engine = build_engine(config=config, clock=clock, log=log, markets=Markets([], learn_listings=False),
+                          gateway_factory=paper_gateway(config), seed=0)
+    selection = app_select.Selection(engine=engine, client=None, config=SelectConfig(series=("btc-up-or-down-5m",),
+                                                                                    max_markets=1))  # type: ignore[arg-type]
+    selection.venue_now = lambda: start + now["i"] * window + S  # type: ignore[method-assign]
+    for i in range(2_000):  # about a week
+        now["i"] = i
+        assert await selection.refresh()
+        assert list(selection.traded) == [listed(i).info.market]  # the current window, and only it
+        assert len(selection.retired) <= 3
+    log.flush_sync()
+    await trio.lowlevel.checkpoint()

@@ -205,6 +205,13 @@ class Watch:
     def _on_intent(self, wall_ns: int, market: str, token: str, p: dict[str, Any]) -> None:
         self.intents[str(p.get("strategy", "?"))] += 1
 
+    def _on_pruned(self, wall_ns: int, market: str, token: str, p: dict[str, Any]) -> None:
+        """Markets the engine forgot (over a retention horizon ago, nothing of ours left): their
+        flows go too, so a run rolling over Up/Down windows for months keeps a bounded watch."""
+        for gone in p.get("markets") or ():
+            self.flows.pop(gone, None)
+            self.market_fills.pop(gone, None)
+
     _handlers: dict[str, Callable[..., None]] = {
         "feed_up": _on_feed_up,
         "feed_down": _on_feed_down,
@@ -221,6 +228,7 @@ class Watch:
         "risk_verdict": _on_verdict,
         "reject": _on_reject,
         "intent": _on_intent,
+        "pruned": _on_pruned,
     }
 
     # ------------------------------------------------------------------ figures
