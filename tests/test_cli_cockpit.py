@@ -73,7 +73,7 @@ def test_a_piped_run_prints_plain_lines_serves_its_cockpit_obeys_signals_and_ale
     db = tmp_path / "run.db"
     env = {**os.environ, "MMBOT_ALERT_URL": f"{rest}/inbox"}
     env.pop("MMBOT_HTTP_TOKEN", None)
-    proc = subprocess.Popen(run_args(simulator, db, "--http", "127.0.0.1:0", "--duration", "20", "--config",
+    proc = subprocess.Popen(run_args(simulator, db, "--http", "127.0.0.1:0", "--duration", "60", "--config",
                                      str(config)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         link, _ = read_until(proc.stdout, r"dashboard: (http://127\.0\.0\.1:\d+/)#token=(\S+)")
@@ -100,6 +100,7 @@ def test_a_piped_run_prints_plain_lines_serves_its_cockpit_obeys_signals_and_ale
             alerts = wait_for(lambda: httpx.get(f"{rest}/inbox").json()["alerts"], "an alert in the inbox")
             assert alerts[0]["kind"] == "feed_down" and "market-1" in alerts[0]["text"], alerts
             wait_for(lambda: http.get("healthz").status_code == 200, "healthy again after the outage", 30)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop, before the duration's net
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
