@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Callable
 
 from mmbot.app_engine import Engine
+from mmbot.cockpit.health import BLIND
 from mmbot.cockpit.snapshot import MarketRow, Quote, Snapshot, TokenRow
 from mmbot.cockpit.watch import Watch
 from mmbot.model import MarketInfo, OperatorCancelAll, OperatorPause
@@ -81,7 +82,8 @@ class Cockpit:
             gate_open=executor.gate_open, tripped=tuple(sorted(engine.tripped)), markets=tuple(rows),
             markets_total=len(engine.markets), markets_busy=busy,
             feeds=watch.feed_rows(), notices=tuple(watch.notices), recent_fills=tuple(watch.recent_fills),
-            pnl_history=tuple(watch.pnl_history), counts=dict(sorted(watch.counts.items())),
+            pnl_history=tuple(watch.pnl_history),
+            counts=dict(sorted({**watch.counts, BLIND: engine.log.observer_failures}.items())),
         )
 
     def _shown_markets(self, limit: int) -> tuple[list[MarketInfo], int]:

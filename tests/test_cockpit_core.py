@@ -158,3 +158,24 @@ def test_a_chart_is_sent_at_most_its_points_the_first_and_last_kept():
     assert len(kept) == CHART_POINTS and kept[0] == points[0] and kept[-1] == points[-1]
     assert [p.wall_ns for p in kept] == sorted({p.wall_ns for p in kept})  # in order, none twice
     assert thinned(points[:10]) == points[:10]
+
+
+def test_an_observer_that_raises_is_dropped_told_and_the_recording_goes_on(tmp_path):
+    from mmbot.memory.log import EventLog
+
+    log = EventLog(tmp_path / "obs.db", clock=TrioClock(anchor_ns=START_NS), wall=lambda: 0)
+    seen: list[str] = []
+
+    def fragile(row, payload):  # noqa: ANN001
+        if row[3] == "boom":
+            raise ValueError("a bug in a view")
+        seen.append(row[3])
+
+    log.observe(fragile)
+    log.record("fill", "c1", {"size": 1})
+    log.record("boom", "c2")
+    log.record("fill", "c3", {"size": 2})
+    assert seen == ["fill"] and log.observer_failures == 1
+    log.flush_sync()
+    kinds = [k for (k,) in sqlite_utils.Database(tmp_path / "obs.db").execute("SELECT kind FROM events ORDER BY seq")]
+    assert kinds == ["fill", "boom", "error", "fill"]  # nothing lost, and the failure told

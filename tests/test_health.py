@@ -45,3 +45,13 @@ def test_heartbeats_and_quiet_books_count_only_past_their_thresholds():
 def test_down_lists_the_degraded_reasons_after_its_own():
     verdict = assess(_snapshot(halted=True, paused=True))
     assert verdict.status == "down" and verdict.reasons[1:] == ("paused by the operator",)
+
+
+def test_a_cockpit_that_stopped_following_the_log_says_so():
+    """The event log drops an observer that raised (a bug): what the cockpit shows is then stale,
+    and health says it rather than showing an old picture as ok."""
+    from mmbot.cockpit.health import BLIND
+
+    verdict = assess(_snapshot(counts={BLIND: 1}))
+    assert verdict.status == "degraded" and "stopped following the event log" in verdict.reasons[0]
+    assert assess(_snapshot(counts={BLIND: 0})).status == "ok"

@@ -16,6 +16,7 @@ import attrs
 from mmbot.cockpit.snapshot import Snapshot
 
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
+BLIND = "cockpit_observer_failures"  # in Snapshot.counts: the log dropped the cockpit's watch (it raised)
 
 
 @attrs.frozen
@@ -58,6 +59,9 @@ def assess(snap: Snapshot, figures: HealthFigures | None = None) -> Health:
         degraded.append("the venue's trading gate is closed")
     if snap.paused:
         degraded.append("paused by the operator")
+    if snap.counts.get(BLIND):
+        degraded.append("the cockpit stopped following the event log (a bug: see its error rows); what it shows"
+                        " is out of date")
     if figures is not None:
         if figures.heartbeats_failed > figures.heartbeats_ok:
             degraded.append(f"heartbeats failing: {figures.heartbeats_failed} failed, {figures.heartbeats_ok} ok "
