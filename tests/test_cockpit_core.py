@@ -160,7 +160,7 @@ def test_a_chart_is_sent_at_most_its_points_the_first_and_last_kept():
     assert thinned(points[:10]) == points[:10]
 
 
-def test_an_observer_that_raises_is_dropped_told_and_the_recording_goes_on(tmp_path):
+async def test_an_observer_that_raises_is_dropped_told_and_the_recording_goes_on(tmp_path):
     from mmbot.memory.log import EventLog
 
     log = EventLog(tmp_path / "obs.db", clock=TrioClock(anchor_ns=START_NS), wall=lambda: 0)
