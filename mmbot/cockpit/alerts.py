@@ -82,7 +82,7 @@ class Alerts:
         self.limiter = RateLimiter(min_interval_ns=min_interval_s * _NS_PER_S, max_per_hour=max_per_hour)
         self._latest_held: dict[str, Alert] = {}  # kind -> the newest alert held back
         self._alerted_down: dict[str, int] = {}  # connection -> how long it was down when told (ns)
-        self._daily_loss_days: set[int] = set()  # UTC days whose daily-loss limit was told
+        self._daily_loss_day: int | None = None  # the UTC day whose daily-loss limit was told last
         self._heartbeats_told = False
         self.raised = 0  # alerts the rules made, held back ones included
 
@@ -148,9 +148,9 @@ class Alerts:
     def _daily_loss(self, p: dict[str, Any], wall_ns: int, market: str, token: str, *, flatten: bool) -> list[Alert]:
         """Once a UTC day: the first refusal for the daily loss limit, or the kill switch's flatten."""
         day = wall_ns // (86_400 * _NS_PER_S)
-        if day in self._daily_loss_days:
+        if day == self._daily_loss_day:  # days only move forward: the last one told is all to keep
             return []
-        self._daily_loss_days.add(day)
+        self._daily_loss_day = day
         fields: tuple[tuple[str, str], ...] = ()
         if flatten:
             fields = tuple((name, format_micro(int(p[key]))) for name, key in (("daily PnL", "daily_pnl"),
