@@ -55,13 +55,16 @@ def read_until(stream, pattern: str, timeout_s: float = 20) -> tuple[re.Match, l
     raise AssertionError(f"no line matching {pattern!r} in {seen}")
 
 
-def wait_for(check, what: str, timeout_s: float = 20):  # noqa: ANN001, ANN201  float-ok: a timeout
+def wait_for(http: httpx.Client, check, what: str, timeout_s: float = 30):  # noqa: ANN001, ANN201  float-ok
+    """Follow the run's own live view (``/api/stream``, a state a second) until ``check(state)``
+    holds: paced by the run's events, not by sleeps."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.25)
+    with http.stream("GET", "api/stream", timeout=timeout_s) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: ") and (found := check(json.loads(line[6:]))):
+                return found
+            if time.monotonic() > deadline:
+                break
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -79,7 +82,7 @@ def test_a_piped_run_prints_plain_lines_serves_its_cockpit_obeys_signals_and_ale
         link, _ = read_until(proc.stdout, r"dashboard: (http://127\.0\.0\.1:\d+/)#token=(\S+)")
         url, token = link.group(1), link.group(2)
         with httpx.Client(base_url=url, timeout=10) as http:
-            wait_for(lambda: http.get("healthz").json()["status"] == "ok", "a healthy run")
+            wait_for(http, lambda state: state["health"]["status"] == "ok", "a healthy run")
             metrics = {f.name: f for f in text_string_to_metric_families(http.get("metrics").text)}
             assert {"mmbot_frames", "mmbot_fills", "mmbot_cash_pusd", "mmbot_feed_lag_seconds", "mmbot_health",
                     "mmbot_orders", "mmbot_rejections", "mmbot_breaker_tripped"} <= set(metrics)
@@ -87,19 +90,21 @@ def test_a_piped_run_prints_plain_lines_serves_its_cockpit_obeys_signals_and_ale
             assert http.post("api/pause").status_code == 401
             assert http.post("api/pause", headers={"Authorization": "Bearer wrong"}).status_code == 401
             assert http.post("api/pause", headers={"Authorization": f"Bearer {token}"}).json()["ok"]
-            wait_for(lambda: "paused by the operator" in http.get("healthz").json().get("reasons", []), "paused")
+            wait_for(http, lambda state: "paused by the operator" in state["health"]["reasons"], "paused")
             proc.send_signal(signal.SIGUSR2)
-            wait_for(lambda: http.get("healthz").json()["status"] == "ok", "resumed by SIGUSR2")
+            wait_for(http, lambda state: state["health"]["status"] == "ok", "resumed by SIGUSR2")
             proc.send_signal(signal.SIGUSR1)
-            wait_for(lambda: http.get("api/state").json()["paused"], "paused by SIGUSR1")
+            wait_for(http, lambda state: state["paused"], "paused by SIGUSR1")
             proc.send_signal(signal.SIGUSR2)
             # the network between the run and the venue goes for 6 s: longer than feed_down_after_s
             admin = {"Authorization": f"Bearer {simulator['admin token']}"}
             assert httpx.post(f"{rest}/admin/fault", headers=admin, json={"kind": "outage", "value": "6"}).is_success
-            wait_for(lambda: http.get("healthz").status_code == 503, "down while every feed is")
-            alerts = wait_for(lambda: httpx.get(f"{rest}/inbox").json()["alerts"], "an alert in the inbox")
+            wait_for(http, lambda state: state["health"]["status"] == "down", "down while every feed is")
+            assert http.get("healthz").status_code == 503
+            alerts = wait_for(http, lambda state: httpx.get(f"{rest}/inbox").json()["alerts"], "an alert in the inbox")
             assert alerts[0]["kind"] == "feed_down" and "market-1" in alerts[0]["text"], alerts
-            wait_for(lambda: http.get("healthz").status_code == 200, "healthy again after the outage", 30)
+            wait_for(http, lambda state: state["health"]["status"] != "down", "healthy again after the outage")
+            assert http.get("healthz").status_code == 200
         proc.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop, before the duration's net
         out, err = proc.communicate(timeout=60)
     finally:

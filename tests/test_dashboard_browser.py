@@ -14,7 +14,6 @@ import functools
 import json
 import queue
 import threading
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -271,8 +270,10 @@ def test_pause_stops_new_orders_and_the_page_says_paused_then_resume_brings_quot
     wait_for(browser, lambda d: not state(live_run)["orders_by_state"], "every order cancelled")
     wait_for(browser, lambda d: text(d, "#orders-count") == "0", "the page shows no open order")
     assert "paused by the operator" in text(browser, "#health-reasons")
-    submits = state(live_run)["counts"]["submit"]
-    time.sleep(2)  # real time: the run goes on, and sends nothing new
+    before = state(live_run)["counts"]
+    submits = before["submit"]
+    # the run goes on (two more PnL rows, a second apart), and sends nothing new meanwhile
+    wait_for(browser, lambda d: state(live_run)["counts"]["pnl"] >= before["pnl"] + 2, "the run goes on while paused")
     assert state(live_run)["counts"]["submit"] == submits and state(live_run)["paused"]
     browser.save_screenshot(str(tmp_path / "paused.png"))
 
