@@ -62,6 +62,8 @@ async def replay(
         iter_frames(recording),
         handlers={"market": engine.frames.on_frame},
         scheduler=engine.scheduler,
+        clock=clock,
+        step_inline=engine.loop.step_inline,
         on_progress=on_progress,
     )
     async with memory_nursery(log):

@@ -22,7 +22,7 @@ async def test_frames_arrive_at_their_recorded_instants_after_that_instants_time
 
     frames = [(T0, "market", "a"), (T0 + 10 * MS, "market", "b"), (T0 + 10 * MS, "user", "x"),
               (T0 + 20 * MS, "market", "c"), (T0 + 20 * MS, "market", "d")]
-    feed = RecordedFeed(frames, handlers={"market": on_market}, scheduler=scheduler, drain_ns=10 * MS)
+    feed = RecordedFeed(frames, handlers={"market": on_market}, scheduler=scheduler, clock=clock, drain_ns=10 * MS)
     await feed.run()
     assert seen == [
         ("a", 0), ("b", 10 * MS), ("timer@20", 20 * MS), ("c", 20 * MS), ("d", 20 * MS), ("timer@25", 25 * MS),

@@ -34,6 +34,27 @@ class DecisionLoop:
         # While the trading gate is closed (or the operator paused) strategies rest; the latest update of each token seen
         # meanwhile is replayed to them when it opens (at most one per token: bounded).
         self._held: dict[str, BookUpdate] = {}
+        self._parked = False  # the decision task is waiting on its doorbell, healthy
+        self._crashed: Exception | None = None  # raised by an inline step, for the task to raise
+
+    def step_inline(self) -> bool:
+        """Replay's way to decide on a frame: ``step()`` in the caller's task, at once, instead of
+        waiting for the decision task to be scheduled (one decision path, two callers).
+
+        Only while the decision task is parked on its doorbell: while it is down (restarting
+        after a crash) nothing is stepped and False is returned, so the caller lets Trio run
+        instead, as without this. A crash here is kept for the task, which raises it where its
+        supervisor sees it (restart, breaker); False is returned then too.
+        """
+        if not self._parked or self._crashed is not None:
+            return False
+        try:
+            self.step()
+        except Exception as exc:
+            self._crashed = exc
+            self._inbox.doorbell.ring()
+            return False
+        return True
 
     def step(self) -> int:
         """Handle everything pending now; returns how many messages were handled.
@@ -117,4 +138,11 @@ class DecisionLoop:
         doorbell = self._inbox.doorbell
         while True:
             self.step()  # first of all whatever a crashed predecessor left in the backlog
-            await doorbell.wait()
+            self._parked = True
+            try:
+                await doorbell.wait()
+            finally:
+                self._parked = False
+            if self._crashed is not None:
+                crashed, self._crashed = self._crashed, None
+                raise crashed

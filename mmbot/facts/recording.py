@@ -9,7 +9,7 @@ Replay must be byte-for-byte reproducible, so the writer adds nothing of its own
 in a fixed key order, and gzip with ``mtime=0`` and no file name, so the same content always
 gives the same bytes. Prices and sizes in the header are decimal strings, as on the wire.
 
-This module belongs to the facts layer: it imports only ``mmbot.model`` and the stdlib.
+This module belongs to the facts layer: it imports only ``mmbot.model``, msgspec and the stdlib.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import io
 import json
 import zlib
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 import attrs
+import msgspec
 
 from mmbot.model import ONE, MarketInfo, format_micro, parse_micro
 
@@ -209,9 +210,22 @@ def _open_text(path: str | Path) -> IO[str]:
 
 def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """(line number, text) pairs; unreadable or truncated files become RecordingError."""
+    return _numbered(path, _open_text)
+
+
+def _byte_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) pairs, as ``_lines`` without decoding the text."""
+    return _numbered(path, _open_bytes)
+
+
+def _open_bytes(path: str | Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if Path(path).suffix == ".gz" else open(path, "rb")
+
+
+def _numbered(path: str | Path, opener: Callable[[str | Path], IO[Any]]) -> Iterator[tuple[int, Any]]:
     line_no = 0
     try:
-        with _open_text(path) as f:
+        with opener(path) as f:
             for line_no, line in enumerate(f, start=1):
                 yield line_no, line
     except OSError as exc:  # includes gzip.BadGzipFile
@@ -230,6 +244,31 @@ def read_header(path: str | Path) -> RecordingHeader:
         except ValueError as exc:
             raise RecordingError(f"{path}: line 1: {exc}") from None
     raise RecordingError(f"{path}: empty file, expected a {FORMAT} header")
+
+
+class _FrameLine(msgspec.Struct):
+    t: int
+    ch: str
+    frame: str
+
+
+# A frame line decoded straight from its bytes: half what the text wrapper and the standard
+# library's json cost a frame. A line it refuses is read again the slow way, for the reason.
+_FRAME_LINE = msgspec.json.Decoder(_FrameLine)
+
+
+def _frame_from_bytes(line: bytes) -> tuple[int, str, str]:
+    try:
+        fast = _FRAME_LINE.decode(line)
+    except msgspec.DecodeError:
+        fast = None
+    if fast is not None and fast.t >= 0 and fast.ch in CHANNELS:
+        return fast.t, fast.ch, fast.frame
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    return _frame_from_json(text)
 
 
 def _frame_from_json(line: str) -> tuple[int, str, str]:
@@ -256,17 +295,19 @@ def iter_frames(path: str | Path) -> Iterator[tuple[int, str, str]]:
     cannot be trusted as a whole.
     """
     last_t: int | None = None
-    for line_no, line in _lines(path):
+    for line_no, line in _byte_lines(path):
         if line_no == 1:
             try:
-                header_from_json(line)
+                header_from_json(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise RecordingError(f"{path}: line 1: not UTF-8 text") from None
             except ValueError as exc:
                 raise RecordingError(f"{path}: line 1: {exc}") from None
             continue
         if not line.strip():
             continue
         try:
-            t, channel, frame = _frame_from_json(line)
+            t, channel, frame = _frame_from_bytes(line)
         except ValueError as exc:
             raise RecordingError(f"{path}: line {line_no}: {exc}") from None
         if last_t is not None and t < last_t:
@@ -278,7 +319,7 @@ def iter_frames(path: str | Path) -> Iterator[tuple[int, str, str]]:
 def count_frames(path: str | Path) -> int:
     """How many frame lines follow the header (for a progress bar); lines are not decoded."""
     read_header(path)
-    return sum(1 for line_no, line in _lines(path) if line_no > 1 and line.strip())
+    return sum(1 for line_no, line in _byte_lines(path) if line_no > 1 and line.strip())
 
 
 # --------------------------------------------------------------------------- writing

@@ -1,14 +1,24 @@
 """RecordedFeed: deliver a recording's frames at their recorded times, deterministically.
 
-Replay runs on Trio's MockClock (autojump) anchored at the recording's start. For each instant
-that has frames, in this fixed order (DESIGN §8):
+Replay runs on Trio's MockClock anchored at the recording's start. For each instant that has
+frames, in this fixed order (DESIGN §8):
 
 1. every scheduler timer due up to that instant fires (paper acknowledgements, boundaries,
-   statistics), instant by instant, and the system goes quiescent after each;
-2. the clock moves to the instant (one ``sleep_until`` per distinct instant, DESIGN §13);
+   statistics), instant by instant, each followed by a decision step;
+2. the clock moves to the instant;
 3. the frames of the instant are handed to their channel's handler one by one, in file order,
-   and the system goes quiescent (``wait_all_tasks_blocked``) after each (DESIGN §8), so every
-   frame is decided on before the next arrives, as it would be live.
+   each followed by a decision step, so every frame is decided on before the next arrives, as
+   it would be live.
+
+The decision step is the decision task's own ``DecisionLoop.step``, called here at once
+(``step_inline``) rather than by waiting for every task to block; the clock is moved with
+``TrioClock.advance_to`` rather than by a ``sleep_until`` (unless a task sleeps until earlier:
+then it is a ``sleep_until``, so that task wakes at its own time). Both give the same order as the
+quiescence they replace, without a turn of Trio's run loop per frame and per instant, which
+was most of what Trio cost a replay. When the decision task cannot step inline (it is
+restarting after a crash, or the inline step crashed and the task must raise it), the feed
+falls back to waiting until every task is blocked, as it always did. It yields to the loop
+every ``yield_every`` deliveries so the event log's writer keeps up.
 
 Nothing then depends on Trio's (deliberately random) scheduling order.
 """
@@ -21,9 +31,14 @@ from typing import Callable, Iterable, Mapping
 import trio
 import trio.testing
 
-from mmbot.clock import Scheduler
+from mmbot.clock import Scheduler, TrioClock
 
 FrameHandler = Callable[[str, int], None]  # (frame text, recv_ns)
+YIELD_EVERY = 64  # deliveries between turns of the run loop: the log's writer runs then
+
+
+def _never_inline() -> bool:
+    return False
 
 
 class RecordedFeed:
@@ -33,30 +48,40 @@ class RecordedFeed:
         *,
         handlers: Mapping[str, FrameHandler],
         scheduler: Scheduler,
+        clock: TrioClock,
+        step_inline: Callable[[], bool] = _never_inline,
         drain_ns: int = 5_000_000_000,
         on_progress: Callable[[int], None] | None = None,
+        yield_every: int = YIELD_EVERY,
     ) -> None:
+        """``step_inline()`` decides on what was just delivered and returns True, or returns
+        False when the caller must let Trio run instead (``DecisionLoop.step_inline``)."""
         self._frames = frames
         self._handlers = handlers
         self._scheduler = scheduler
+        self._clock = clock
+        self._step_inline = step_inline
         self._drain_ns = drain_ns
         self._on_progress = on_progress
+        self._yield_every = yield_every
+        self._since_yield = 0
         self.delivered = 0
         self.skipped = 0  # frames on channels nobody listens to
         self.last_ns: int | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         started = False
+        handlers = self._handlers
         for t_ns, group in groupby(self._frames, key=lambda frame: frame[0]):
-            await self._scheduler.fire_until(t_ns)
+            await self._fire_until(t_ns)
             for _, channel, text in group:
-                handler = self._handlers.get(channel)
+                handler = handlers.get(channel)
                 if handler is None:
                     self.skipped += 1
                     continue
                 handler(text, t_ns)
                 self.delivered += 1
-                await trio.testing.wait_all_tasks_blocked()  # decide on this frame before the next
+                await self._settle()  # decide on this frame before the next
             self.last_ns = t_ns
             if not started:
                 task_status.started()
@@ -67,6 +92,27 @@ class RecordedFeed:
             task_status.started()
         if self.last_ns is not None:
             # let in-flight acknowledgements and fills come back before the run ends
-            await self._scheduler.fire_until(self.last_ns + self._drain_ns)
+            await self._fire_until(self.last_ns + self._drain_ns)
             await trio.testing.wait_all_tasks_blocked()
 
+    async def _fire_until(self, t_ns: int) -> None:
+        """Every timer due up to ``t_ns``, instant by instant, a decision step after each; then
+        the clock at ``t_ns``."""
+        scheduler, clock = self._scheduler, self._clock
+        while (deadline := scheduler.next_deadline()) is not None and deadline <= t_ns:
+            if not clock.advance_to(deadline):
+                await clock.sleep_until(deadline)
+            scheduler.fire_due(deadline)
+            await self._settle()
+        if not clock.advance_to(t_ns):
+            await clock.sleep_until(t_ns)
+
+    async def _settle(self) -> None:
+        if not self._step_inline():
+            await trio.testing.wait_all_tasks_blocked()
+            self._since_yield = 0
+            return
+        self._since_yield += 1
+        if self._since_yield >= self._yield_every:
+            self._since_yield = 0
+            await trio.lowlevel.checkpoint()
