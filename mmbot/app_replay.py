@@ -14,6 +14,7 @@ from mmbot.app_engine import SHUTDOWN_GRACE_S, build_engine, memory_nursery, pap
 from mmbot.clock import TrioClock, wall_ns
 from mmbot.config import Config
 from mmbot.decisions.markets import Markets
+from mmbot.facts.frame_times import FrameTimes
 from mmbot.facts.recording import iter_frames, read_header
 from mmbot.facts.replay import RecordedFeed
 from mmbot.memory.log import EventLog
@@ -26,6 +27,7 @@ async def replay(
     db_path: str | Path,
     seed: int,
     on_progress: Callable[[int], None] | None = None,
+    frame_times: FrameTimes | None = None,
 ) -> str:
     """Replay a recording through the whole decision path on paper; returns the log digest.
 
@@ -65,6 +67,7 @@ async def replay(
         clock=clock,
         step_inline=engine.loop.step_inline,
         on_progress=on_progress,
+        frame_times=frame_times,
     )
     async with memory_nursery(log):
         async with trio.open_nursery() as decisions:

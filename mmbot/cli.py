@@ -121,6 +121,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     from mmbot import app
     from mmbot.cli_places import event_log_path, load_config_or_refuse
+    from mmbot.facts.frame_times import FrameTimes
     from mmbot.facts.recording import RecordingError, count_frames, read_header
     from mmbot.memory.report import summary
     from mmbot.report_view import print_summary
@@ -140,6 +141,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
+    frame_times = FrameTimes()
     with Progress(
         TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeElapsedColumn(),
         console=console, disable=args.quiet, transient=True,
@@ -152,10 +154,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 db_path=db,
                 seed=seed,
                 on_progress=lambda n: progress.update(task, completed=n),
+                frame_times=frame_times,
             ),
             clock=trio.testing.MockClock(autojump_threshold=0),
         )
-    print_summary(summary(db), title=f"replay of {recording.name} (seed {seed})")
+    report = summary(db)
+    report["processing"] = frame_times.summary()
+    print_summary(report, title=f"replay of {recording.name} (seed {seed})")
     print(f"event log: {db}")
     print(f"digest: {digest}")
     return 0

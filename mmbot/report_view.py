@@ -75,6 +75,8 @@ def print_summary(report: dict[str, Any], *, title: str, console: Console | None
                                   f" {report['pnl_rows']} PnL rows)")
     for name, figures in report["latency"].items():
         table.add_row(f"{name} latency (µs)", _pairs(figures))
+    if "processing" in report:  # measured by the command that ran it, not in the log
+        table.add_row("processing per frame (real time, µs)", _pairs(report["processing"]))
     table.add_row("digest", report["digest"])
     console.print(table)
     if report["markets"]:

@@ -31,7 +31,8 @@ from typing import Callable, Iterable, Mapping
 import trio
 import trio.testing
 
-from mmbot.clock import Scheduler, TrioClock
+from mmbot.clock import Scheduler, TrioClock, monotonic_ns
+from mmbot.facts.frame_times import FrameTimes
 
 FrameHandler = Callable[[str, int], None]  # (frame text, recv_ns)
 YIELD_EVERY = 64  # deliveries between turns of the run loop: the log's writer runs then
@@ -53,9 +54,11 @@ class RecordedFeed:
         drain_ns: int = 5_000_000_000,
         on_progress: Callable[[int], None] | None = None,
         yield_every: int = YIELD_EVERY,
+        frame_times: FrameTimes | None = None,
     ) -> None:
         """``step_inline()`` decides on what was just delivered and returns True, or returns
-        False when the caller must let Trio run instead (``DecisionLoop.step_inline``)."""
+        False when the caller must let Trio run instead (``DecisionLoop.step_inline``).
+        ``frame_times``, if given, gets each frame's real handling time, to its decision step's end."""
         self._frames = frames
         self._handlers = handlers
         self._scheduler = scheduler
@@ -64,6 +67,7 @@ class RecordedFeed:
         self._drain_ns = drain_ns
         self._on_progress = on_progress
         self._yield_every = yield_every
+        self._frame_times = frame_times
         self._since_yield = 0
         self.delivered = 0
         self.skipped = 0  # frames on channels nobody listens to
@@ -71,7 +75,7 @@ class RecordedFeed:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         started = False
-        handlers = self._handlers
+        handlers, times = self._handlers, self._frame_times
         for t_ns, group in groupby(self._frames, key=lambda frame: frame[0]):
             await self._fire_until(t_ns)
             for _, channel, text in group:
@@ -79,9 +83,13 @@ class RecordedFeed:
                 if handler is None:
                     self.skipped += 1
                     continue
+                began = monotonic_ns() if times is not None else 0
                 handler(text, t_ns)
                 self.delivered += 1
-                await self._settle()  # decide on this frame before the next
+                decided = self._step_inline()  # decide on this frame before the next
+                if times is not None:
+                    times.add(monotonic_ns() - began)
+                await self._after_step(decided)
             self.last_ns = t_ns
             if not started:
                 task_status.started()
@@ -103,12 +111,13 @@ class RecordedFeed:
             if not clock.advance_to(deadline):
                 await clock.sleep_until(deadline)
             scheduler.fire_due(deadline)
-            await self._settle()
+            await self._after_step(self._step_inline())
         if not clock.advance_to(t_ns):
             await clock.sleep_until(t_ns)
 
-    async def _settle(self) -> None:
-        if not self._step_inline():
+    async def _after_step(self, decided: bool) -> None:
+        """Let Trio run when the step could not be taken inline, and now and then anyway."""
+        if not decided:
             await trio.testing.wait_all_tasks_blocked()
             self._since_yield = 0
             return

@@ -61,8 +61,13 @@ def _fills(database: Any) -> dict[str, Any]:
     return {**totals, "by_side": dict(sorted(by_side.items()))}
 
 
-def _latencies(database: Any) -> dict[str, dict[str, int]]:
-    """Decision latency (frame received -> intent) and acknowledgement latency (submit -> ack)."""
+def _latencies(database: Any, mode: str | None) -> dict[str, dict[str, int]]:
+    """Decision latency (frame received -> intent) and acknowledgement latency (submit -> ack).
+
+    A replay's log has the recording's times, in which a decision takes no time at all: its
+    decision latency is left out rather than shown as 0 (``mmbot replay`` prints the real
+    processing time beside the summary instead), and its acknowledgements are the paper venue's
+    simulated latency."""
     received = _json("cause_recv_ns")
     decisions = [
         ts_ns - received_ns
@@ -79,6 +84,8 @@ def _latencies(database: Any) -> dict[str, dict[str, int]]:
             submitted[order_id] = ts_ns
         elif order_id in submitted:
             acks.append(ts_ns - submitted.pop(order_id))
+    if mode == "replay":
+        return {"simulated ack": _latency_us(acks)}
     return {"decision": _latency_us(decisions), "ack": _latency_us(acks)}
 
 
@@ -139,7 +146,7 @@ def summary(db: Database) -> dict[str, Any]:
         "pnl": pnl,
         "positions": (end or {}).get("positions", {}),
         "marks": (end or {}).get("marks", {}),
-        "latency": _latencies(database),
+        "latency": _latencies(database, mode),
         "digest": digest(database),
     }
 
