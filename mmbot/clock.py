@@ -46,23 +46,35 @@ class TrioClock:
     async def sleep_until(self, t_ns: int) -> None:
         await trio.sleep_until(self.trio_time(t_ns))
 
-    def advance_to(self, t_ns: int) -> bool:
+    def advance_to(self, t_ns: int, *, next_deadline: float | None = None) -> bool:  # float-ok: Trio's time
         """Replay only: move Trio's MockClock on to epoch time ``t_ns`` at once, without a turn of
         the run loop. It is the jump the autojump clock makes for a ``sleep_until(t_ns)``, so the
         time read afterwards is the same; the turn it saves (~23 µs) was most of what Trio cost a
         replay (DESIGN §13). Returns False, and moves nothing, when some task sleeps until no
         later than that (a supervisor's restart backoff): the caller must ``sleep_until`` then,
-        so that task wakes at its own time. Earlier than now: nothing to do, True."""
+        so that task wakes at its own time. Earlier than now: nothing to do, True.
+
+        ``next_deadline`` is ``next_trio_deadline()`` as the caller last read it: deadlines change
+        only while other tasks run, so a caller that has not yielded since may pass it on instead
+        of having it read again (~1.7 µs)."""
         mock = trio.lowlevel.current_clock()
         if not isinstance(mock, trio.testing.MockClock):
             raise RuntimeError("TrioClock.advance_to needs Trio's MockClock (replay runs on one)")
-        step = self.trio_time(t_ns) - mock.current_time()
+        now = mock.current_time()
+        step = self.trio_time(t_ns) - now
         if step <= 0:
             return True
-        if trio.lowlevel.current_statistics().seconds_to_next_deadline <= step:
+        if next_deadline is None:
+            next_deadline = self.next_trio_deadline()
+        if next_deadline - now <= step:
             return False
         mock.jump(step)
         return True
+
+    @staticmethod
+    def next_trio_deadline() -> float:  # float-ok: Trio's time
+        """When the earliest task sleeping on Trio's clock wakes (inf if none does)."""
+        return trio.current_time() + trio.lowlevel.current_statistics().seconds_to_next_deadline
 
 @attrs.define(eq=False)
 class _Timer:

@@ -69,6 +69,7 @@ class RecordedFeed:
         self._yield_every = yield_every
         self._frame_times = frame_times
         self._since_yield = 0
+        self._next_deadline: float | None = None  # float-ok: Trio's; None once another task may have run
         self.delivered = 0
         self.skipped = 0  # frames on channels nobody listens to
         self.last_ns: int | None = None
@@ -106,22 +107,28 @@ class RecordedFeed:
     async def _fire_until(self, t_ns: int) -> None:
         """Every timer due up to ``t_ns``, instant by instant, a decision step after each; then
         the clock at ``t_ns``."""
-        scheduler, clock = self._scheduler, self._clock
+        scheduler = self._scheduler
         while (deadline := scheduler.next_deadline()) is not None and deadline <= t_ns:
-            if not clock.advance_to(deadline):
-                await clock.sleep_until(deadline)
+            await self._advance(deadline)
             scheduler.fire_due(deadline)
             await self._after_step(self._step_inline())
-        if not clock.advance_to(t_ns):
+        await self._advance(t_ns)
+
+    async def _advance(self, t_ns: int) -> None:
+        clock = self._clock
+        if self._next_deadline is None:
+            self._next_deadline = clock.next_trio_deadline()
+        if not clock.advance_to(t_ns, next_deadline=self._next_deadline):
             await clock.sleep_until(t_ns)
+            self._next_deadline = None
 
     async def _after_step(self, decided: bool) -> None:
         """Let Trio run when the step could not be taken inline, and now and then anyway."""
         if not decided:
             await trio.testing.wait_all_tasks_blocked()
-            self._since_yield = 0
+            self._since_yield, self._next_deadline = 0, None
             return
         self._since_yield += 1
         if self._since_yield >= self._yield_every:
-            self._since_yield = 0
+            self._since_yield, self._next_deadline = 0, None
             await trio.lowlevel.checkpoint()
