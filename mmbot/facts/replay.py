@@ -26,6 +26,7 @@ Nothing then depends on Trio's (deliberately random) scheduling order.
 from __future__ import annotations
 
 from itertools import groupby
+from operator import itemgetter
 from typing import Callable, Iterable, Mapping
 
 import trio
@@ -70,15 +71,20 @@ class RecordedFeed:
         self._frame_times = frame_times
         self._since_yield = 0
         self._next_deadline: float | None = None  # float-ok: Trio's; None once another task may have run
+        self._wait_for_all = False  # the last step was not taken inline: let every task block
         self.delivered = 0
         self.skipped = 0  # frames on channels nobody listens to
         self.last_ns: int | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         started = False
-        handlers, times = self._handlers, self._frame_times
-        for t_ns, group in groupby(self._frames, key=lambda frame: frame[0]):
-            await self._fire_until(t_ns)
+        handlers, times, scheduler = self._handlers, self._frame_times, self._scheduler
+        for t_ns, group in groupby(self._frames, key=itemgetter(0)):
+            # the common instant has no timer due and needs no turn of the loop: nothing awaited
+            if (due := scheduler.next_deadline()) is not None and due <= t_ns:
+                await self._fire_until(t_ns)
+            elif not self._moved_to(t_ns):
+                await self._sleep_until(t_ns)
             for _, channel, text in group:
                 handler = handlers.get(channel)
                 if handler is None:
@@ -87,10 +93,11 @@ class RecordedFeed:
                 began = monotonic_ns() if times is not None else 0
                 handler(text, t_ns)
                 self.delivered += 1
-                decided = self._step_inline()  # decide on this frame before the next
+                turn = self._decided()  # decide on this frame before the next
                 if times is not None:
                     times.add(monotonic_ns() - began)
-                await self._after_step(decided)
+                if turn:
+                    await self._let_trio_run()
             self.last_ns = t_ns
             if not started:
                 task_status.started()
@@ -109,26 +116,38 @@ class RecordedFeed:
         the clock at ``t_ns``."""
         scheduler = self._scheduler
         while (deadline := scheduler.next_deadline()) is not None and deadline <= t_ns:
-            await self._advance(deadline)
+            if not self._moved_to(deadline):
+                await self._sleep_until(deadline)
             scheduler.fire_due(deadline)
-            await self._after_step(self._step_inline())
-        await self._advance(t_ns)
+            if self._decided():
+                await self._let_trio_run()
+        if not self._moved_to(t_ns):
+            await self._sleep_until(t_ns)
 
-    async def _advance(self, t_ns: int) -> None:
-        clock = self._clock
+    def _moved_to(self, t_ns: int) -> bool:
+        """The clock at ``t_ns`` without a turn of the loop, if no task sleeps until earlier."""
         if self._next_deadline is None:
-            self._next_deadline = clock.next_trio_deadline()
-        if not clock.advance_to(t_ns, next_deadline=self._next_deadline):
-            await clock.sleep_until(t_ns)
-            self._next_deadline = None
+            self._next_deadline = self._clock.next_trio_deadline()
+        return self._clock.advance_to(t_ns, next_deadline=self._next_deadline)
 
-    async def _after_step(self, decided: bool) -> None:
-        """Let Trio run when the step could not be taken inline, and now and then anyway."""
-        if not decided:
-            await trio.testing.wait_all_tasks_blocked()
-            self._since_yield, self._next_deadline = 0, None
-            return
+    async def _sleep_until(self, t_ns: int) -> None:
+        await self._clock.sleep_until(t_ns)
+        self._next_deadline = None
+
+    def _decided(self) -> bool:
+        """Take the decision step inline; True when Trio must run now: the step could not be
+        taken inline (then every task must block before the next delivery), or it is time to
+        let the event log's writer run."""
+        if not self._step_inline():
+            self._wait_for_all = True
+            return True
         self._since_yield += 1
-        if self._since_yield >= self._yield_every:
-            self._since_yield, self._next_deadline = 0, None
+        return self._since_yield >= self._yield_every
+
+    async def _let_trio_run(self) -> None:
+        self._since_yield, self._next_deadline = 0, None
+        if self._wait_for_all:
+            self._wait_for_all = False
+            await trio.testing.wait_all_tasks_blocked()
+        else:
             await trio.lowlevel.checkpoint()
