@@ -238,6 +238,8 @@ class Config:
     def strategies_for(self, market: str, slug: str = "") -> StrategiesConfig:
         """The strategies' settings for a market: the first override keyed by its condition id,
         else the first whose slug (or slug pattern) it has, else the defaults."""
+        if not self.markets:
+            return self.strategies  # no overrides: asked on every book update
         found = [o for o in self.markets if o.is_condition_id() and o.matches(market)]
         found += [o for o in self.markets if not o.is_condition_id() and o.matches(market, slug)]
         if not found:

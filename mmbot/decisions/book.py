@@ -15,7 +15,7 @@ comes for one of its tokens later is one for a token never seen.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import AbstractSet, Any, Callable, Iterable
 
 import attrs
 
@@ -39,6 +39,7 @@ _EMPTY = BookState.EMPTY
 _SYNCED = BookState.SYNCED
 _CROSSED = BookState.CROSSED
 _STALE = BookState.STALE
+_NONE: frozenset[str] = frozenset()
 
 
 @attrs.frozen
@@ -107,10 +108,13 @@ class Books:
             self._touched.update(touched)
         return touched
 
-    def take_touched(self) -> set[str]:
+    def take_touched(self) -> AbstractSet[str]:
         """The tokens ``apply`` listed since the last call (every level write is among them;
         for one consumer: the view's running equity), then forget them."""
-        touched, self._touched = self._touched, set()
+        touched = self._touched
+        if not touched:
+            return _NONE  # asked after every decision step: spare it a new empty set
+        self._touched = set()
         return touched
 
     def get(self, token: str) -> Book | None:
@@ -282,9 +286,13 @@ class Books:
 
     def _check(self, book: Book, venue_bid: int | None, venue_ask: int | None, cid: str) -> None:
         """After a token's changes: compare with the venue, then settle CROSSED vs SYNCED."""
-        if self._mismatch(book, venue_bid, venue_ask, cid):
+        bid, ask = book.best_bid, book.best_ask
+        # ``_mismatch``'s test first, inline: the venue agrees on almost every change
+        if not ((venue_bid is None or (bid is None if venue_bid == 0 else bid == venue_bid))
+                and (venue_ask is None or (ask is None if venue_ask == ONE else ask == venue_ask))):
+            self._mismatch(book, venue_bid, venue_ask, cid)
             return
-        if book.is_crossed():
+        if bid is not None and ask is not None and bid >= ask:  # book.is_crossed()
             if book.state is not _CROSSED:
                 self._crossings += 1
                 self._transition(book, _CROSSED, "crossed", cid)

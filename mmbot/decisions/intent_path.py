@@ -77,27 +77,20 @@ class IntentPath:
             self._verdict(intent, False, exc.reason)
             return
         request = SubmitRequest(
-            cid=intent.cid,
-            order_id=order_id,
-            market=intent.market,
-            token=intent.token,
-            side=intent.side,
-            price=intent.price,
-            size=intent.size,
-            tif=intent.tif,
-            post_only=intent.post_only,
+            cid=intent.cid, order_id=order_id, market=intent.market, token=intent.token, side=intent.side,
+            price=intent.price, size=intent.size, tif=intent.tif, post_only=intent.post_only,
         )
+        # The order is entered before its request leaves: an order the venue may know of is always
+        # one the executor knows of (an entry refused here sends nothing). Its three rows follow
+        # the send, stamped with the same instant and in the same order as ever: logging is off the
+        # tick-to-submit path, and nothing between the send and the rows can change what they say
+        # (no await, the books cannot move).
         self._orders.new(
             order_id=order_id, cid=intent.cid, market=intent.market, token=intent.token, side=intent.side,
             price=intent.price, size=intent.size, tif=intent.tif, post_only=intent.post_only,
-            strategy=intent.strategy,
-            created_ns=self._clock.now_ns(),
-            group=intent.group,
+            strategy=intent.strategy, created_ns=self._clock.now_ns(), group=intent.group,
         )
         self._counts["orders"] += 1
-        # The order leaves first and its three rows follow, stamped with the same instant and in
-        # the same order as ever: logging is off the tick-to-submit path, and nothing between the
-        # send and the rows can change what they say (no await, the books cannot move).
         try:
             self._gateway.send(request)
         finally:  # rows even if a gateway broke its promise not to raise
@@ -125,9 +118,9 @@ class IntentPath:
         if intent.side is Side.SELL:
             self._ledger.reserve_sell(order_id, intent.token, intent.size)
             return intent.size
-        info = self._markets.get(intent.market)
+        info = None if intent.post_only else self._markets.get(intent.market)  # a maker pays no fee
         fee = 0
-        if info is not None and not intent.post_only and info.fee_rate:
+        if info is not None and info.fee_rate:
             # p(1-p) peaks at 0.5: a fill at or below the limit can cost at most this in fees,
             # plus half a fee unit (5 micro) of rounding on each fill of at least 0.01 share
             fee = taker_fee(intent.size, min(intent.price, ONE // 2), info.fee_rate, info.fee_exponent)
@@ -175,31 +168,25 @@ class IntentPath:
     def _record_intent(self, intent: PlaceOrder | MergeSets, action: str) -> None:
         info = self._markets.get(intent.market)
         book = {}
-        for token in info.tokens if info else ():
-            b = self._books.get(token)
-            if b is not None:
-                book[token] = [b.best_bid, b.best_ask]
-        payload: dict[str, Any] = {
-            "strategy": intent.strategy,
-            "action": action,
-            "cause": intent.cause,
-            "cause_recv_ns": intent.cause_ns,
-            "book": book,
-            "size": intent.size,
-        }
-        token = ""
+        if info is not None:
+            books = self._books
+            for token in info.tokens:
+                b = books.get(token)
+                if b is not None:
+                    book[token] = [b.best_bid, b.best_ask]
         if isinstance(intent, PlaceOrder):
             token = intent.token
-            payload.update(
-                token=intent.token,
-                side=intent.side.value,
-                price=intent.price,
-                tif=intent.tif.value,
-                post_only=intent.post_only,
-                group=intent.group,
-                pair_cost=intent.pair_cost,
-                reason=intent.reason,
-            )
+            payload: dict[str, Any] = {
+                "strategy": intent.strategy, "action": action, "cause": intent.cause,
+                "cause_recv_ns": intent.cause_ns, "book": book, "size": intent.size, "token": token,
+                "side": intent.side.value, "price": intent.price, "tif": intent.tif.value,
+                "post_only": intent.post_only, "group": intent.group, "pair_cost": intent.pair_cost,
+                "reason": intent.reason,
+            }
+        else:
+            token = ""
+            payload = {"strategy": intent.strategy, "action": action, "cause": intent.cause,
+                       "cause_recv_ns": intent.cause_ns, "book": book, "size": intent.size}
         self._sink.record("intent", intent.cid, payload, market=intent.market, token=token)
 
     def _verdict(self, intent: PlaceOrder | MergeSets, accepted: bool, reason: str) -> None:

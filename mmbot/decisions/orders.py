@@ -33,6 +33,7 @@ Choices worth knowing:
 from __future__ import annotations
 
 import enum
+from typing import Iterable
 
 import attrs
 
@@ -112,6 +113,9 @@ RETURNS_TO_PREVIOUS: frozenset[tuple[OrderStatus, OrderEvent]] = frozenset(
 )
 
 TERMINAL: frozenset[OrderStatus] = frozenset({S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED})
+# The same statuses for the hot paths' membership tests: a tuple compares by identity in C, while
+# a set hashes each member, which an Enum does in Python code.
+_ENDED = (S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED)
 
 
 def is_legal(status: OrderStatus, event: OrderEvent) -> bool:
@@ -173,7 +177,7 @@ class Order:
 
     @property
     def is_open(self) -> bool:
-        return self.status not in TERMINAL
+        return self.status not in _ENDED
 
 
 _NONE: dict[str, "Order"] = {}
@@ -194,31 +198,19 @@ class Orders:
         self._all: dict[str, Order] = {}
         self._open: dict[str, Order] = {}  # insertion order is creation order
         # The open orders again, by market and by token (each in creation order), and the open
-        # buys' notional kept as a running sum: risk and the strategies ask these on every
-        # order and book update, and a scan of every open order there grows with the venue.
+        # buys' notional and remaining shares per token kept as running sums: risk and the
+        # strategies ask these on every order and book update, and a scan of every open order
+        # there grows with the venue.
         self._open_by_market: dict[str, dict[str, Order]] = {}
         self._open_by_token: dict[str, dict[str, Order]] = {}
         self._buy_notional = 0
+        self._open_buys: dict[str, int] = {}  # token -> Σ remaining of its open buys, while not 0
         self._before_cancel: dict[str, OrderStatus] = {}
         self._ended: dict[str, int] = {}  # ended order id -> when, in the order they ended
         self._pruned = 0
 
-    def new(
-        self,
-        *,
-        order_id: str,
-        cid: str,
-        strategy: str,
-        market: str,
-        token: str,
-        side: Side,
-        price: int,
-        size: int,
-        tif: TimeInForce,
-        post_only: bool,
-        created_ns: int,
-        group: str = "",
-    ) -> Order:
+    def new(self, *, order_id: str, cid: str, strategy: str, market: str, token: str, side: Side, price: int,
+            size: int, tif: TimeInForce, post_only: bool, created_ns: int, group: str = "") -> Order:
         if order_id in self._all:
             raise ValueError(f"order id {order_id} is already in use")
         if price <= 0 or size <= 0:
@@ -233,6 +225,7 @@ class Orders:
         self._open_by_token.setdefault(token, {})[order_id] = order
         if side is Side.BUY:
             self._buy_notional += notional(price, size)
+            self._shift_open_buys(token, size)
         return order
 
     def get(self, order_id: str) -> Order | None:
@@ -242,12 +235,11 @@ class Orders:
         """Apply ``event`` at ``now_ns``; report fills through ``record_fill`` so ``filled`` stays true."""
         order = self._require(order_id)
         status = order.status
-        if (status, event) in RETURNS_TO_PREVIOUS:
+        target = TRANSITIONS.get((status, event))  # never a pair that RETURNS_TO_PREVIOUS lists
+        if target is None:
+            if (status, event) not in RETURNS_TO_PREVIOUS:
+                raise IllegalTransition(f"order {order_id}: {event.name} is not legal in {status.name}")
             target = self._before_cancel.pop(order_id)
-        elif (status, event) in TRANSITIONS:
-            target = TRANSITIONS[status, event]
-        else:
-            raise IllegalTransition(f"order {order_id}: {event.name} is not legal in {status.name}")
         if status is S.PENDING_CANCEL and target is S.PENDING_CANCEL:
             self._move_on_while_cancelling(order_id, event)
         elif target is S.PENDING_CANCEL:
@@ -255,7 +247,7 @@ class Orders:
         elif status is S.PENDING_CANCEL:
             self._before_cancel.pop(order_id, None)
         order.status = target
-        if target in TERMINAL:
+        if target in _ENDED:
             self._close(order)
             order.ended_ns = now_ns
             self._ended[order_id] = now_ns
@@ -281,16 +273,16 @@ class Orders:
             order.budget is not None and order.budget - spent < notional(order.price, SHARE_STEP)
         )
         status = self.transition(order_id, E.FILLED if done else E.PARTIAL_FILL, now_ns=now_ns)  # raises first
-        if order.side is Side.BUY and status not in TERMINAL:  # a closed order left the sum already
+        if order.side is Side.BUY and status not in _ENDED:  # a closed order left the sum already
             left = max(0, order.remaining - size)  # a market BUY may fill past its size while open
             self._buy_notional += notional(order.price, left) - notional(order.price, order.remaining)
+            self._shift_open_buys(order.token, left - order.remaining)
         order.filled += size
         order.spent = spent
         return status
 
-    def open_orders(
-        self, *, market: str | None = None, token: str | None = None, strategy: str | None = None
-    ) -> list[Order]:
+    def open_orders(self, *, market: str | None = None, token: str | None = None,
+                    strategy: str | None = None) -> list[Order]:
         """Open orders matching every filter given, in creation order."""
         if token is not None:
             candidates = self._open_by_token.get(token, _NONE)
@@ -305,6 +297,10 @@ class Orders:
             and (strategy is None or o.strategy == strategy)
         ]
 
+    def open_in_market(self, market: str) -> Iterable[Order]:
+        """The open orders in ``market``, in creation order: a live view, read it before any change."""
+        return self._open_by_market.get(market, _NONE).values()
+
     def open_count(self) -> int:
         return len(self._open)
 
@@ -318,7 +314,13 @@ class Orders:
 
     def open_shares(self, token: str, side: Side) -> int:
         """Remaining size of the open orders on ``token`` on one side."""
-        return sum(o.remaining for o in self._open_by_token.get(token, _NONE).values() if o.side is side)
+        if side is Side.BUY:
+            return self._open_buys.get(token, 0)
+        total = 0
+        for order in self._open_by_token.get(token, _NONE).values():
+            if order.side is side:
+                total += order.remaining
+        return total
 
     def check(self) -> None:
         """Raise AssertionError if an index, the running notional or the record of ended orders
@@ -335,8 +337,13 @@ class Orders:
             by_token.setdefault(order.token, {})[order_id] = order
         assert {m: list(d) for m, d in self._open_by_market.items()} == {m: list(d) for m, d in by_market.items()}
         assert {t: list(d) for t, d in self._open_by_token.items()} == {t: list(d) for t, d in by_token.items()}
-        scan = sum(notional(o.price, o.remaining) for o in self._open.values() if o.side is Side.BUY)
+        scan, buys = 0, {}  # the open buys' notional, and their remaining shares per token
+        for o in self._open.values():
+            if o.side is Side.BUY:
+                scan += notional(o.price, o.remaining)
+                buys[o.token] = buys.get(o.token, 0) + o.remaining
         assert self._buy_notional == scan, (self._buy_notional, scan)
+        assert self._open_buys == {t: n for t, n in buys.items() if n}, (self._open_buys, buys)
 
     def prune(self, now_ns: int, horizon_ns: int) -> list[str]:
         """Forget the orders that ended at least ``horizon_ns`` before ``now_ns`` (the event log
@@ -358,9 +365,7 @@ class Orders:
         return gone
 
     def statistics(self) -> OrdersStatistics:
-        return OrdersStatistics(
-            orders_remembered=len(self._all), orders_open=len(self._open), orders_pruned=self._pruned
-        )
+        return OrdersStatistics(orders_remembered=len(self._all), orders_open=len(self._open), orders_pruned=self._pruned)
 
     def _move_on_while_cancelling(self, order_id: str, event: OrderEvent) -> None:
         """Keep the status to return to if the cancel is refused in step with what arrives."""
@@ -380,6 +385,13 @@ class Orders:
                 del index[key]
         if order.side is Side.BUY:
             self._buy_notional -= notional(order.price, order.remaining)
+            self._shift_open_buys(order.token, -order.remaining)
+
+    def _shift_open_buys(self, token: str, change: int) -> None:
+        if left := self._open_buys.get(token, 0) + change:
+            self._open_buys[token] = left
+        else:
+            self._open_buys.pop(token, None)
 
     def _require(self, order_id: str) -> Order:
         order = self._all.get(order_id)

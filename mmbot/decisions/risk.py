@@ -183,9 +183,9 @@ class Risk:
 def position_room(view: RiskView, tokens: Sequence[str], token: str, per_token: int, per_market: int) -> tuple[int, int]:
     """The shares a BUY of ``token`` may still bring in under ``max_position_per_token`` and under
     ``max_position_per_market`` (``tokens``: its market's), counting held shares and open buys."""
-    return per_token - _committed(view, token), per_market - sum(_committed(view, t) for t in tokens)
-
-
-def _committed(view: RiskView, token: str) -> int:
-    """Shares held plus shares that open buys may still bring in."""
-    return view.position(token) + view.open_buy_shares(token)
+    position, open_buys = view.position, view.open_buy_shares
+    mine = position(token) + open_buys(token)  # shares held plus what open buys may still bring in
+    total = 0
+    for t in tokens:
+        total += mine if t == token else position(t) + open_buys(t)
+    return per_token - mine, per_market - total

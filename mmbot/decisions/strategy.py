@@ -17,9 +17,10 @@ takes it has not seen the book show yet); it goes when the market is forgotten (
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from mmbot.config import MakerConfig, MergeConfig, StrategiesConfig, TakerConfig
+from mmbot.decisions.strategy_prices import fair_yes, near, resting_bid, round_down, tops_may_pay, walk_pair
 from mmbot.decisions.strategy_view import BookLike, OrderLike, StrategyView
 from mmbot.model import (
     ONE,
@@ -38,54 +39,12 @@ from mmbot.model import (
     taker_fee,
 )
 
-
-def round_down(value: int, step: int) -> int:
-    return value - value % step
+_SYNCED = BookState.SYNCED
 
 
-def sets_fundable(view: StrategyView, info: MarketInfo) -> bool:
-    return all((book := view.book(t)) is not None and book.state is BookState.SYNCED for t in info.tokens)
-
-
-def _tops_may_pay(book_yes: BookLike, book_no: BookLike, min_edge: int) -> bool:
-    """Whether the best asks sum to at most 1 - min_edge or the best bids to at least 1 + min_edge:
-    fees only widen the gap, so when neither holds no set can be bought or sold at an edge."""
-    ask_yes, ask_no, bid_yes, bid_no = book_yes.best_ask, book_no.best_ask, book_yes.best_bid, book_no.best_bid
-    if ask_yes is not None and ask_no is not None and ask_yes + ask_no <= ONE - min_edge:
-        return True
-    return bid_yes is not None and bid_no is not None and bid_yes + bid_no >= ONE + min_edge
-
-
-def walk_pair(
-    first: list[tuple[int, int]],
-    second: list[tuple[int, int]],
-    accept: Callable[[int, int, int], bool],
-    max_size: int,
-) -> tuple[int, int, int]:
-    """Walk two ladders best-first, taking equal sizes from both while ``accept(p1, p2, q)`` holds.
-
-    Returns (size, worst price taken on the first ladder, worst on the second).
-    """
-    i = j = 0
-    left1 = first[0][1] if first else 0
-    left2 = second[0][1] if second else 0
-    size = worst1 = worst2 = 0
-    while i < len(first) and j < len(second) and size < max_size:
-        p1, p2 = first[i][0], second[j][0]
-        take = min(left1, left2, max_size - size)
-        if take <= 0 or not accept(p1, p2, take):
-            break
-        size += take
-        worst1, worst2 = p1, p2
-        left1 -= take
-        left2 -= take
-        if left1 == 0:
-            i += 1
-            left1 = first[i][1] if i < len(first) else 0
-        if left2 == 0:
-            j += 1
-            left2 = second[j][1] if j < len(second) else 0
-    return size, worst1, worst2
+def _both_synced(book_yes: BookLike | None, book_no: BookLike | None) -> bool:
+    """Whether both books of a market can be traded on: complete sets are fundable."""
+    return book_yes is not None and book_yes.state is _SYNCED and book_no is not None and book_no.state is _SYNCED
 
 
 class _Strategy:
@@ -98,7 +57,25 @@ class _Strategy:
         self._ids = ids
 
 
-class CompleteSetTaker(_Strategy):
+class _BookStrategy(_Strategy):
+    """A strategy that decides on book updates; its settings are the section named as it is."""
+
+    def on_book(self, update: BookUpdate, view: StrategyView) -> list[Intent]:
+        info = view.market(update.market)
+        if info is None:
+            return []
+        yes, no = info.tokens
+        cfg = getattr(self._config_for(info.market), self.name)
+        return self.decide(update, view, info, cfg, view.book(yes), view.book(no))
+
+    def decide(self, update: BookUpdate, view: StrategyView, info: MarketInfo, cfg: Any,
+               book_yes: BookLike | None, book_no: BookLike | None) -> list[Intent]:
+        """``on_book`` given what it looks up first: the market, its settings and both its books
+        (``Strategies`` looks them up once for every strategy)."""
+        raise NotImplementedError
+
+
+class CompleteSetTaker(_BookStrategy):
     """Takes both asks when a complete set is cheap, or both bids when sets we hold are dear."""
 
     name = "taker"
@@ -108,26 +85,34 @@ class CompleteSetTaker(_Strategy):
         # (token, side, price) -> (size the book showed, size we set out to take). Until the feed
         # shows that level changed, our own take is not in the book yet: do not count it twice.
         self._taken: dict[tuple[str, Side, int], tuple[int, int]] = {}
+        self._sides_taken: dict[tuple[str, Side], set[int]] = {}  # the prices of those keys, per book side
 
     def forget(self, tokens: Iterable[str]) -> None:
         """Forget the takes remembered on these tokens' levels (their market was forgotten)."""
         gone = set(tokens)
         if gone and self._taken:
             self._taken = {key: taken for key, taken in self._taken.items() if key[0] not in gone}
+            self._sides_taken = {}
+            for token, side, price in self._taken:
+                self._sides_taken.setdefault((token, side), set()).add(price)
 
     def remembered(self) -> int:
         return len(self._taken)
 
     def _ladder(self, book: BookLike, token: str, side: Side) -> list[tuple[int, int]]:
+        prices = self._sides_taken.get((token, side))
+        if prices is None:
+            return [(price, size) for price, size in book.levels(side) if size > 0]
         ladder = []
         for price, size in book.levels(side):
-            key = (token, side, price)
-            taken = self._taken.get(key)
-            if taken is not None:
+            if price in prices:
+                key = (token, side, price)
+                taken = self._taken[key]
                 if taken[0] == size:
                     size -= taken[1]
                 else:
                     del self._taken[key]  # the feed moved on: the level speaks for itself again
+                    self._note_taken(token, side, price, False)
             if size > 0:
                 ladder.append((price, size))
         return ladder
@@ -139,19 +124,29 @@ class CompleteSetTaker(_Strategy):
             if left <= 0 or (side is Side.SELL and price > worst) or (side is Side.BUY and price < worst):
                 break
             take = min(left, available)
-            seen, before = self._taken.get((token, side, price), (book.size_at(side, price), 0))
-            self._taken[(token, side, price)] = (seen, before + take)
+            taken = self._taken.get((token, side, price))
+            if taken is None:
+                taken = (book.size_at(side, price), 0)
+                self._note_taken(token, side, price, True)
+            self._taken[(token, side, price)] = (taken[0], taken[1] + take)
             left -= take
 
-    def on_book(self, update: BookUpdate, view: StrategyView) -> list[Intent]:
-        info = view.market(update.market)
-        cfg = self._config_for(update.market).taker
-        if info is None or not cfg.enabled or not sets_fundable(view, info):
+    def _note_taken(self, token: str, side: Side, price: int, taken: bool) -> None:
+        """Keep ``_sides_taken`` in step with a key of ``_taken`` added (``taken``) or deleted."""
+        if taken:
+            self._sides_taken.setdefault((token, side), set()).add(price)
+            return
+        prices = self._sides_taken[token, side]
+        prices.discard(price)
+        if not prices:
+            del self._sides_taken[token, side]
+
+    def decide(self, update: BookUpdate, view: StrategyView, info: MarketInfo, cfg: TakerConfig,
+               book_yes: BookLike | None, book_no: BookLike | None) -> list[Intent]:
+        if not cfg.enabled or not _both_synced(book_yes, book_no):
             return []
-        yes, no = info.tokens
-        book_yes, book_no = view.book(yes), view.book(no)
         assert book_yes is not None and book_no is not None
-        if not _tops_may_pay(book_yes, book_no, cfg.min_edge):
+        if not tops_may_pay(book_yes, book_no, cfg.min_edge):
             return []  # the common case, decided before anything costlier is looked at
         if view.busy(info.market, self.name):
             return []
@@ -175,6 +170,14 @@ class CompleteSetTaker(_Strategy):
             return p1 + p2 + self._fee_per_set(info, p1, p2, q) <= limit
 
         yes, no = info.tokens
+        sides = self._sides_taken
+        if (yes, Side.SELL) not in sides and (no, Side.SELL) not in sides and info.min_size > 0 and cfg.max_sets > 0:
+            # walk_pair's first step from the two best levels alone (with no takes remembered there
+            # they head the ladders): when even it is refused, no set is bought. The common case.
+            ask_yes, ask_no = book_yes.best_ask, book_no.best_ask
+            first = min(book_yes.size_at(Side.SELL, ask_yes), book_no.size_at(Side.SELL, ask_no), cfg.max_sets)
+            if first <= 0 or not cheap(ask_yes, ask_no, first):
+                return []
         asks_yes, asks_no = self._ladder(book_yes, yes, Side.SELL), self._ladder(book_no, no, Side.SELL)
         size, worst_yes, worst_no = walk_pair(asks_yes, asks_no, cheap, cfg.max_sets)
         size = round_down(size, SHARE_STEP)
@@ -211,100 +214,72 @@ class CompleteSetTaker(_Strategy):
     def _legs(self, update, info, side, prices, size, pair_cost, reason) -> list[Intent]:
         group = self._ids.next("g")
         return [
-            PlaceOrder(
-                cid=self._ids.next("i"),
-                cause=update.cid,
-                cause_ns=update.recv_ns,
-                strategy=self.name,
-                market=info.market,
-                token=token,
-                side=side,
-                price=price,
-                size=size,
-                tif=TimeInForce.FOK,
-                group=group,
-                pair_cost=pair_cost,
-                reason=reason,
-            )
+            PlaceOrder(cid=self._ids.next("i"), cause=update.cid, cause_ns=update.recv_ns, strategy=self.name,
+                       market=info.market, token=token, side=side, price=price, size=size, tif=TimeInForce.FOK,
+                       group=group, pair_cost=pair_cost, reason=reason)
             for token, price in zip(info.tokens, prices)
         ]
 
 
-class CompleteSetMaker(_Strategy):
+class CompleteSetMaker(_BookStrategy):
     """Rests bids on both tokens so that a filled pair is a complete set below 1 - target_edge."""
 
     name = "maker"
 
-    def on_book(self, update: BookUpdate, view: StrategyView) -> list[Intent]:
-        info = view.market(update.market)
-        if info is None:
-            return []
-        cfg = self._config_for(info.market).maker
-        quotes = list(view.quotes(info.market, self.name))
+    def decide(self, update: BookUpdate, view: StrategyView, info: MarketInfo, cfg: MakerConfig,
+               book_yes: BookLike | None, book_no: BookLike | None) -> list[Intent]:
+        quotes = view.quotes(info.market, self.name)
         if not cfg.enabled:
             return self._pull(update, quotes, "maker disabled")
-        if not sets_fundable(view, info):
+        if not _both_synced(book_yes, book_no):
             return self._pull(update, quotes, "book not synced")
+        assert book_yes is not None and book_no is not None
         if info.end_ns is not None and view.now_ns() >= info.end_ns - cfg.end_buffer_s * 1_000_000_000:
             return self._pull(update, quotes, "market near its end")
         if view.busy(info.market, self.name):
             return []
-        wanted = self._wanted_bids(info, cfg, view)
+        wanted = self._wanted_bids(info, cfg, view, book_yes, book_no)
+        pair_cost = (wanted[0] or 0) + (wanted[1] or 0)
+        threshold = cfg.refresh_threshold
         intents: list[Intent] = []
         for token, price in zip(info.tokens, wanted):
-            mine = [q for q in quotes if q.token == token]
-            keep = price is not None and any(
-                abs(q.price - price) < cfg.refresh_threshold for q in mine
-            )
-            if keep:
-                continue
-            intents.extend(self._cancel(update, q, "requote") for q in mine)
+            if price is not None and near(quotes, token, price, threshold):
+                continue  # a quote close enough rests already
+            for q in quotes:
+                if q.token == token:
+                    intents.append(self._cancel(update, q, "requote"))
             # a replacement takes the room its cancelled quote frees only once the venue confirms:
             # at the open-order limit, cancel now and quote again on a later update. At a position
             # limit, bid nothing: risk would refuse it on every book update (two log rows each)
             if price is not None and view.order_room() > 0 and view.buy_room(info.market, token) >= cfg.size:
-                intents.append(self._bid(update, info, token, price, cfg.size, sum(p or 0 for p in wanted)))
+                intents.append(self._bid(update, info, token, price, cfg.size, pair_cost))
         return intents
 
-    def _wanted_bids(self, info: MarketInfo, cfg: MakerConfig, view: StrategyView) -> list[int | None]:
-        yes, no = info.tokens
-        book_yes, book_no = view.book(yes), view.book(no)
-        assert book_yes is not None and book_no is not None
-        fair = _fair_yes(book_yes, book_no)
+    def _wanted_bids(self, info: MarketInfo, cfg: MakerConfig, view: StrategyView,
+                     book_yes: BookLike, book_no: BookLike) -> tuple[int | None, int | None]:
+        fair = fair_yes(book_yes, book_no)
         if fair is None:
-            return [None, None]
+            return None, None
+        yes, no = info.tokens
         imbalance = (view.position(yes) - view.position(no)) // ONE  # whole shares
-        skew = max(-cfg.max_skew, min(cfg.max_skew, imbalance * cfg.skew_per_share))
+        skew = imbalance * cfg.skew_per_share  # clamped to ±max_skew
+        if skew > cfg.max_skew:
+            skew = cfg.max_skew
+        if skew < -cfg.max_skew:
+            skew = -cfg.max_skew
         half = cfg.target_edge // 2
-        raw = (fair - half - skew, ONE - fair - (cfg.target_edge - half) + skew)
-        bids: list[int | None] = []
-        for price, book, other in ((raw[0], book_yes, book_no), (raw[1], book_no, book_yes)):
-            price = round_down(price, info.tick)
-            # rest, never take: stay under our ask and under what the other token's bids mint at
-            ask = _effective_ask(book, other)
-            if ask is not None:
-                price = min(price, round_down(ask - info.tick, info.tick))
-            bids.append(price if info.tick <= price <= ONE - info.tick else None)
-        if bids[0] is not None and bids[1] is not None:
-            assert bids[0] + bids[1] <= ONE - cfg.target_edge
-        return bids
+        tick = info.tick
+        # rest, never take: stay under our ask and under what the other token's bids mint at
+        bid_yes = resting_bid(fair - half - skew, tick, book_yes, book_no)
+        bid_no = resting_bid(ONE - fair - (cfg.target_edge - half) + skew, tick, book_no, book_yes)
+        if bid_yes is not None and bid_no is not None:
+            assert bid_yes + bid_no <= ONE - cfg.target_edge
+        return bid_yes, bid_no
 
     def _bid(self, update, info, token, price, size, pair_cost) -> PlaceOrder:
-        return PlaceOrder(
-            cid=self._ids.next("i"),
-            cause=update.cid,
-            cause_ns=update.recv_ns,
-            strategy=self.name,
-            market=info.market,
-            token=token,
-            side=Side.BUY,
-            price=price,
-            size=size,
-            tif=TimeInForce.GTC,
-            post_only=True,
-            pair_cost=pair_cost,
-            reason="quote",
-        )
+        return PlaceOrder(cid=self._ids.next("i"), cause=update.cid, cause_ns=update.recv_ns, strategy=self.name,
+                          market=info.market, token=token, side=Side.BUY, price=price, size=size,
+                          tif=TimeInForce.GTC, post_only=True, pair_cost=pair_cost, reason="quote")
 
     def _cancel(self, update, quote: OrderLike, reason: str) -> CancelOrder:
         return CancelOrder(
@@ -314,24 +289,6 @@ class CompleteSetMaker(_Strategy):
 
     def _pull(self, update, quotes, reason) -> list[Intent]:
         return [self._cancel(update, q, reason) for q in quotes]
-
-
-def _effective_ask(book: BookLike, other: BookLike) -> int | None:
-    """The lowest price a buyer of ``book``'s token can be matched at, directly or by minting."""
-    asks = [book.best_ask] if book.best_ask is not None else []
-    if other.best_bid is not None:
-        asks.append(ONE - other.best_bid)
-    return min(asks) if asks else None
-
-
-def _fair_yes(book_yes: BookLike, book_no: BookLike) -> int | None:
-    """The YES price both books agree on: the mean of YES's mid and one minus NO's mid."""
-    mids = []
-    if book_yes.best_bid is not None and book_yes.best_ask is not None:
-        mids.append((book_yes.best_bid + book_yes.best_ask) // 2)
-    if book_no.best_bid is not None and book_no.best_ask is not None:
-        mids.append(ONE - (book_no.best_bid + book_no.best_ask) // 2)
-    return sum(mids) // len(mids) if mids else None
 
 
 class SetMerger(_Strategy):
@@ -368,12 +325,23 @@ class Strategies:
     """Runs every strategy for each book update and fill, in a fixed order."""
 
     def __init__(self, *, config_for: Callable[[str], StrategiesConfig], ids: Ids) -> None:
+        self._config_for = config_for
         self.taker = CompleteSetTaker(config_for=config_for, ids=ids)
         self.maker = CompleteSetMaker(config_for=config_for, ids=ids)
         self.merger = SetMerger(config_for=config_for, ids=ids)
 
     def on_book(self, update: BookUpdate, view: StrategyView) -> list[Intent]:
-        return self.taker.on_book(update, view) + self.maker.on_book(update, view)
+        """The taker's intents, then the maker's; the market, its settings and its books are
+        looked up once for both (nothing changes between the two: intents are handled after)."""
+        info = view.market(update.market)
+        if info is None:
+            return []
+        config = self._config_for(info.market)
+        yes, no = info.tokens
+        book_yes, book_no = view.book(yes), view.book(no)
+        taken = self.taker.decide(update, view, info, config.taker, book_yes, book_no)
+        quoted = self.maker.decide(update, view, info, config.maker, book_yes, book_no)
+        return taken + quoted if taken else quoted
 
     def on_fill(self, fill: Fill, view: StrategyView) -> list[Intent]:
         return self.merger.on_fill(fill, view)

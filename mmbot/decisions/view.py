@@ -17,6 +17,9 @@ from mmbot.model import BookState, MarketInfo, Side, notional_down
 from mmbot.ports import Clock
 
 DAY_NS = 86_400 * 1_000_000_000
+_BUY = Side.BUY
+_PENDING_CANCEL = OrderStatus.PENDING_CANCEL
+_AWAITING_VENUE = (OrderStatus.PENDING_SUBMIT, OrderStatus.PENDING_CANCEL, OrderStatus.UNKNOWN)
 
 
 class StateView:
@@ -48,6 +51,14 @@ class StateView:
         self._max_open_orders = max_open_orders
         self._max_per_token = max_position_per_token
         self._max_per_market = max_position_per_market
+        # The plain reads are their owners' own methods, not methods of this view that would call
+        # them: risk and the strategies ask them many times per order, and a hop costs each a call.
+        self.now_ns: Callable[[], int] = clock.now_ns
+        self.book: Callable[[str], Any] = books.get
+        self.market: Callable[[str], MarketInfo | None] = markets.get
+        self.position: Callable[[str], int] = ledger.position
+        self.available_shares: Callable[[str], int] = ledger.available_shares
+        self.open_orders: Callable[[], int] = orders.open_count
         # What each position counts for in equity (shares at the mid, or at cost without one),
         # and their sum: refreshed only for tokens whose book or position changed, so risk's
         # daily-loss check costs the same with 50 tokens or 5,000.
@@ -58,30 +69,12 @@ class StateView:
         self._day = clock.now_ns() // DAY_NS
         self._day_start_equity = self.equity()
 
-    def now_ns(self) -> int:
-        return self._clock.now_ns()
-
-    def book(self, token: str):
-        return self.books.get(token)
-
     def book_state(self, token: str) -> BookState | None:
         book = self.books.get(token)
         return None if book is None else book.state
 
-    def market(self, market: str) -> MarketInfo | None:
-        return self.markets.get(market)
-
-    def position(self, token: str) -> int:
-        return self.ledger.position(token)
-
-    def available_shares(self, token: str) -> int:
-        return self.ledger.available_shares(token)
-
-    def open_orders(self) -> int:
-        return self.orders.open_count()
-
     def open_buy_shares(self, token: str) -> int:
-        return self.orders.open_shares(token, Side.BUY)
+        return self.orders.open_shares(token, _BUY)
 
     def gross_exposure(self) -> int:
         return self.ledger.cost_basis() + self.orders.open_buy_notional()
@@ -119,9 +112,14 @@ class StateView:
         return self.ledger.cash + self._positions_value()
 
     def _positions_value(self) -> int:
-        books, ledger, valued = self.books, self.ledger, self._valued
-        settled, self._newly_settled = self._newly_settled, set()
-        for token in books.take_touched() | ledger.take_moved() | settled:
+        touched, moved, settled = self.books.take_touched(), self.ledger.take_moved(), self._newly_settled
+        if not (touched or moved or settled):
+            return self._valued_total  # nothing moved since the last call: the usual case
+        if settled:
+            self._newly_settled = set()
+        ledger, valued = self.ledger, self._valued
+        # the order tokens are valued in changes nothing: each adds its own difference to the sum
+        for token in (touched | moved | settled) if (moved or settled) else touched:
             before = valued.pop(token, 0)
             held = ledger.holding(token)
             value = 0
@@ -141,9 +139,8 @@ class StateView:
 
     def quotes(self, market: str, strategy: str) -> list[Order]:
         return [
-            o
-            for o in self.orders.open_orders(market=market, strategy=strategy)
-            if o.status is not OrderStatus.PENDING_CANCEL
+            o for o in self.orders.open_in_market(market)
+            if o.strategy == strategy and o.status is not _PENDING_CANCEL
         ]
 
     def busy(self, market: str, strategy: str) -> bool:
@@ -151,10 +148,10 @@ class StateView:
             return True
         if strategy == "merge":
             return market in self._merges_pending
-        return any(
-            o.status in (OrderStatus.PENDING_SUBMIT, OrderStatus.PENDING_CANCEL, OrderStatus.UNKNOWN)
-            for o in self.orders.open_orders(market=market, strategy=strategy)
-        )
+        for o in self.orders.open_in_market(market):
+            if o.strategy == strategy and o.status in _AWAITING_VENUE:
+                return True
+        return False
 
     def held_markets(self) -> list[MarketInfo]:
         """The markets of which we hold both tokens, in the ledger's token order (deterministic):
@@ -176,4 +173,5 @@ class StateView:
         """Risk's ``max_position_token`` and ``max_position_market`` rules, as room left."""
         info = self.markets.get(market)
         tokens = info.tokens if info is not None else (token,)
-        return min(position_room(self, tokens, token, self._max_per_token, self._max_per_market))
+        token_room, market_room = position_room(self, tokens, token, self._max_per_token, self._max_per_market)
+        return token_room if token_room < market_room else market_room

@@ -154,12 +154,12 @@ class PaperGateway:
 
     def on_market(self, msg: MarketMessage) -> None:
         """Let a market message (already applied to the books) fill resting orders."""
-        if isinstance(msg, LastTrade):
+        if isinstance(msg, PriceChange):  # the commonest by far
+            changes = msg.changes
+            self._liquidity.restated_changes(changes)
+            self._on_levels_changed({change.token for change in changes}, msg.recv_ns)
+        elif isinstance(msg, LastTrade):
             self._on_trade(msg)
-        elif isinstance(msg, PriceChange):
-            for change in msg.changes:
-                self._liquidity.restated(change.token, change.side, change.price)
-            self._on_levels_changed({change.token for change in msg.changes}, msg.recv_ns)
         elif isinstance(msg, BookSnapshot):
             self._liquidity.snapshot(msg.token)
             self._on_levels_changed({msg.token}, msg.recv_ns)
@@ -301,14 +301,18 @@ class PaperGateway:
             self._fill(order, ours.price, filled, 0, Liquidity.MAKER, ts_ns)
 
     def _on_levels_changed(self, tokens: set[str], ts_ns: int) -> None:
+        liquidity = self._liquidity
         for order in self._resting_for(tokens):
             ours = order.request
             if ours.token in tokens:
                 # Only cancellations shrink a level without a trade (trades already ate the
                 # queue), and orders that join later queue behind us: never grow the queue.
-                order.queue_ahead = min(order.queue_ahead, self._liquidity.shown(ours.token, ours.side, ours.price))
-            if ours.token in tokens or order.complement in tokens:
-                self._fill_if_crossed(order, ts_ns)
+                shown = liquidity.shown(ours.token, ours.side, ours.price)
+                if shown < order.queue_ahead:
+                    order.queue_ahead = shown
+            elif order.complement not in tokens:
+                continue
+            self._fill_if_crossed(order, ts_ns)
 
     def _fill_if_crossed(self, order: _Order, ts_ns: int) -> None:
         """The book shows the other side at or through our price: it would have matched us."""
@@ -335,6 +339,12 @@ class PaperGateway:
 
     def _resting_for(self, tokens: set[str]) -> list[_Order]:
         """The resting orders a message about ``tokens`` may concern, in insertion order."""
+        if not self._resting:
+            return []
+        if len(tokens) == 1:  # the commonest message: one token's levels
+            (token,) = tokens
+            info = self._markets(token)
+            return [] if info is None else list(self._resting_in.get(info.market, _NO_ORDERS).values())
         markets = {info.market for token in tokens if (info := self._markets(token)) is not None}
         if len(markets) == 1:
             return list(self._resting_in.get(markets.pop(), _NO_ORDERS).values())

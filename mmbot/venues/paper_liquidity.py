@@ -20,7 +20,7 @@ from typing import Iterable, Mapping, Protocol, Sequence
 
 import attrs
 
-from mmbot.model import ONE, BookState, Side
+from mmbot.model import ONE, BookState, LevelChange, Side
 
 
 class BookView(Protocol):
@@ -59,6 +59,10 @@ class Level:
     shown_at: tuple[tuple[str, Side, int], ...]  # (token, book side, book price)
 
 
+_BUY = Side.BUY
+_STALE, _EMPTY = BookState.STALE, BookState.EMPTY
+
+
 def reaches(side: Side, price: int, limit: int) -> bool:
     """Whether an order on ``side`` with ``limit`` may trade at ``price``."""
     return price <= limit if side is Side.BUY else price >= limit
@@ -81,6 +85,12 @@ class PaperLiquidity:
         if taken is not None and taken.pop((book_side, price), None) is not None and not taken:
             del self._consumed[token]
 
+    def restated_changes(self, changes: Iterable[LevelChange]) -> None:
+        """The feed restated these levels (a price_change's entries)."""
+        if self._consumed:  # nothing to forget while paper orders took nothing
+            for change in changes:
+                self.restated(change.token, change.side, change.price)
+
     def snapshot(self, token: str) -> None:
         """The feed restated the whole book of ``token``."""
         self._consumed.pop(token, None)
@@ -99,22 +109,25 @@ class PaperLiquidity:
         book = self._books.get(token)
         if book is None:
             return 0
-        visible = (book.bids if book_side is Side.BUY else book.asks).get(price, 0)
-        taken = self._consumed.get(token, {}).get((book_side, price), 0)
-        return max(0, visible - taken)
+        visible = (book.bids if book_side is _BUY else book.asks).get(price, 0)
+        taken = self._consumed.get(token)
+        if taken is None:
+            return visible if visible > 0 else 0
+        return max(0, visible - taken.get((book_side, price), 0))
 
     def may_cross(self, token: str, complement: str | None, side: Side, limit: int) -> bool:
         """Whether ``takeable`` could find anything: the best level of each view reaches
         ``limit`` (levels further from the top reach it only if the best does)."""
+        buy = side is _BUY
         book = self._books.get(token)
-        if book is not None and _tradable(book):
-            best = book.best_ask if side is Side.BUY else book.best_bid
-            if best is not None and reaches(side, best, limit):
+        if book is not None and book.state is not _STALE and book.state is not _EMPTY:
+            best = book.best_ask if buy else book.best_bid
+            if best is not None and (best <= limit if buy else best >= limit):
                 return True
         book = self._books.get(complement) if complement is not None else None
-        if book is not None and _tradable(book):
-            best = book.best_bid if side is Side.BUY else book.best_ask
-            if best is not None and reaches(side, ONE - best, limit):
+        if book is not None and book.state is not _STALE and book.state is not _EMPTY:
+            best = book.best_bid if buy else book.best_ask
+            if best is not None and (ONE - best <= limit if buy else ONE - best >= limit):
                 return True
         return False
 
