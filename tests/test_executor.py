@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any, Callable
 
 import attrs
+import msgspec
 from hypothesis import event, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -757,7 +758,7 @@ def test_a_fill_after_its_order_ended_is_refused_and_handed_to_reconciliation() 
     assert rig.ledger.snapshot() == ledger_before and refused == [late] and rig.published == []
     [row] = rig.sink.of("late_fill")
     assert row.payload["fill_id"] == "late" and row.payload["status"] == "expired" and rig.sink.of("error") == []
-    rig.executor.handle(fill_of(attrs.evolve(request, order_id="o-nobody"), fill_id="ghost", price=400_000, size=ONE,
+    rig.executor.handle(fill_of(msgspec.structs.replace(request, order_id="o-nobody"), fill_id="ghost", price=400_000, size=ONE,
                                 liquidity=Liquidity.TAKER))
     assert refused == [late]  # an order never ours is not a late fill: reconciliation waits as usual
 
@@ -767,7 +768,7 @@ def test_a_fill_for_an_unknown_order_is_an_error_and_changes_nothing() -> None:
     request = buy_and_fill(rig, "y1", 400_000, 10 * ONE, cid="known")
     ledger_before, rows_before = rig.ledger.snapshot(), len(rig.sink.rows)
     orders_before = copy.deepcopy(rig.executor.orders.get(request.order_id))
-    stranger = attrs.evolve(request, order_id="o-nobody")
+    stranger = msgspec.structs.replace(request, order_id="o-nobody")
 
     rig.executor.handle(fill_of(stranger, fill_id="ghost", price=400_000, size=ONE, liquidity=Liquidity.TAKER))
 

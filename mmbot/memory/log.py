@@ -134,7 +134,7 @@ class EventLog:
         pending = self._pending
         row = (self._seq, self._now_ns(), self._wall(), kind, cid, market, token, text)
         pending.append(row)
-        if self._lot and len(pending) >= self._wake_at:
+        if len(pending) >= self._wake_at and self._lot:  # the cheap test first: on every row
             self._lot.unpark_all()
         if self._observers:
             self._tell(row, payload)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 
-from mmbot.model.values import Liquidity, Side, TimeInForce, message
+from mmbot.model.values import HotMessage, Liquidity, Side, TimeInForce, message
 
 class BookState(enum.Enum):
     EMPTY = "empty"  # no snapshot yet
@@ -14,8 +14,7 @@ class BookState(enum.Enum):
     STALE = "stale"  # reconnect, tick change or venue mismatch: wait for a fresh book
 
 
-@message
-class BookUpdate:
+class BookUpdate(HotMessage):
     """Latest-value slot content: token ``token`` changed because of frame ``cid``."""
 
     cid: str
@@ -27,8 +26,7 @@ class BookUpdate:
     best_ask: int | None
 
 
-@message
-class PlaceOrder:
+class PlaceOrder(HotMessage):
     """A strategy's wish to place one order. ``group`` ties legs that belong together."""
 
     cid: str
@@ -47,8 +45,7 @@ class PlaceOrder:
     cause_ns: int | None = None  # when the fact that prompted it was received
 
 
-@message
-class CancelOrder:
+class CancelOrder(HotMessage):
     cid: str
     cause: str
     strategy: str
@@ -120,8 +117,7 @@ class MarketClosing:
 # --------------------------------------------------------------------------- venue requests and responses
 
 
-@message
-class SubmitRequest:
+class SubmitRequest(HotMessage):
     cid: str
     order_id: str
     market: str
@@ -133,8 +129,7 @@ class SubmitRequest:
     post_only: bool = False
 
 
-@message
-class CancelRequest:
+class CancelRequest(HotMessage):
     cid: str
     order_id: str
 

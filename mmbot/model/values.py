@@ -6,8 +6,16 @@ from __future__ import annotations
 import enum
 
 import attrs
+import msgspec
 
 message = attrs.frozen(kw_only=True, slots=True)
+
+
+class HotMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A message built on every book update or order (``BookUpdate``, intents, requests): a frozen
+    msgspec Struct is as immutable, comparable and hashable as a ``message``, and costs ~0.15 µs
+    to build where the attrs class costs ~0.8 (issue 14). Only plain values inside, so it is left
+    out of the cycle collector (``gc=False``)."""
 
 
 class Side(enum.Enum):
