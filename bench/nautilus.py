@@ -47,6 +47,7 @@ from mmbot.clock import monotonic_ns, wall_ns
 from mmbot.config import Config
 from mmbot.decisions.book import Books
 from mmbot.model import Side
+from replay_probe import peak_rss_kib
 
 INSTALL = ".venv/bin/pip install -e '.[bench]'"
 CONFIGS = {"nautilus": False, "nautilus_maker": True}  # child name -> whether the maker quotes too
@@ -59,17 +60,6 @@ PART_QUIET_S = 120  # a recording being generated whose file has not grown for t
 
 def _seconds(ns: int) -> float:  # float-ok: a duration for the report
     return round(ns / 1e9, 3)
-
-
-def _peak_rss_kib() -> int | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 # --------------------------------------------------------------------------- the NT child
@@ -139,7 +129,7 @@ def run_nautilus(recording: Path, *, maker: bool) -> dict[str, Any]:
         "work": dict(sorted(strategy.figures.items())),
         "orders_in_cache": len(engine.cache.orders()),
         "positions_in_cache": len(engine.cache.positions()),
-        "peak_rss_kib": _peak_rss_kib(),
+        "peak_rss_kib": peak_rss_kib(),
     }
     engine.dispose()
     return result

@@ -33,7 +33,7 @@ from mmbot.decisions.markets import Markets  # noqa: E402
 from mmbot.facts.recording import iter_frames, read_header  # noqa: E402
 from mmbot.memory.log import EventLog  # noqa: E402
 from mmbot.memory.query import digest  # noqa: E402
-from replay_probe import Probe, StepTimes, _engine_counts, _peak_rss_kib, _reset_peak_rss_kib, instrumented  # noqa: E402
+from replay_probe import Probe, StepTimes, engine_counts, peak_rss_kib, reset_peak_rss_kib, instrumented  # noqa: E402
 
 CLOSE_LIMIT_S = 30  # a replay whose event log takes longer to close is reported as such
 BEFORE_GIVING_UP: list[Callable[[], None]] = []  # run by the close watchdog before it exits
@@ -71,7 +71,7 @@ def close_watchdog(limit_s: int, at_close: dict[str, int], give_up: Callable[[],
 
 def run_replay(recording: Path, db: Path, seed: int) -> dict[str, Any]:
     """``mmbot replay``'s own code path, instrumented from outside."""
-    idle_kib = _reset_peak_rss_kib()  # everything imported, nothing built yet
+    idle_kib = reset_peak_rss_kib()  # everything imported, nothing built yet
     probe, steps, engines = Probe(), StepTimes(), []
     last_progress = [0, 0]  # wall and CPU ns after the last instant's frames were handled
     at_close: dict[str, int] = {}
@@ -81,7 +81,7 @@ def run_replay(recording: Path, db: Path, seed: int) -> dict[str, Any]:
 
     def result(run_digest: str | None) -> dict[str, Any]:
         return {
-            **_engine_counts(engines[0]),
+            **engine_counts(engines[0]),
             "seconds": (last_progress[0] - started) / 1e9,  # float-ok: frames handled, before the drain
             "cpu_seconds": (last_progress[1] - cpu_started) / 1e9,  # float-ok: all threads
             "wall_s": round((monotonic_ns() - started) / 1e9, 2),  # float-ok: with drain, close and digest
@@ -91,7 +91,7 @@ def run_replay(recording: Path, db: Path, seed: int) -> dict[str, Any]:
             "tick_to_submit_us": probe.summary(),
             "stall_ms": steps.summary(),
             "idle_rss_kib": idle_kib,
-            "peak_rss_kib": _peak_rss_kib(),
+            "peak_rss_kib": peak_rss_kib(),
             "digest": run_digest,
         }
 
@@ -174,14 +174,14 @@ def run_no_trio(recording: Path, db: Path, seed: int) -> dict[str, Any]:
         flush_started = monotonic_ns()
         log.flush_sync()
         flushed = monotonic_ns()
-    counts = _engine_counts(engine)
+    counts = engine_counts(engine)
     return {
         **counts,
         "seconds": (handled - started) / 1e9,  # float-ok: a duration
         "cpu_seconds": (cpu_handled - cpu_started) / 1e9,  # float-ok: a duration
         "flush_s": round((flushed - flush_started) / 1e9, 2),  # float-ok: a duration
         "tick_to_submit_us": probe.summary(),
-        "peak_rss_kib": _peak_rss_kib(),
+        "peak_rss_kib": peak_rss_kib(),
         "digest": digest(str(db)),
     }
 

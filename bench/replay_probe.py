@@ -169,7 +169,7 @@ def instrumented(probe: Probe, engines: list[app.Engine]) -> Iterator[None]:
         app_engine.decode_market_frame = decode
 
 
-def _engine_counts(engine: app.Engine) -> dict[str, Any]:
+def engine_counts(engine: app.Engine) -> dict[str, Any]:
     log = engine.log.statistics()
     return {
         "frames": engine.frames.frames,
@@ -186,7 +186,7 @@ def _engine_counts(engine: app.Engine) -> dict[str, Any]:
     }
 
 
-def _status_kib(field: str) -> int | None:
+def status_kib(field: str) -> int | None:
     try:
         with open("/proc/self/status") as status:
             for line in status:
@@ -197,21 +197,21 @@ def _status_kib(field: str) -> int | None:
     return None
 
 
-def _peak_rss_kib() -> int:
+def peak_rss_kib() -> int:
     """This process's peak RSS. ``ru_maxrss`` is the fallback only: on Linux it carries the
     parent's peak across fork+exec, so a child of a big parent would report the parent's."""
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _reset_peak_rss_kib() -> int:
+def reset_peak_rss_kib() -> int:
     """Restart the peak-RSS count from now (Linux: clear_refs 5); returns the RSS it starts from."""
     gc.collect()
     try:
         with open("/proc/self/clear_refs", "w") as clear_refs:
             clear_refs.write("5")
     except OSError:
-        return _peak_rss_kib()  # cannot reset: the import-time peak stays the baseline
-    return _status_kib("VmRSS") or 0
+        return peak_rss_kib()  # cannot reset: the import-time peak stays the baseline
+    return status_kib("VmRSS") or 0
 
 

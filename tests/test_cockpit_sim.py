@@ -15,11 +15,9 @@ from mmbot.app_metrics import cockpit_http
 from mmbot.clock import TrioClock
 from mmbot.config import AlertsConfig, Config, MergeConfig, StrategiesConfig
 from mmbot.model import ONE
-from mmbot.venues.polymarket.discovery import list_markets
-from mmbot.venues.simulator.server import Fault, SimServer, SimSettings
+from mmbot.venues.simulator.server import Fault
 from mmbot.venues.simulator.trading import credentials_for
-from mmbot.venues.simulator.venue import LiveVenue
-from tests.test_sim_mode import KEY, START_NS
+from tests.test_sim_mode import KEY, START_NS, start_sim
 
 TOKEN = "sim-cockpit-token-0123456789"
 CONFIG = Config(seed=2, strategies=StrategiesConfig(merge=MergeConfig(enabled=False)),
@@ -35,12 +33,7 @@ def families(text: str) -> dict[str, dict[tuple, float]]:
 
 
 async def test_signed_trading_shows_its_user_channel_heartbeats_and_rest_latency(nursery, autojump_clock, tmp_path):
-    venue = LiveVenue(seed=12, markets=4, start_ns=START_NS, warmup_s=20, interval_s=60)
-    server = SimServer(venue, settings=SimSettings(seed=0, interval_s=60), clock=TrioClock(anchor_ns=START_NS))
-    urls = await nursery.start(server.run)
-    async with httpx.AsyncClient(base_url=urls.gamma) as http:
-        markets, _ = await list_markets(http)
-    server.add_account(KEY.address, credentials_for(KEY.address), cash=2_000 * ONE)
+    server, urls, markets = await start_sim(nursery, interval_s=60)
     clock = TrioClock(anchor_ns=START_NS)
     bound: list[tuple[str, int]] = []
     cockpits: list[Cockpit] = []
@@ -97,13 +90,8 @@ async def test_the_daily_loss_flatten_in_signed_trading_sells_back_stops_and_lea
     import attrs
     import sqlite_utils
 
-    venue = LiveVenue(seed=12, markets=4, start_ns=START_NS, warmup_s=20, interval_s=300)
-    server = SimServer(venue, settings=SimSettings(seed=0, interval_s=300), clock=TrioClock(anchor_ns=START_NS))
-    urls = await nursery.start(server.run)
-    async with httpx.AsyncClient(base_url=urls.gamma) as http:
-        markets, _ = await list_markets(http)
+    server, urls, markets = await start_sim(nursery, interval_s=300)
     creds = credentials_for(KEY.address)
-    server.add_account(KEY.address, creds, cash=2_000 * ONE)
     held = {markets[0].tokens[0]: 30 * ONE, markets[1].tokens[1]: 12_500_000}  # from before this run
     server.trading.give(creds.api_key, shares=held)
     losing = attrs.evolve(CONFIG.strategies.taker, min_edge=-500_000)  # what no config file may say (range-checked)
@@ -135,7 +123,7 @@ async def test_the_daily_loss_flatten_in_signed_trading_sells_back_stops_and_lea
     account = server.trading._accounts[api_key]
     ledger = engine.executor.ledger
     assert ledger.cash == server.trading.cash(account)
-    truth = venue.user_feed.positions.get(api_key, {})
+    truth = server.venue.user_feed.positions.get(api_key, {})
     assert {t: n for t, n in truth.items() if n} == {t: n for t, n in ledger.snapshot()["positions"].items() if n}
     assert engine.executor.orders.open_count() == 0
     assert server.trading.open_orders(account) == []  # nothing of ours left resting at the venue

@@ -5,6 +5,7 @@ equals the simulator's account, token by token and in cash, exactly."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import sqlite_utils
@@ -22,20 +23,26 @@ from mmbot.venues.simulator.venue import LiveVenue
 
 START_NS = 1_786_604_100 * 1_000_000_000
 KEY = SigningKey(Secret(value="0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"))
+
+
+async def start_sim(nursery: trio.Nursery, *, interval_s: int) -> tuple[SimServer, Any, list[Any]]:
+    """The simulator on loopback at START_NS (four markets, Up/Down windows of ``interval_s``), KEY's
+    account on it with 2,000 pUSD; returns the server, its URLs and the markets it lists."""
+    venue = LiveVenue(seed=12, markets=4, start_ns=START_NS, warmup_s=20, interval_s=interval_s)
+    server = SimServer(venue, settings=SimSettings(seed=0, interval_s=interval_s), clock=TrioClock(anchor_ns=START_NS))
+    urls = await nursery.start(server.run)
+    async with httpx.AsyncClient(base_url=urls.gamma) as http:
+        markets, _ = await list_markets(http)
+    server.add_account(KEY.address, credentials_for(KEY.address), cash=2_000 * ONE)
+    return server, urls, markets
 # merges are an on-chain call the live gateway does not make yet: off for this run
 CONFIG = Config(seed=2, strategies=StrategiesConfig(merge=MergeConfig(enabled=False)))
 
 
 async def test_sim_mode_ledger_equals_the_simulators_account_under_faults(nursery, autojump_clock, tmp_path) -> None:
     # one-minute Up/Down windows: markets resolve, and new ones are listed, during the run
-    venue = LiveVenue(seed=12, markets=4, start_ns=START_NS, warmup_s=20, interval_s=60)
-    server = SimServer(venue, settings=SimSettings(seed=0, interval_s=60), clock=TrioClock(anchor_ns=START_NS))
-    urls = await nursery.start(server.run)
-    async with httpx.AsyncClient(base_url=urls.gamma) as http:
-        markets, _ = await list_markets(http)
-    creds = credentials_for(KEY.address)
-    api_key = creds.api_key
-    server.add_account(KEY.address, creds, cash=2_000 * ONE)
+    server, urls, markets = await start_sim(nursery, interval_s=60)
+    api_key = credentials_for(KEY.address).api_key
     soonest = min((m for m in markets if m.end_ns), key=lambda m: m.end_ns)  # resolves during the run
     others = [m for m in markets if m is not soonest]
     held = {soonest.tokens[0]: 30 * ONE, others[0].tokens[1]: 12_500_000}  # from before this run
@@ -59,12 +66,12 @@ async def test_sim_mode_ledger_equals_the_simulators_account_under_faults(nurser
         creds=None, db_path=tmp_path / "sim.db", mode="sim", duration_s=150, clock=TrioClock(anchor_ns=START_NS),
     )
     ledger = engine.executor.ledger
-    truth = venue.user_feed.positions.get(api_key, {})
+    truth = server.venue.user_feed.positions.get(api_key, {})
     counts = engine.executor.counts
     assert counts["orders"] > 5 and counts["fills"] > 0, counts
     assert {t: n for t, n in truth.items() if n} == {t: n for t, n in ledger.snapshot()["positions"].items() if n}
     account = server.trading._accounts[api_key]
-    assert ledger.cash == server.trading.cash(account) == 2_000 * ONE + venue.user_feed.cash_moved[api_key]
+    assert ledger.cash == server.trading.cash(account) == 2_000 * ONE + server.venue.user_feed.cash_moved[api_key]
     ledger.check()
     rows = sqlite_utils.Database(tmp_path / "sim.db")
     adopted = {r["token"]: json.loads(r["payload"])["shares"] for r in rows["events"].rows_where("kind = 'position_adopted'")}
