@@ -73,6 +73,7 @@ class FakeView:
     is_busy: bool = False
     room: int = 40
     buy_rooms: dict = attrs.Factory(dict)  # token -> shares risk's position limits still allow (default: plenty)
+    changes: int = 0
 
     def now_ns(self):
         return self.now
@@ -94,6 +95,11 @@ class FakeView:
 
     def busy(self, market, strategy):
         return self.is_busy
+
+    def orders_changed(self, market):
+        """Always new: a test may change what this view shows between two decisions at will."""
+        self.changes += 1
+        return self.changes
 
     def order_room(self):
         return self.room

@@ -1,4 +1,4 @@
-"""The order lifecycle: one transition table and the book of our orders (DESIGN §3).
+"""The book of our orders, and the choices of their lifecycle (``order_lifecycle``: the table; DESIGN §3).
 
 The executor turns every venue response and every decision about an order into an
 ``OrderEvent`` and asks ``Orders`` to apply it. A pair the table does not list raises
@@ -32,102 +32,25 @@ Choices worth knowing:
 
 from __future__ import annotations
 
-import enum
 from typing import Iterable
 
 import attrs
 
+from mmbot.decisions.order_lifecycle import (  # noqa: F401  (re-exported: the lifecycle's names are the orders')
+    ENDED,
+    RETURNS_TO_PREVIOUS,
+    TERMINAL,
+    TRANSITIONS,
+    E,
+    IllegalTransition,
+    OrderEvent,
+    OrderStatus,
+    Overfill,
+    S,
+    is_legal,
+)
 from mmbot.model import SHARE_STEP, Side, TimeInForce, notional
 from mmbot.model.money import market_buy_budget
-
-
-class OrderStatus(enum.Enum):
-    PENDING_SUBMIT = "pending_submit"
-    LIVE = "live"
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    PENDING_CANCEL = "pending_cancel"
-    CANCELED = "canceled"
-    REJECTED = "rejected"
-    UNKNOWN = "unknown"
-    EXPIRED = "expired"
-
-
-class OrderEvent(enum.Enum):
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    PARTIAL_FILL = "partial_fill"
-    FILLED = "filled"
-    CANCEL_REQUESTED = "cancel_requested"
-    CANCEL_CONFIRMED = "cancel_confirmed"
-    CANCEL_REJECTED = "cancel_rejected"
-    DONE = "done"
-    OUTCOME_UNKNOWN = "outcome_unknown"
-
-
-S, E = OrderStatus, OrderEvent
-
-TRANSITIONS: dict[tuple[OrderStatus, OrderEvent], OrderStatus] = {
-    # sent, no answer yet
-    (S.PENDING_SUBMIT, E.ACCEPTED): S.LIVE,
-    (S.PENDING_SUBMIT, E.REJECTED): S.REJECTED,
-    (S.PENDING_SUBMIT, E.PARTIAL_FILL): S.PARTIALLY_FILLED,  # the fill beat the acknowledgement
-    (S.PENDING_SUBMIT, E.FILLED): S.FILLED,
-    (S.PENDING_SUBMIT, E.DONE): S.EXPIRED,  # FAK/FOK that found nothing to match
-    (S.PENDING_SUBMIT, E.OUTCOME_UNKNOWN): S.UNKNOWN,
-    (S.PENDING_SUBMIT, E.CANCEL_REQUESTED): S.PENDING_CANCEL,
-    # resting at the venue
-    (S.LIVE, E.PARTIAL_FILL): S.PARTIALLY_FILLED,
-    (S.LIVE, E.FILLED): S.FILLED,
-    (S.LIVE, E.DONE): S.EXPIRED,
-    (S.LIVE, E.CANCEL_REQUESTED): S.PENDING_CANCEL,
-    (S.PARTIALLY_FILLED, E.ACCEPTED): S.PARTIALLY_FILLED,  # the late acknowledgement
-    (S.PARTIALLY_FILLED, E.OUTCOME_UNKNOWN): S.PARTIALLY_FILLED,  # a fill proved it exists
-    (S.PARTIALLY_FILLED, E.PARTIAL_FILL): S.PARTIALLY_FILLED,
-    (S.PARTIALLY_FILLED, E.FILLED): S.FILLED,
-    (S.PARTIALLY_FILLED, E.DONE): S.EXPIRED,
-    (S.PARTIALLY_FILLED, E.CANCEL_REQUESTED): S.PENDING_CANCEL,
-    # cancel sent, no answer yet; see CANCEL_REJECTED below for the way back
-    (S.PENDING_CANCEL, E.CANCEL_CONFIRMED): S.CANCELED,
-    (S.PENDING_CANCEL, E.DONE): S.CANCELED,
-    (S.PENDING_CANCEL, E.FILLED): S.FILLED,  # the fill won the race
-    (S.PENDING_CANCEL, E.PARTIAL_FILL): S.PENDING_CANCEL,
-    (S.PENDING_CANCEL, E.ACCEPTED): S.PENDING_CANCEL,  # cancelled before the acknowledgement
-    (S.PENDING_CANCEL, E.REJECTED): S.REJECTED,  # the submit itself was refused
-    (S.PENDING_CANCEL, E.CANCEL_REQUESTED): S.PENDING_CANCEL,  # asked again (kill switch)
-    (S.PENDING_CANCEL, E.OUTCOME_UNKNOWN): S.UNKNOWN,  # the submit or the cancel was lost
-    # submit or cancel outcome unknown: reconciliation tells us what the venue holds
-    (S.UNKNOWN, E.ACCEPTED): S.LIVE,
-    (S.UNKNOWN, E.REJECTED): S.REJECTED,
-    (S.UNKNOWN, E.PARTIAL_FILL): S.PARTIALLY_FILLED,
-    (S.UNKNOWN, E.FILLED): S.FILLED,
-    (S.UNKNOWN, E.DONE): S.EXPIRED,
-    (S.UNKNOWN, E.CANCEL_CONFIRMED): S.CANCELED,
-    (S.UNKNOWN, E.CANCEL_REQUESTED): S.PENDING_CANCEL,
-    (S.UNKNOWN, E.OUTCOME_UNKNOWN): S.UNKNOWN,
-}
-
-# Legal pairs whose target is not fixed: the status the order would have had without the cancel.
-RETURNS_TO_PREVIOUS: frozenset[tuple[OrderStatus, OrderEvent]] = frozenset(
-    {(S.PENDING_CANCEL, E.CANCEL_REJECTED)}
-)
-
-TERMINAL: frozenset[OrderStatus] = frozenset({S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED})
-# The same statuses for the hot paths' membership tests: a tuple compares by identity in C, while
-# a set hashes each member, which an Enum does in Python code.
-_ENDED = (S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED)
-
-
-def is_legal(status: OrderStatus, event: OrderEvent) -> bool:
-    return (status, event) in TRANSITIONS or (status, event) in RETURNS_TO_PREVIOUS
-
-
-class IllegalTransition(Exception):
-    """The event makes no sense for the order's status; the order was left unchanged."""
-
-
-class Overfill(IllegalTransition):
-    """A fill would take the order past its size; the order was left unchanged."""
 
 
 @attrs.define(kw_only=True)
@@ -177,7 +100,7 @@ class Order:
 
     @property
     def is_open(self) -> bool:
-        return self.status not in _ENDED
+        return self.status not in ENDED
 
 
 _NONE: dict[str, "Order"] = {}
@@ -205,6 +128,8 @@ class Orders:
         self._open_by_token: dict[str, dict[str, Order]] = {}
         self._buy_notional = 0
         self._open_buys: dict[str, int] = {}  # token -> Σ remaining of its open buys, while not 0
+        self._changes = 0  # counts every change to an open order: new, a status, a fill
+        self._changed: dict[str, int] = {}  # market -> that count at its last change, while it has open orders
         self._before_cancel: dict[str, OrderStatus] = {}
         self._ended: dict[str, int] = {}  # ended order id -> when, in the order they ended
         self._pruned = 0
@@ -223,6 +148,8 @@ class Orders:
         self._open[order_id] = order
         self._open_by_market.setdefault(market, {})[order_id] = order
         self._open_by_token.setdefault(token, {})[order_id] = order
+        self._changes += 1
+        self._changed[market] = self._changes
         if side is Side.BUY:
             self._buy_notional += notional(price, size)
             self._shift_open_buys(token, size)
@@ -235,6 +162,9 @@ class Orders:
         """Apply ``event`` at ``now_ns``; report fills through ``record_fill`` so ``filled`` stays true."""
         order = self._require(order_id)
         status = order.status
+        if order.market in self._changed:  # not once the order is closed: then nothing open changes
+            self._changes += 1
+            self._changed[order.market] = self._changes
         target = TRANSITIONS.get((status, event))  # never a pair that RETURNS_TO_PREVIOUS lists
         if target is None:
             if (status, event) not in RETURNS_TO_PREVIOUS:
@@ -247,7 +177,7 @@ class Orders:
         elif status is S.PENDING_CANCEL:
             self._before_cancel.pop(order_id, None)
         order.status = target
-        if target in _ENDED:
+        if target in ENDED:
             self._close(order)
             order.ended_ns = now_ns
             self._ended[order_id] = now_ns
@@ -273,7 +203,7 @@ class Orders:
             order.budget is not None and order.budget - spent < notional(order.price, SHARE_STEP)
         )
         status = self.transition(order_id, E.FILLED if done else E.PARTIAL_FILL, now_ns=now_ns)  # raises first
-        if order.side is Side.BUY and status not in _ENDED:  # a closed order left the sum already
+        if order.side is Side.BUY and status not in ENDED:  # a closed order left the sum already
             left = max(0, order.remaining - size)  # a market BUY may fill past its size while open
             self._buy_notional += notional(order.price, left) - notional(order.price, order.remaining)
             self._shift_open_buys(order.token, left - order.remaining)
@@ -303,6 +233,11 @@ class Orders:
 
     def open_count(self) -> int:
         return len(self._open)
+
+    def changed_in(self, market: str) -> int:
+        """A number that is new whenever an open order of ``market`` changed (placed, a status,
+        a fill), and 0 exactly while it has none: equal answers mean the same open orders."""
+        return self._changed.get(market, 0)
 
     def open_by_market(self) -> dict[str, int]:
         """How many orders are open in each market that has any (a market with none is not a key)."""
@@ -336,6 +271,7 @@ class Orders:
             by_market.setdefault(order.market, {})[order_id] = order
             by_token.setdefault(order.token, {})[order_id] = order
         assert {m: list(d) for m, d in self._open_by_market.items()} == {m: list(d) for m, d in by_market.items()}
+        assert set(self._changed) == set(by_market) and all(0 < n <= self._changes for n in self._changed.values())
         assert {t: list(d) for t, d in self._open_by_token.items()} == {t: list(d) for t, d in by_token.items()}
         scan, buys = 0, {}  # the open buys' notional, and their remaining shares per token
         for o in self._open.values():
@@ -383,6 +319,8 @@ class Orders:
             del group[order_id]
             if not group:
                 del index[key]
+        if order.market not in self._open_by_market:
+            del self._changed[order.market]
         if order.side is Side.BUY:
             self._buy_notional -= notional(order.price, order.remaining)
             self._shift_open_buys(order.token, -order.remaining)

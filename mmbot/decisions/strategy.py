@@ -11,8 +11,9 @@ executor puts through risk and capital reservation. Three kinds, configured per 
 - ``SetMerger``: merge accumulated complete sets back into pUSD (after fills, and on the capital
   sweep of signed trading).
 
-What they see is ``strategy_view.StrategyView``. Only the taker keeps anything of its own (the
-takes it has not seen the book show yet); it goes when the market is forgotten (``forget``).
+What they see is ``strategy_view.StrategyView``. The taker keeps the takes it has not seen the
+book show yet, the maker what it read when it last chose to do nothing (so that an update which
+changed none of it costs a comparison); both go when the market is forgotten (``forget``).
 """
 
 from __future__ import annotations
@@ -226,18 +227,50 @@ class CompleteSetMaker(_BookStrategy):
 
     name = "maker"
 
+    def __init__(self, *, config_for: Callable[[str], StrategiesConfig], ids: Ids) -> None:
+        super().__init__(config_for=config_for, ids=ids)
+        # YES token -> what the maker read when it last decided to do nothing in that market.
+        # Most book updates change a level below the top, which it never reads: while what it
+        # reads is the same, so is its decision, and nothing needs working out again.
+        self._idle: dict[str, tuple[Any, ...]] = {}
+
+    def forget(self, tokens: Iterable[str]) -> None:
+        for token in tokens:
+            self._idle.pop(token, None)
+
+    def remembered(self) -> int:
+        return len(self._idle)
+
     def decide(self, update: BookUpdate, view: StrategyView, info: MarketInfo, cfg: MakerConfig,
                book_yes: BookLike | None, book_no: BookLike | None) -> list[Intent]:
-        quotes = view.quotes(info.market, self.name)
         if not cfg.enabled:
-            return self._pull(update, quotes, "maker disabled")
+            return self._pull(update, view.quotes(info.market, self.name), "maker disabled")
         if not _both_synced(book_yes, book_no):
-            return self._pull(update, quotes, "book not synced")
+            return self._pull(update, view.quotes(info.market, self.name), "book not synced")
         assert book_yes is not None and book_no is not None
         if info.end_ns is not None and view.now_ns() >= info.end_ns - cfg.end_buffer_s * 1_000_000_000:
-            return self._pull(update, quotes, "market near its end")
-        if view.busy(info.market, self.name):
+            return self._pull(update, view.quotes(info.market, self.name), "market near its end")
+        yes, no = info.tokens
+        # Everything the rest reads: both tops, both positions, our open orders in the market
+        # (its quotes, whether one awaits the venue, the open buys in its position room), whether
+        # the open-order limit leaves room, the market and the settings.
+        read = (book_yes.best_bid, book_yes.best_ask, book_no.best_bid, book_no.best_ask,
+                view.position(yes), view.position(no), view.orders_changed(info.market), view.order_room() > 0,
+                info, cfg)
+        if self._idle.get(yes) == read:
             return []
+        if view.busy(info.market, self.name):
+            return []  # not remembered: what is in flight on chain is not among what was read
+        intents = self._requote(update, view, info, cfg, book_yes, book_no)
+        if intents:
+            self._idle.pop(yes, None)
+        else:
+            self._idle[yes] = read
+        return intents
+
+    def _requote(self, update: BookUpdate, view: StrategyView, info: MarketInfo, cfg: MakerConfig,
+                 book_yes: BookLike, book_no: BookLike) -> list[Intent]:
+        quotes = view.quotes(info.market, self.name)
         wanted = self._wanted_bids(info, cfg, view, book_yes, book_no)
         pair_cost = (wanted[0] or 0) + (wanted[1] or 0)
         threshold = cfg.refresh_threshold
@@ -351,10 +384,12 @@ class Strategies:
         return self.merger.on_sweep(cause, view)
 
     def forget(self, tokens: Iterable[str]) -> None:
-        """Forget what any strategy keeps on these tokens (their market was forgotten). Only the
-        taker keeps anything: the maker and the merger decide from the view alone."""
+        """Forget what any strategy keeps on these tokens (their market was forgotten): the
+        taker's takes and the maker's last idle reading. The merger decides from the view alone."""
+        tokens = list(tokens)
         self.taker.forget(tokens)
+        self.maker.forget(tokens)
 
     def remembered(self) -> int:
         """Entries kept per token or market, all strategies together."""
-        return self.taker.remembered()
+        return self.taker.remembered() + self.maker.remembered()

@@ -40,6 +40,9 @@ class StrategyView(Protocol):
     def available_shares(self, token: str) -> int: ...
     def quotes(self, market: str, strategy: str) -> Sequence[OrderLike]:
         """Our open orders of that strategy in that market, not already being cancelled."""
+    def orders_changed(self, market: str) -> int:
+        """New whenever one of our open orders in that market changed, 0 exactly while it has
+        none: equal answers mean the same open orders (``Orders.changed_in``)."""
     def busy(self, market: str, strategy: str) -> bool:
         """True while an order or merge of that strategy in that market awaits the venue, while a
         redemption of the market awaits the chain, and for the merge strategy while the market's

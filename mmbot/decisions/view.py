@@ -59,6 +59,7 @@ class StateView:
         self.position: Callable[[str], int] = ledger.position
         self.available_shares: Callable[[str], int] = ledger.available_shares
         self.open_orders: Callable[[], int] = orders.open_count
+        self.orders_changed: Callable[[str], int] = orders.changed_in
         # What each position counts for in equity (shares at the mid, or at cost without one),
         # and their sum: refreshed only for tokens whose book or position changed, so risk's
         # daily-loss check costs the same with 50 tokens or 5,000.
