@@ -7,7 +7,7 @@
 NautilusTrader is the optional ``bench`` extra (``.venv/bin/pip install -e '.[bench]'``).
 
 The recording is the replay bench's (``bench/replay.py``'s ``main_recording``, cached in
-``bench/.cache``). Each round runs three children, each in a fresh interpreter, in an order that
+``bench/.cache``). Each round runs four children, each in a fresh interpreter, in an order that
 rotates from round to round:
 
 - **nautilus**: the recording decoded by mmbot's own decoder and converted into NT instruments,
@@ -16,10 +16,15 @@ rotates from round to round:
   (``nautilus_strategies.CompleteSets``);
 - **nautilus_maker**: the same with the re-quoting maker as well (what mmbot runs);
 - **mmbot**: exactly ``mmbot replay`` (``replay.run_child("replay", ...)``): gzip, JSON decoding,
-  books, strategies, risk, ledger, paper venue, every row written to SQLite on a thread.
+  books, strategies (taker and maker: the defaults), risk, ledger, paper venue, every row written
+  to SQLite on a thread;
+- **mmbot_taker**: the same with the maker off (``replay-taker``): the strategy **nautilus** runs.
 
-Every rate has the same numerator: mmbot's decoded market messages (``events``). Prints ONE JSON
-line (see bench/README.md).
+Every rate has the same numerator: mmbot's decoded market messages (``events``).
+``ratio_vs_nautilus`` is the issue's figure, mmbot's defaults against NT's top-of-book taker;
+``like_for_like`` sets each side's same strategies against each other: taker against taker
+(mmbot_taker / nautilus), taker and maker against taker and maker (mmbot / nautilus_maker).
+Prints ONE JSON line (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from replay_probe import peak_rss_kib
 
 INSTALL = ".venv/bin/pip install -e '.[bench]'"
 CONFIGS = {"nautilus": False, "nautilus_maker": True}  # child name -> whether the maker quotes too
+MMBOT = {"mmbot": "replay", "mmbot_taker": "replay-taker"}  # child name -> the replay bench's path
 TARGET_RATIO = 0.5
 # mmbot's paper venue starts with 1,000 pUSD and gets it back by merging complete sets; NT cannot
 # merge, so its cash account starts deep enough never to refuse an order for want of cash.
@@ -238,12 +244,12 @@ def run_rounds(args: argparse.Namespace, recording: Path) -> list[dict[str, dict
     """``args.rounds`` rounds of the three children, the order rotated from round to round."""
     import replay
 
-    names = [*CONFIGS, "mmbot"]
+    names = [*CONFIGS, *MMBOT]
     rounds = []
     for r in range(args.rounds):
         results: dict[str, dict[str, Any]] = {}
         for name in names[r % len(names):] + names[:r % len(names)]:
-            results[name] = (replay.run_child("replay", recording, args.seed) if name == "mmbot"
+            results[name] = (replay.run_child(MMBOT[name], recording, args.seed) if name in MMBOT
                              else run_nautilus_child(name, recording))
         rounds.append({name: results[name] for name in names})
     return rounds
@@ -251,18 +257,22 @@ def run_rounds(args: argparse.Namespace, recording: Path) -> list[dict[str, dict
 
 def round_figures(results: dict[str, dict[str, Any]], events: int) -> dict[str, Any]:
     """One round's rates, all over mmbot's decoded market messages."""
-    mm, nt, ntm = results["mmbot"], results["nautilus"], results["nautilus_maker"]
-    rate = {"mmbot": events / mm["seconds"], "nautilus": events / nt["run_s"],  # float-ok: rates
-            "nautilus_maker": events / ntm["run_s"]}
+    mm, mmt, nt, ntm = results["mmbot"], results["mmbot_taker"], results["nautilus"], results["nautilus_maker"]
+    rate = {"mmbot": events / mm["seconds"], "mmbot_taker": events / mmt["seconds"],  # float-ok: rates
+            "nautilus": events / nt["run_s"], "nautilus_maker": events / ntm["run_s"]}
     return {
         "nautilus_events_per_s": round(rate["nautilus"]),
         "nautilus_maker_events_per_s": round(rate["nautilus_maker"]),
         "mmbot_events_per_s": round(rate["mmbot"]),
+        "mmbot_taker_events_per_s": round(rate["mmbot_taker"]),
         "ratio_vs_nautilus": round(rate["mmbot"] / rate["nautilus"], 3),
         "ratio_vs_nautilus_maker": round(rate["mmbot"] / rate["nautilus_maker"], 3),
+        "like_for_like_taker": round(rate["mmbot_taker"] / rate["nautilus"], 3),
+        "like_for_like_taker_and_maker": round(rate["mmbot"] / rate["nautilus_maker"], 3),
         "nautilus_run_s": round(nt["run_s"], 3),
         "nautilus_maker_run_s": round(ntm["run_s"], 3),
         "mmbot_s": round(mm["seconds"], 3),
+        "mmbot_taker_s": round(mmt["seconds"], 3),
         "nautilus_add_data_s": nt["add_data_s"],
         "nautilus_maker_add_data_s": ntm["add_data_s"],
     }
@@ -281,6 +291,8 @@ def summary(recording: Path, meta: dict[str, Any], rounds: list[dict[str, dict[s
     last = rounds[-1]
     nt, ntm, mm = last["nautilus"], last["nautilus_maker"], last["mmbot"]
     ratio = median([r["ratio_vs_nautilus"] for r in per_round])
+    like = {"taker": median([r["like_for_like_taker"] for r in per_round]),
+            "taker_and_maker": median([r["like_for_like_taker_and_maker"] for r in per_round])}
     nt_s, ntm_s, mm_s = median_s("nautilus", "run_s"), median_s("nautilus_maker", "run_s"), median_s("mmbot", "seconds")
     return {
         "recording": recording.name,
@@ -291,11 +303,14 @@ def summary(recording: Path, meta: dict[str, Any], rounds: list[dict[str, dict[s
         "nautilus_trader": nt["nautilus_trader"],
         "rounds": len(rounds),
         **{key: round(median([r[key] for r in per_round])) for key in
-           ("nautilus_events_per_s", "nautilus_maker_events_per_s", "mmbot_events_per_s")},
+           ("nautilus_events_per_s", "nautilus_maker_events_per_s", "mmbot_events_per_s",
+            "mmbot_taker_events_per_s")},
         "ratio_vs_nautilus": ratio,
         "ratio_vs_nautilus_maker": median([r["ratio_vs_nautilus_maker"] for r in per_round]),
+        "like_for_like": like,
         "level_changes_per_s": {"mmbot": round(meta["level_changes"] / mm_s),
                                 "nautilus": round(meta["level_changes"] / nt_s),
+                                "mmbot_taker": round(meta["level_changes"] / median_s("mmbot_taker", "seconds")),
                                 "nautilus_maker": round(meta["level_changes"] / ntm_s)},
         "nautilus_own_counts": {
             "data_objects": nt["data_objects"],
@@ -313,16 +328,19 @@ def summary(recording: Path, meta: dict[str, Any], rounds: list[dict[str, dict[s
             "nautilus": nt["work"],
             "nautilus_maker": ntm["work"],
             "mmbot": {key: mm[key] for key in ("orders", "fills", "book_updates", "rows_written", "drops")},
+            "mmbot_taker": {key: last["mmbot_taker"][key] for key in ("orders", "fills", "book_updates", "rows_written")},
             "same_every_round": all(
                 r["nautilus"]["work"] == nt["work"] and r["nautilus_maker"]["work"] == ntm["work"]
-                and (r["mmbot"]["orders"], r["mmbot"]["fills"]) == (mm["orders"], mm["fills"]) for r in rounds
+                and (r["mmbot"]["orders"], r["mmbot"]["fills"]) == (mm["orders"], mm["fills"])
+                and r["mmbot_taker"]["orders"] == last["mmbot_taker"]["orders"] for r in rounds
             ),
         },
         "malformed": {"mmbot": mm["malformed"], "nautilus_conversion": nt["conversion"]["malformed"]},
         "conversion": nt["conversion"],
         "peak_rss_mib": {name: round((result["peak_rss_kib"] or 0) / 1024, 1)  # float-ok: MiB
                          for name, result in last.items()},
-        "targets_met": {"ratio_vs_nautilus": ratio >= TARGET_RATIO},
+        "targets_met": {"ratio_vs_nautilus": ratio >= TARGET_RATIO,
+                        **{f"like_for_like_{name}": value >= TARGET_RATIO for name, value in like.items()}},
     }
 
 

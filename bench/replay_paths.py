@@ -19,6 +19,8 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import attrs
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -69,8 +71,15 @@ def close_watchdog(limit_s: int, at_close: dict[str, int], give_up: Callable[[],
         EventLog.close = close  # type: ignore[method-assign]
 
 
-def run_replay(recording: Path, db: Path, seed: int) -> dict[str, Any]:
-    """``mmbot replay``'s own code path, instrumented from outside."""
+def taker_only(config: Config) -> Config:
+    """``config`` with the maker off: the strategy NautilusTrader's top-of-book run has (the
+    merger stays: it is how the taker's complete sets turn back into pUSD)."""
+    strategies = config.strategies
+    return attrs.evolve(config, strategies=attrs.evolve(strategies, maker=attrs.evolve(strategies.maker, enabled=False)))
+
+
+def run_replay(recording: Path, db: Path, seed: int, *, taker: bool = False) -> dict[str, Any]:
+    """``mmbot replay``'s own code path, instrumented from outside (``taker``: the maker off)."""
     idle_kib = reset_peak_rss_kib()  # everything imported, nothing built yet
     probe, steps, engines = Probe(), StepTimes(), []
     last_progress = [0, 0]  # wall and CPU ns after the last instant's frames were handled
@@ -104,7 +113,8 @@ def run_replay(recording: Path, db: Path, seed: int) -> dict[str, Any]:
     with instrumented(probe, engines), close_watchdog(CLOSE_LIMIT_S, at_close, give_up):
         cpu_started, started = time.process_time_ns(), monotonic_ns()
         run_digest = trio.run(
-            functools.partial(app.replay, config=Config(seed=seed), recording=recording, db_path=db,
+            functools.partial(app.replay, config=taker_only(Config(seed=seed)) if taker else Config(seed=seed),
+                              recording=recording, db_path=db,
                               seed=seed, on_progress=progress),
             clock=trio.testing.MockClock(autojump_threshold=0),
             instruments=[steps],
@@ -186,7 +196,7 @@ def run_no_trio(recording: Path, db: Path, seed: int) -> dict[str, Any]:
     }
 
 
-PATHS = {"replay": run_replay, "no-trio": run_no_trio}
+PATHS = {"replay": run_replay, "replay-taker": functools.partial(run_replay, taker=True), "no-trio": run_no_trio}
 
 
 def run_child(path: str, recording: Path, seed: int) -> dict[str, Any]:
