@@ -29,6 +29,8 @@ import attrs
 import httpx
 import pytest
 import sqlite_utils
+import trio
+import trio_websocket
 
 from mmbot.model import ONE, format_micro
 from mmbot.venues.polymarket.contracts import ALLOWANCE, CTF, CTF_OPERATORS, IS_APPROVED_FOR_ALL, PUSD, PUSD_SPENDERS
@@ -138,6 +140,26 @@ def listing(sim: Sim) -> list[dict[str, Any]]:
     """Every market the simulator lists, open and resolved (closed)."""
     return [dict(m, tokens=json.loads(m["clobTokenIds"]), prices=json.loads(m["outcomePrices"]))
             for m in httpx.get(f"{sim.rest}/gamma/markets").json()]
+
+
+def wait_for_a_resolution_of(sim: Sim, tokens: list[str], within_s: int = 60) -> list[dict[str, Any]]:
+    """The listing once a market of one of ``tokens`` has resolved: at once if one has, else after
+    the market channel tells of the resolution (within ``within_s``: the simulator resolves a
+    window every 6 s here)."""
+
+    def held_resolved(markets: list[dict[str, Any]]) -> bool:
+        return any(m["closed"] and set(tokens) & set(m["tokens"]) for m in markets)
+
+    async def wait() -> list[dict[str, Any]]:
+        async with trio_websocket.open_websocket_url(sim.ws) as ws:  # subscribed before the check: none missed
+            await ws.send_message(json.dumps({"assets_ids": tokens, "type": "market", "custom_feature_enabled": True}))
+            with trio.fail_after(within_s):
+                while not held_resolved(markets := listing(sim)):
+                    while '"market_resolved"' not in await ws.get_message():
+                        pass
+        return markets
+
+    return trio.run(wait)
 
 
 def free_port() -> int:
@@ -291,9 +313,15 @@ def test_a_newcomer_deploys_approves_funds_trades_merges_and_redeems(sim: Sim, t
     assert end["cash"] == venue["cash"], (end["cash"], venue["cash"])
     assert status_rows(ok(mmbot("wallet", "status", "--rpc", sim.rpc)))["pUSD"] == format_micro(venue["cash"])
 
-    # 6. by hand: redeem a resolved market held, merge the complete sets left
+    # 6. by hand: redeem a resolved market held, merge the complete sets left. A market the run
+    # holds may resolve after it ended (a window lasts one run here): then wait for it
     held = venue["positions"]
-    markets = listing(sim)
+    if not any(held.values()):  # the run merged everything it bought: hold sets of an open market
+        cid = next(m["conditionId"] for m in listing(sim) if not m["closed"])
+        ok(mmbot("wallet", "split", "--market", cid, "--amount", "3", "--rest", sim.rest, *acting(), **env))
+        venue = account(sim, OWNER)
+        held = venue["positions"]
+    markets = wait_for_a_resolution_of(sim, [t for t, n in held.items() if n])
     resolved = [m for m in markets if m["closed"] and any(held.get(t) for t in m["tokens"])]
     redeemed = False
     if resolved:

@@ -18,7 +18,7 @@ still held and leaves with the last of them.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import AbstractSet, Any, Mapping
 
 from mmbot.decisions.holdings import (  # noqa: F401  (re-exported: the ledger's vocabulary)
     INSUFFICIENT_CASH, INSUFFICIENT_SHARES, InsufficientFunds, LedgerInvariantError, Position,
@@ -26,6 +26,7 @@ from mmbot.decisions.holdings import (  # noqa: F401  (re-exported: the ledger's
 from mmbot.model import Side, notional, notional_down
 
 _FLAT = Position(shares=0, cost=0)
+_NOTHING_MOVED: AbstractSet[str] = frozenset()  # take_moved runs after every decision step: no new set each time
 
 
 class Ledger:
@@ -77,11 +78,12 @@ class Ledger:
         """Σ cost basis of every position: the position half of gross exposure."""
         return self._cost_basis
 
-    def take_moved(self) -> set[str]:
-        """The tokens whose position changed since the last call (for one consumer: the view's
-        running equity), then forget them."""
-        moved, self._moved = self._moved, set()
-        return moved
+    def take_moved(self) -> AbstractSet[str]:
+        """Tokens whose position changed since the last call, then forgotten (for the view's equity)."""
+        moved = self._moved
+        if moved:
+            self._moved = set()
+        return moved or _NOTHING_MOVED
 
     def unrealised(self, marks: Mapping[str, int]) -> int:
         """Σ shares × mark − cost basis over the positions that have a mark."""
@@ -130,8 +132,7 @@ class Ledger:
         self._reserved_shares[token] = self._reserved_shares.get(token, 0) + shares
 
     def _shrink_holds(self, token: str, shares: int) -> None:
-        """The venue took back ``shares`` that were reserved (an open sell, a merge or a redemption
-        in flight): the venue is right, so the reservations shrink, latest first."""
+        """The venue took back reserved ``shares`` (held for a sell, merge or redemption): the latest holds shrink."""
         for order_id in reversed([o for o, (t, _) in self._share_reservations.items() if t == token]):
             if shares <= 0:
                 return
@@ -338,9 +339,8 @@ class Ledger:
                 problems.append(f"{token}: bad position {pos}")
             if self._reserved_shares.get(token, 0) > pos.shares:
                 problems.append(f"{token}: more shares reserved than held")
-        for token in self._reserved_shares:
-            if token not in self._positions:
-                problems.append(f"{token}: shares reserved but none held")
+        problems += [f"{token}: shares reserved but none held" for token in self._reserved_shares
+                     if token not in self._positions]
         if self._cost_basis != sum(p.cost for p in self._positions.values()):
             problems.append("running cost basis differs from the positions' sum")
         if self.cash + self.cost_basis() != self._contributed + self.realised:

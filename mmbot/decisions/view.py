@@ -119,8 +119,11 @@ class StateView:
         if settled:
             self._newly_settled = set()
         ledger, valued = self.ledger, self._valued
+        position = ledger.position
         # the order tokens are valued in changes nothing: each adds its own difference to the sum
         for token in (touched | moved | settled) if (moved or settled) else touched:
+            if token not in valued and not position(token):
+                continue  # held neither before nor now: worth nothing either time (most books' tokens)
             before = valued.pop(token, 0)
             held = ledger.holding(token)
             value = 0
