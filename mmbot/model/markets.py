@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from mmbot.model.money import ONE
-from mmbot.model.values import Side, message
+from mmbot.model.values import HotMessage, Side, message
 
 
 
@@ -60,8 +60,9 @@ class LevelChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     hash: str = ""
 
 
-@message
-class PriceChange:
+class PriceChange(HotMessage):
+    """Level changes of one market, the commonest message by far (a HotMessage: built on every one)."""
+
     cid: str
     recv_ns: int
     market: str

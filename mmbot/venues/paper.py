@@ -157,7 +157,8 @@ class PaperGateway:
         if isinstance(msg, PriceChange):  # the commonest by far
             changes = msg.changes
             self._liquidity.restated_changes(changes)
-            self._on_levels_changed({change.token for change in changes}, msg.recv_ns)
+            if self._resting:
+                self._on_levels_changed({change.token for change in changes}, msg.recv_ns)
         elif isinstance(msg, LastTrade):
             self._on_trade(msg)
         elif isinstance(msg, BookSnapshot):
@@ -306,20 +307,21 @@ class PaperGateway:
             ours = order.request
             if ours.token in tokens:
                 # Only cancellations shrink a level without a trade (trades already ate the
-                # queue), and orders that join later queue behind us: never grow the queue.
-                shown = liquidity.shown(ours.token, ours.side, ours.price)
-                if shown < order.queue_ahead:
-                    order.queue_ahead = shown
+                # queue), and orders that join later queue behind us: never grow the queue
+                # (nor look, at the head of it).
+                if order.queue_ahead:
+                    shown = liquidity.shown(ours.token, ours.side, ours.price)
+                    if shown < order.queue_ahead:
+                        order.queue_ahead = shown
             elif order.complement not in tokens:
                 continue
-            self._fill_if_crossed(order, ts_ns)
+            if liquidity.may_cross(ours.token, order.complement, ours.side, ours.price):
+                self._fill_crossed(order, ts_ns)  # seldom: the usual case is told by the two best prices
 
-    def _fill_if_crossed(self, order: _Order, ts_ns: int) -> None:
+    def _fill_crossed(self, order: _Order, ts_ns: int) -> None:
         """The book shows the other side at or through our price: it would have matched us."""
         wanted = order.remaining
         ours = order.request
-        if not self._liquidity.may_cross(ours.token, order.complement, ours.side, ours.price):
-            return  # the usual case, seen from the two best prices alone
         for level in self._liquidity.takeable(ours.token, order.complement, ours.side, ours.price):
             size = min(wanted, level.available)
             self._liquidity.consume(level, size)

@@ -168,5 +168,8 @@ def _plain(value: Any) -> Any:
 
 
 def _to_json(message: Any) -> str:
-    fields = attrs.asdict(message, value_serializer=lambda _inst, _field, value: _plain(value))
+    if isinstance(message, msgspec.Struct):  # a HotMessage (PriceChange)
+        fields = {k: _plain(v) for k, v in msgspec.structs.asdict(message).items()}
+    else:
+        fields = attrs.asdict(message, value_serializer=lambda _inst, _field, value: _plain(value))
     return json.dumps(fields, ensure_ascii=False)
