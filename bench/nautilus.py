@@ -15,10 +15,12 @@ rotates from round to round:
   (timed apart) and ``engine.run()`` (the figure) with the top-of-book taker
   (``nautilus_strategies.CompleteSets``);
 - **nautilus_maker**: the same with the re-quoting maker as well (what mmbot runs);
-- **mmbot**: exactly ``mmbot replay`` (``replay.run_child("replay", ...)``): gzip, JSON decoding,
-  books, strategies (taker and maker: the defaults), risk, ledger, paper venue, every row written
-  to SQLite on a thread;
-- **mmbot_taker**: the same with the maker off (``replay-taker``): the strategy **nautilus** runs.
+- **mmbot**: exactly ``mmbot replay``'s code (``replay.run_child("replay-plain", ...)``: the
+  replay bench's path without its tick-to-submit probe, whose wrappers cost per frame): gzip,
+  JSON decoding, books, strategies (taker and maker: the defaults), risk, ledger, paper venue,
+  every row written to SQLite on a thread;
+- **mmbot_taker**: the same with the maker off (``replay-plain-taker``): the strategy
+  **nautilus** runs.
 
 Every rate has the same numerator: mmbot's decoded market messages (``events``).
 ``ratio_vs_nautilus`` is the issue's figure, mmbot's defaults against NT's top-of-book taker;
@@ -56,7 +58,7 @@ from replay_probe import peak_rss_kib
 
 INSTALL = ".venv/bin/pip install -e '.[bench]'"
 CONFIGS = {"nautilus": False, "nautilus_maker": True}  # child name -> whether the maker quotes too
-MMBOT = {"mmbot": "replay", "mmbot_taker": "replay-taker"}  # child name -> the replay bench's path
+MMBOT = {"mmbot": "replay-plain", "mmbot_taker": "replay-plain-taker"}  # child name -> the replay bench's path
 TARGET_RATIO = 0.5
 # mmbot's paper venue starts with 1,000 pUSD and gets it back by merging complete sets; NT cannot
 # merge, so its cash account starts deep enough never to refuse an order for want of cash.

@@ -35,7 +35,9 @@ from mmbot.decisions.markets import Markets  # noqa: E402
 from mmbot.facts.recording import iter_frames, read_header  # noqa: E402
 from mmbot.memory.log import EventLog  # noqa: E402
 from mmbot.memory.query import digest  # noqa: E402
-from replay_probe import Probe, StepTimes, engine_counts, peak_rss_kib, reset_peak_rss_kib, instrumented  # noqa: E402
+from replay_probe import (  # noqa: E402
+    Probe, StepTimes, engine_counts, engine_kept, instrumented, peak_rss_kib, reset_peak_rss_kib,
+)
 
 CLOSE_LIMIT_S = 30  # a replay whose event log takes longer to close is reported as such
 BEFORE_GIVING_UP: list[Callable[[], None]] = []  # run by the close watchdog before it exits
@@ -78,8 +80,13 @@ def taker_only(config: Config) -> Config:
     return attrs.evolve(config, strategies=attrs.evolve(strategies, maker=attrs.evolve(strategies.maker, enabled=False)))
 
 
-def run_replay(recording: Path, db: Path, seed: int, *, taker: bool = False) -> dict[str, Any]:
-    """``mmbot replay``'s own code path, instrumented from outside (``taker``: the maker off)."""
+def run_replay(recording: Path, db: Path, seed: int, *, taker: bool = False, probed: bool = True) -> dict[str, Any]:
+    """``mmbot replay``'s own code path, instrumented from outside (``taker``: the maker off).
+
+    ``probed`` False leaves out what only the replay bench's own figures need and costs per frame
+    (the tick-to-submit probe's wrappers, Trio's step timing, the CPU clock read per instant):
+    the side by side with NautilusTrader times mmbot's code alone, as it times NT's. Only the
+    engine is kept, once, for its counts."""
     idle_kib = reset_peak_rss_kib()  # everything imported, nothing built yet
     probe, steps, engines = Probe(), StepTimes(), []
     last_progress = [0, 0]  # wall and CPU ns after the last instant's frames were handled
@@ -88,11 +95,14 @@ def run_replay(recording: Path, db: Path, seed: int, *, taker: bool = False) -> 
     def progress(_: int) -> None:
         last_progress[0], last_progress[1] = monotonic_ns(), time.process_time_ns()
 
+    def progress_wall(_: int) -> None:
+        last_progress[0] = monotonic_ns()
+
     def result(run_digest: str | None) -> dict[str, Any]:
         return {
             **engine_counts(engines[0]),
             "seconds": (last_progress[0] - started) / 1e9,  # float-ok: frames handled, before the drain
-            "cpu_seconds": (last_progress[1] - cpu_started) / 1e9,  # float-ok: all threads
+            "cpu_seconds": (last_progress[1] - cpu_started) / 1e9 if probed else None,  # float-ok: all threads
             "wall_s": round((monotonic_ns() - started) / 1e9, 2),  # float-ok: with drain, close and digest
             "pending_at_close": at_close.get("pending"),
             "close_s": round(at_close["took_ns"] / 1e9, 2) if "took_ns" in at_close else None,  # float-ok
@@ -110,14 +120,15 @@ def run_replay(recording: Path, db: Path, seed: int, *, taker: bool = False) -> 
         print(json.dumps(result(None)), flush=True)
         os._exit(0)  # the Trio thread is still busy closing; the figures so far are the result
 
-    with instrumented(probe, engines), close_watchdog(CLOSE_LIMIT_S, at_close, give_up):
+    watched = instrumented(probe, engines) if probed else engine_kept(engines)
+    with watched, close_watchdog(CLOSE_LIMIT_S, at_close, give_up):
         cpu_started, started = time.process_time_ns(), monotonic_ns()
         run_digest = trio.run(
             functools.partial(app.replay, config=taker_only(Config(seed=seed)) if taker else Config(seed=seed),
                               recording=recording, db_path=db,
-                              seed=seed, on_progress=progress),
+                              seed=seed, on_progress=progress if probed else progress_wall),
             clock=trio.testing.MockClock(autojump_threshold=0),
-            instruments=[steps],
+            instruments=[steps] if probed else [],
         )
     return result(run_digest)
 
@@ -196,7 +207,12 @@ def run_no_trio(recording: Path, db: Path, seed: int) -> dict[str, Any]:
     }
 
 
-PATHS = {"replay": run_replay, "replay-taker": functools.partial(run_replay, taker=True), "no-trio": run_no_trio}
+PATHS = {
+    "replay": run_replay,
+    "replay-plain": functools.partial(run_replay, probed=False),
+    "replay-plain-taker": functools.partial(run_replay, taker=True, probed=False),
+    "no-trio": run_no_trio,
+}
 
 
 def run_child(path: str, recording: Path, seed: int) -> dict[str, Any]:

@@ -139,6 +139,23 @@ class StepTimes(trio.abc.Instrument):
 
 
 @contextlib.contextmanager
+def engine_kept(engines: list[app.Engine]) -> Iterator[None]:
+    """Keep the engine replay builds, for its counts: one call at start, nothing per frame."""
+    build_engine = app_replay.build_engine
+
+    def kept(**kwargs: Any) -> app.Engine:
+        engine = build_engine(**kwargs)
+        engines.append(engine)
+        return engine
+
+    app_replay.build_engine = kept  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        app_replay.build_engine = build_engine
+
+
+@contextlib.contextmanager
 def instrumented(probe: Probe, engines: list[app.Engine]) -> Iterator[None]:
     """Patch app's decoder, engine builder and paper gateway for the bench, where replay looks
     them up (app_replay, app_engine); restore on exit."""

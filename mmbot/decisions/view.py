@@ -64,6 +64,7 @@ class StateView:
         # and their sum: refreshed only for tokens whose book or position changed, so risk's
         # daily-loss check costs the same with 50 tokens or 5,000.
         self._valued: dict[str, int] = {}
+        self._valued_at: dict[str, tuple[int | None, int | None] | None] = {}  # the book's top then (None: no book)
         self._valued_total = 0
         self._settled: dict[str, int] = {}  # token -> what a share redeems for, once its market resolved
         self._newly_settled: set[str] = set()
@@ -118,13 +119,18 @@ class StateView:
             return self._valued_total  # nothing moved since the last call: the usual case
         if settled:
             self._newly_settled = set()
-        ledger, valued = self.ledger, self._valued
+        ledger, valued, valued_at, book = self.ledger, self._valued, self._valued_at, self.book
         position = ledger.position
         # the order tokens are valued in changes nothing: each adds its own difference to the sum
         for token in (touched | moved | settled) if (moved or settled) else touched:
             if token not in valued and not position(token):
                 continue  # held neither before nor now: worth nothing either time (most books' tokens)
+            shown = book(token)
+            top = None if shown is None else (shown.best_bid, shown.best_ask)
+            if token in valued_at and valued_at[token] == top and token not in moved and token not in settled:
+                continue  # a level below the top changed: the same holding at the same mark
             before = valued.pop(token, 0)
+            valued_at.pop(token, None)
             held = ledger.holding(token)
             value = 0
             if held.shares:
@@ -132,6 +138,7 @@ class StateView:
                 # marked value rounds DOWN, as in Ledger.unrealised
                 value = held.cost if mark is None else notional_down(mark, held.shares)
                 valued[token] = value
+                valued_at[token] = top
             self._valued_total += value - before
         return self._valued_total
 
