@@ -87,9 +87,11 @@ class _Timer:
 class Scheduler:
     """A heap of timers fired in (time, insertion) order: ties never depend on Trio's scheduler.
 
-    Two drivers exist. ``run()`` is a task for the real clock; in replay the recorded feed calls
-    ``fire_until(t)`` before delivering the frames of instant ``t`` (timers first, then frames:
-    the fixed rule of DESIGN §8).
+    Three drivers exist. ``run()`` is a task for the real clock; in replay the recorded feed fires
+    the timers due up to instant ``t`` itself, a decision step after each, before delivering the
+    frames of ``t`` (timers first, then frames: the fixed rule of DESIGN §8,
+    ``facts/replay.py``); ``fire_until(t)`` does the same by waiting for quiescence, for the end
+    of a replay's shutdown (``app_engine.stop_safely``) and for tests.
     """
 
     def __init__(self, clock: TrioClock) -> None:

@@ -142,13 +142,18 @@ def listing(sim: Sim) -> list[dict[str, Any]]:
             for m in httpx.get(f"{sim.rest}/gamma/markets").json()]
 
 
+def resolved_holding(markets: list[dict[str, Any]], held: dict[str, int]) -> list[dict[str, Any]]:
+    """The resolved markets (a winner shown) of which ``held`` has shares."""
+    return [m for m in markets if m["closed"] and "1" in m["prices"] and any(held.get(t) for t in m["tokens"])]
+
+
 def wait_for_a_resolution_of(sim: Sim, tokens: list[str], within_s: int = 60) -> list[dict[str, Any]]:
     """The listing once a market of one of ``tokens`` has resolved: at once if one has, else after
     the market channel tells of the resolution (within ``within_s``: the simulator resolves a
     window every 6 s here)."""
 
     def held_resolved(markets: list[dict[str, Any]]) -> bool:
-        return any(m["closed"] and set(tokens) & set(m["tokens"]) for m in markets)
+        return bool(resolved_holding(markets, dict.fromkeys(tokens, 1)))
 
     async def wait() -> list[dict[str, Any]]:
         async with trio_websocket.open_websocket_url(sim.ws) as ws:  # subscribed before the check: none missed
@@ -313,16 +318,20 @@ def test_a_newcomer_deploys_approves_funds_trades_merges_and_redeems(sim: Sim, t
     assert end["cash"] == venue["cash"], (end["cash"], venue["cash"])
     assert status_rows(ok(mmbot("wallet", "status", "--rpc", sim.rpc)))["pUSD"] == format_micro(venue["cash"])
 
-    # 6. by hand: redeem a resolved market held, merge the complete sets left. A market the run
-    # holds may resolve after it ended (a window lasts one run here): then wait for it
+    # 6. by hand: redeem a resolved market held, merge the complete sets left. The run holds a
+    # resolved window's shares or not, by the phase of its 6 s against the windows' (what it holds
+    # may be merged away, or be the long shot, which never ends here): if not, hold sets of the
+    # window that ends first and wait for its resolution on the market channel
     held = venue["positions"]
-    if not any(held.values()):  # the run merged everything it bought: hold sets of an open market
-        cid = next(m["conditionId"] for m in listing(sim) if not m["closed"])
-        ok(mmbot("wallet", "split", "--market", cid, "--amount", "3", "--rest", sim.rest, *acting(), **env))
+    markets = listing(sim)
+    if not resolved_holding(markets, held):
+        first = min((m for m in markets if not m["closed"] and m["endDate"]), key=lambda m: m["endDate"])
+        ok(mmbot("wallet", "split", "--market", first["conditionId"], "--amount", "3", "--rest", sim.rest,
+                 *acting(), **env))
         venue = account(sim, OWNER)
         held = venue["positions"]
-    markets = wait_for_a_resolution_of(sim, [t for t, n in held.items() if n])
-    resolved = [m for m in markets if m["closed"] and any(held.get(t) for t in m["tokens"])]
+        markets = wait_for_a_resolution_of(sim, first["tokens"])
+    resolved = resolved_holding(markets, held)
     redeemed = False
     if resolved:
         market = resolved[0]

@@ -70,7 +70,8 @@ async def _set_up_from_nothing(server: SimServer, urls: Any) -> tuple[str, set[s
 async def test_a_new_deposit_wallet_trades_merges_and_redeems_unattended(nursery, autojump_clock, tmp_path,
                                                                          monkeypatch) -> None:
     venue = LiveVenue(seed=21, markets=4, start_ns=START_NS, warmup_s=20, interval_s=INTERVAL_S)
-    server = SimServer(venue, settings=SimSettings(seed=0, interval_s=INTERVAL_S, funding=0),
+    # retain_s: the relayer's transactions are counted against the log below, none may be forgotten
+    server = SimServer(venue, settings=SimSettings(seed=0, interval_s=INTERVAL_S, funding=0, retain_s=86_400),
                        clock=TrioClock(anchor_ns=START_NS))
     urls = await nursery.start(server.run)
     wallet, setup_ids = await _set_up_from_nothing(server, urls)
