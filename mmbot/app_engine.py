@@ -259,7 +259,7 @@ def build_engine(
         capital=config.capital,
     )
     def strategies_for(market: str) -> StrategiesConfig:  # an override may name the market by its slug
-        info = markets.get(market)
+        info = markets.get(market) if config.markets else None  # no overrides: no slug needed
         return config.strategies_for(market, info.slug if info is not None else "")
 
     strategies = Strategies(config_for=strategies_for, ids=ids)

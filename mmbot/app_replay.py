@@ -11,7 +11,7 @@ import trio
 
 from mmbot import __version__
 from mmbot.app_engine import SHUTDOWN_GRACE_S, build_engine, memory_nursery, paper_gateway, run_decisions, stop_safely
-from mmbot.clock import TrioClock, wall_ns
+from mmbot.clock import ReplayClock, wall_ns
 from mmbot.config import Config
 from mmbot.decisions.markets import Markets
 from mmbot.facts.frame_times import FrameTimes
@@ -36,7 +36,7 @@ async def replay(
     and the line), the log closed and its run marked failed.
     """
     header = read_header(recording)
-    clock = TrioClock(anchor_ns=header.start_ns)
+    clock = ReplayClock(anchor_ns=header.start_ns)
     log = EventLog(
         # virtual milliseconds say nothing about how many rows wait: batch by count alone
         db_path, clock=clock, wall=wall_ns, batch_rows=config.log.batch_rows, batch_ms=None

@@ -76,6 +76,22 @@ class TrioClock:
         """When the earliest task sleeping on Trio's clock wakes (inf if none does)."""
         return trio.current_time() + trio.lowlevel.current_statistics().seconds_to_next_deadline
 
+class ReplayClock(TrioClock):
+    """``TrioClock`` for replay, made inside the run under its MockClock, which it reads
+    directly: the same reading as ``trio.current_time()`` (the run loop only asks its clock),
+    without the two calls between, on every read (the maker reads it on each book update)."""
+
+    def __init__(self, anchor_ns: int) -> None:
+        super().__init__(anchor_ns)
+        mock = trio.lowlevel.current_clock()
+        if not isinstance(mock, trio.testing.MockClock):
+            raise RuntimeError("ReplayClock needs Trio's MockClock (replay runs on one)")
+        self._read = mock.current_time
+
+    def now_ns(self) -> int:
+        return self.anchor_ns + round(self._read() * 1e9)
+
+
 @attrs.define(eq=False)
 class _Timer:
     callback: Callable[[], None] | None

@@ -172,7 +172,7 @@ def restart_delays_ms(seed: int, name: str, crashes: int) -> list[int]:
 
 async def test_a_service_that_crashes_once_is_restarted_and_the_run_goes_on(tmp_path, autojump_clock) -> None:
     starts: list[float] = []  # float-ok: virtual seconds
-    engine = await live_run(tmp_path, [("user-channel", crashing(starts, at=[0]))])
+    await live_run(tmp_path, [("user-channel", crashing(starts, at=[0]))])
     assert len(starts) == 2
     rows = select_rows(tmp_path / "run.db")
     [restart] = [row.payload for row in rows if row.kind == "restart"]

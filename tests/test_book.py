@@ -455,6 +455,36 @@ def test_changes_for_unknown_tokens_and_invalid_levels_are_counted_and_skipped()
     assert (stats.changes_without_book, stats.invalid_levels, stats.changes_applied) == (1, 2, 1)
 
 
+@pytest.mark.parametrize("one_at_a_time", [False, True], ids=["one-message", "one-entry-messages"])
+def test_each_entry_is_judged_alike_alone_or_among_others(one_at_a_time) -> None:
+    # A one-entry message, the venue's usual one, takes its own short way through Books: it
+    # must count, skip and report exactly as the general loop does.
+    books = Books(ListSink())
+    books.apply(snapshot(YES, [(p("0.5"), ONE)], [(p("0.6"), ONE)]))
+    books.apply(snapshot(NO, [(p("0.4"), ONE)], [(p("0.5"), ONE)]))
+    books.mark_stale([NO], "reconnect", "r1")
+    entries = [
+        change("unknown", Side.BUY, p("0.5"), ONE),
+        change(YES, Side.BUY, ONE, ONE),
+        change(YES, Side.BUY, 0, ONE),
+        change(YES, Side.SELL, p("0.7"), -5),
+        change(NO, Side.BUY, p("0.45"), ONE),
+        change(YES, Side.SELL, p("0.7"), 2 * ONE, best_bid=p("0.5"), best_ask=p("0.6")),
+    ]
+    if one_at_a_time:
+        reported = [token for entry in entries for token in books.apply(price_change(entry, recv_ns=7))]
+    else:
+        reported = books.apply(price_change(*entries, recv_ns=7))
+    assert reported == [YES]
+    assert books.get(YES).asks == {p("0.6"): ONE, p("0.7"): 2 * ONE} and books.get(YES).updated_ns == 7
+    assert books.get(NO).bids == {p("0.4"): ONE}
+    stats = books.statistics()
+    assert (stats.changes_without_book, stats.changes_dropped_stale, stats.invalid_levels, stats.changes_applied) == (1, 1, 3, 1)
+    assert books.get(YES).state is BookState.SYNCED
+    books.apply(price_change(change(YES, Side.BUY, p("0.55"), ONE, best_bid=p("0.5"))))  # the venue disagrees
+    assert books.get(YES).state is BookState.STALE
+
+
 def test_removing_an_absent_level_changes_nothing() -> None:
     books = Books(ListSink())
     books.apply(snapshot(YES, [(p("0.5"), ONE)], [(p("0.6"), ONE)]))

@@ -6,12 +6,16 @@ import gzip
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from mmbot.facts import recording_file
 from mmbot.facts.recording import (
     RecordingError,
     RecordingHeader,
     RecordingWriter,
     count_frames,
+    header_to_json,
     iter_frames,
     read_header,
 )
@@ -169,3 +173,36 @@ def test_a_truncated_gzip_file_is_a_recording_error_not_a_crash(tmp_path):
     missing = tmp_path / "missing.jsonl"
     with pytest.raises(RecordingError, match="cannot read"):
         read_header(missing)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    frames=st.lists(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=40), max_size=30),
+    blanks=st.sets(st.integers(min_value=0, max_value=30), max_size=3),
+    chunk=st.integers(min_value=1, max_value=300),
+    gz=st.booleans(),
+)
+def test_frames_read_in_chunks_are_the_lines_in_order_with_their_numbers(
+    tmp_path, monkeypatch, frames, blanks, chunk, gz
+):
+    # Blocks of any size, a line cut anywhere by a block's end, blank lines and a last line
+    # without its end: the same frames, in order, as reading line by line; and a bad line's
+    # number is the same however the blocks fall.
+    monkeypatch.setattr(recording_file, "_CHUNK_BYTES", chunk)
+    path = tmp_path / ("rec.jsonl.gz" if gz else "rec.jsonl")
+    lines = [header_to_json(HEADER)] + [
+        json.dumps({"t": i, "ch": "market", "frame": text}) for i, text in enumerate(frames)
+    ]
+    for at in sorted(blanks, reverse=True):
+        lines.insert(min(at + 1, len(lines)), "")
+    raw = "\n".join(lines).encode("utf-8")  # the last line has no end
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    assert list(iter_frames(path)) == [(i, "market", text) for i, text in enumerate(frames)]
+    assert count_frames(path) == len(frames)
+    if frames:
+        bad = len(lines)  # the last line, wherever its block began
+        lines[-1] = "not json"
+        raw = "\n".join(lines).encode("utf-8")
+        path.write_bytes(gzip.compress(raw) if gz else raw)
+        with pytest.raises(RecordingError, match=rf"line {bad}: not JSON"):
+            list(iter_frames(path))

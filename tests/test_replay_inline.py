@@ -11,6 +11,7 @@ import trio
 import trio.testing
 
 from mmbot import app
+from mmbot.clock import ReplayClock, TrioClock
 from mmbot.config import Config
 from mmbot.decisions.strategy import Strategies
 from mmbot.decisions.tasks import DecisionLoop
@@ -66,3 +67,23 @@ def test_a_crash_in_an_inline_step_is_the_supervisors_as_before(tmp_path, monkey
     never_inline(monkeypatch)
     crash_on(monkeypatch, calls)
     assert replay(tmp_path / "waiting.db") == inline
+
+
+def test_the_replay_clock_reads_as_trios_clock_and_needs_the_mock_clock() -> None:
+    async def readings() -> list[tuple[int, int]]:
+        plain, direct = TrioClock(anchor_ns=1_000), ReplayClock(anchor_ns=1_000)
+        seen = [(plain.now_ns(), direct.now_ns())]
+        for seconds in (0.25, 3, 1e-9, 86_400):
+            await trio.sleep(seconds)
+            direct.advance_to(direct.now_ns() + 7)
+            seen.append((plain.now_ns(), direct.now_ns()))
+        return seen
+
+    seen = trio.run(readings, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert all(plain == direct for plain, direct in seen) and seen[-1][0] > seen[0][0] + 86_400 * 10**9
+
+    async def on_the_real_clock() -> None:
+        ReplayClock(anchor_ns=0)
+
+    with pytest.raises(RuntimeError, match="MockClock"):
+        trio.run(on_the_real_clock)

@@ -194,9 +194,29 @@ class Books:
         # Crossing is judged at the same point, so an order of entries that locks the book for
         # a moment (new bid before the consumed ask's removal) is not taken for a lost update.
         books = self._books
+        changes = msg.changes
+        if len(changes) == 1:  # the venue's usual message: the loop below for one entry
+            change = changes[0]
+            token = change.token
+            book = books.get(token)
+            if book is None or book.state is _EMPTY:
+                self._changes_without_book += 1
+                return []
+            if book.state is _STALE:
+                self._changes_dropped_stale += 1
+                return []
+            price, size = change.price, change.size
+            if not 0 < price < ONE or size < 0:
+                self._invalid_levels += 1
+                return []
+            book.apply_change(change.side, price, size)
+            self._changes_applied += 1
+            book.updated_ns = msg.recv_ns
+            self._check(book, change.best_bid, change.best_ask, msg.cid)
+            return [token]
         last_entry: dict[str, LevelChange] = {}
         applied = 0
-        for change in msg.changes:
+        for change in changes:
             token = change.token
             book = books.get(token)
             if book is None or book.state is _EMPTY:

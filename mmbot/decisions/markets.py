@@ -10,7 +10,7 @@ from typing import Iterable
 
 import attrs
 
-from mmbot.model import BookSnapshot, MarketInfo, MarketMessage, MarketResolved, NewMarket, TickSizeChange
+from mmbot.model import BookSnapshot, MarketInfo, MarketMessage, MarketResolved, NewMarket, PriceChange, TickSizeChange
 
 
 class Markets:
@@ -68,6 +68,8 @@ class Markets:
 
     def apply(self, msg: MarketMessage) -> None:
         """Keep ticks and resolutions current; learn markets announced by ``new_market``."""
+        if type(msg) is PriceChange:
+            return  # the commonest message says nothing kept here
         if isinstance(msg, TickSizeChange):
             self._set_tick(msg.token, msg.new_tick)
         elif isinstance(msg, BookSnapshot) and msg.tick is not None:

@@ -9,21 +9,25 @@ Replay must be byte-for-byte reproducible, so the writer adds nothing of its own
 in a fixed key order, and gzip with ``mtime=0`` and no file name, so the same content always
 gives the same bytes. Prices and sizes in the header are decimal strings, as on the wire.
 
-This module belongs to the facts layer: it imports only ``mmbot.model``, msgspec and the stdlib.
+This module belongs to the facts layer: it imports only ``mmbot.model``, msgspec and the stdlib
+(and ``recording_file``, which reads a recording's lines and reports a damaged file).
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import json
-import zlib
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any, Iterator
 
 import attrs
 import msgspec
 
+from mmbot.facts.recording_file import (  # noqa: F401  (RecordingError re-exported: readers catch it from here)
+    RecordingError,
+    byte_line_chunks,
+    text_lines,
+)
 from mmbot.model import ONE, MarketInfo, format_micro, parse_micro
 
 FORMAT = "mmbot-recording"
@@ -31,10 +35,6 @@ VERSION = 1
 CHANNELS = ("market", "user", "underlying")
 
 _COMPACT = {"separators": (",", ":")}
-
-
-class RecordingError(Exception):
-    """The file is not a readable recording; the message is one line naming file and line."""
 
 
 @attrs.frozen(kw_only=True)
@@ -201,44 +201,9 @@ def check_header(header: RecordingHeader) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def _open_text(path: str | Path) -> IO[str]:
-    path = Path(path)
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
-def _lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) pairs; unreadable or truncated files become RecordingError."""
-    return _numbered(path, _open_text)
-
-
-def _byte_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, bytes) pairs, as ``_lines`` without decoding the text."""
-    return _numbered(path, _open_bytes)
-
-
-def _open_bytes(path: str | Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if Path(path).suffix == ".gz" else open(path, "rb")
-
-
-def _numbered(path: str | Path, opener: Callable[[str | Path], IO[Any]]) -> Iterator[tuple[int, Any]]:
-    line_no = 0
-    try:
-        with opener(path) as f:
-            for line_no, line in enumerate(f, start=1):
-                yield line_no, line
-    except OSError as exc:  # includes gzip.BadGzipFile
-        raise RecordingError(f"{path}: cannot read after line {line_no}: {exc}") from None
-    except (EOFError, zlib.error) as exc:
-        raise RecordingError(f"{path}: truncated or corrupt after line {line_no}: {exc}") from None
-    except UnicodeDecodeError:
-        raise RecordingError(f"{path}: line {line_no + 1}: not UTF-8 text") from None
-
-
 def read_header(path: str | Path) -> RecordingHeader:
     """The recording's header line, or RecordingError with a one-line reason."""
-    for _, line in _lines(path):
+    for _, line in text_lines(path):
         try:
             return header_from_json(line)
         except ValueError as exc:
@@ -294,32 +259,44 @@ def iter_frames(path: str | Path) -> Iterator[tuple[int, str, str]]:
     naming the line: a recording is produced by our own writer, so damage means the file
     cannot be trusted as a whole.
     """
-    last_t: int | None = None
-    for line_no, line in _byte_lines(path):
-        if line_no == 1:
+    last_t = -1
+    decode = _FRAME_LINE.decode
+    for first_no, lines in byte_line_chunks(path):
+        for line_no, line in enumerate(lines, start=first_no):
+            if line_no == 1:
+                try:
+                    header_from_json(line.decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise RecordingError(f"{path}: line 1: not UTF-8 text") from None
+                except ValueError as exc:
+                    raise RecordingError(f"{path}: line 1: {exc}") from None
+                continue
             try:
-                header_from_json(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                raise RecordingError(f"{path}: line 1: not UTF-8 text") from None
-            except ValueError as exc:
-                raise RecordingError(f"{path}: line 1: {exc}") from None
-            continue
-        if not line.strip():
-            continue
-        try:
-            t, channel, frame = _frame_from_bytes(line)
-        except ValueError as exc:
-            raise RecordingError(f"{path}: line {line_no}: {exc}") from None
-        if last_t is not None and t < last_t:
-            raise RecordingError(f"{path}: line {line_no}: time goes backwards ({t} < {last_t})")
-        last_t = t
-        yield t, channel, frame
+                fast = decode(line)  # _frame_from_bytes's common case, without its call
+            except msgspec.DecodeError:
+                fast = None
+            if fast is not None and fast.t >= 0 and fast.ch in CHANNELS:
+                t, channel, frame = fast.t, fast.ch, fast.frame
+            elif not line.strip():
+                continue
+            else:
+                try:
+                    t, channel, frame = _frame_from_bytes(line)
+                except ValueError as exc:
+                    raise RecordingError(f"{path}: line {line_no}: {exc}") from None
+            if t < last_t:
+                raise RecordingError(f"{path}: line {line_no}: time goes backwards ({t} < {last_t})")
+            last_t = t
+            yield t, channel, frame
 
 
 def count_frames(path: str | Path) -> int:
     """How many frame lines follow the header (for a progress bar); lines are not decoded."""
     read_header(path)
-    return sum(1 for line_no, line in _byte_lines(path) if line_no > 1 and line.strip())
+    return sum(
+        sum(1 for line in lines[1:] if line.strip()) if first_no == 1 else sum(1 for line in lines if line.strip())
+        for first_no, lines in byte_line_chunks(path)
+    )
 
 
 # --------------------------------------------------------------------------- writing

@@ -158,7 +158,8 @@ class PaperGateway:
             changes = msg.changes
             self._liquidity.restated_changes(changes)
             if self._resting:
-                self._on_levels_changed({change.token for change in changes}, msg.recv_ns)
+                tokens = {changes[0].token} if len(changes) == 1 else {change.token for change in changes}
+                self._on_levels_changed(tokens, msg.recv_ns)
         elif isinstance(msg, LastTrade):
             self._on_trade(msg)
         elif isinstance(msg, BookSnapshot):
