@@ -365,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the replay bench's 10,000-event recording")
     parser.add_argument("--batched", action="store_true",
                         help="the simulator's older shape, ~10 entries per price_change (the issue's first measurement)")
+    parser.add_argument("--unmirrored", action="store_true",
+                        help="the simulator's two books per market (one entry per level change, mostly) instead of "
+                             "the venue's one mirrored book (two entries each)")
     parser.add_argument("--check", action="store_true",
                         help="no timing: check that NT's books at the end equal mmbot's for every token")
     parser.add_argument("--child", choices=sorted(CONFIGS), help=argparse.SUPPRESS)

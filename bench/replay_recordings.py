@@ -37,6 +37,7 @@ class Spec(NamedTuple):
     warmup_s: int
     interval_s: int = INTERVAL_S
     batched: bool = False  # the simulator's shape before issue 11: ~10 entries per price_change
+    mirrored: bool = True  # the venue's one book per market: two entries per level change (issue 14)
 
 
 def main_spec(events: int, tokens: int, seed: int) -> Spec:
@@ -55,7 +56,7 @@ def simulation(spec: Spec) -> Simulation:
         sim = Simulation(
             seed=spec.seed, duration_s=spec.duration_s, markets=markets,
             interval_s=spec.interval_s, warmup_s=spec.warmup_s, params=FlowParams(),
-            batched_price_changes=spec.batched,
+            batched_price_changes=spec.batched, mirrored=spec.mirrored,
         )
         listed = len(sim.header.markets)
         if listed == wanted:
@@ -73,7 +74,8 @@ def simulation(spec: Spec) -> Simulation:
 GENERATOR_SOURCES = (
     "mmbot/venues/simulator/generate.py", "mmbot/venues/simulator/engine.py", "mmbot/venues/simulator/flow.py",
     "mmbot/venues/simulator/frames.py", "mmbot/venues/simulator/prices.py", "mmbot/venues/simulator/book.py",
-    "mmbot/venues/simulator/events.py", "mmbot/facts/recording.py", "mmbot/model",
+    "mmbot/venues/simulator/events.py", "mmbot/venues/simulator/matching.py", "mmbot/venues/simulator/orders.py",
+    "mmbot/venues/simulator/engine_markets.py", "mmbot/facts/recording.py", "mmbot/model",
 )
 
 
@@ -136,7 +138,9 @@ def cached_recording(spec: Spec) -> tuple[Path, dict[str, Any]]:
 
 def main_recording(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     events = QUICK_EVENTS if args.quick else args.events
-    spec = main_spec(events, args.tokens, args.seed)._replace(batched=getattr(args, "batched", False))
+    batched = getattr(args, "batched", False)  # the older shape, as it was measured: never mirrored
+    spec = main_spec(events, args.tokens, args.seed)._replace(
+        batched=batched, mirrored=not (batched or getattr(args, "unmirrored", False)))
     recording, meta = cached_recording(spec)
     while meta["price_changes"] < events:  # the generator was slower than the bound assumed
         spec = spec._replace(duration_s=spec.duration_s * 2)

@@ -87,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--batched-price-changes", action="store_true",
                           help="pack each step's level changes of a market into one price_change (the old shape)"
                                " instead of the venue's one or two entries per message")
+    generate.add_argument("--mirrored", action="store_true",
+                          help="each market's two books one, as on the venue: two entries per level change and no"
+                               " complete-set mispricing resting (default: two books, so mispricings rest a while)")
 
     from mmbot import cli_live, cli_logs
 
@@ -187,7 +190,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UsageError("mmbot generate: --duration expects at least 10 seconds and --markets at least 1")
     check_out_path("--out", args.out, "mmbot generate")
     header = generate_recording(args.out, seed=args.seed, duration_s=args.duration, markets=args.markets,
-                                batched_price_changes=args.batched_price_changes)
+                                batched_price_changes=args.batched_price_changes, mirrored=args.mirrored)
     print(f"wrote {args.out}: {len(header.markets)} markets in the header, seed {args.seed}")
     return 0
 

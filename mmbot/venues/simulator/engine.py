@@ -19,7 +19,10 @@ complement, and complementary resting orders that could mint or merge with each 
 never crossed. Real Polymarket mirrors the two books into one; this simulator does not, and
 that is what lets complete-set mispricings (asks summing below 1, bids above 1) persist long
 enough for mmbot's strategies to find them. Post-only likewise only rejects an order that
-crosses its own token's book.
+crosses its own token's book. ``Engine(mirrored=True)`` is the venue's way instead: an order
+that would mint or merge with the complement's book is marketable (and post-only refuses it),
+so the two books seen through each other (``frames.FrameRenderer(mirrored=True)``) are never
+crossed, and no complete-set mispricing rests.
 
 Other simplifications: sizes are shares for every order type except a market BUY given a
 ``budget`` (pUSD to spend); FOK/FAK orders have no minimum number of shares (the server applies
@@ -36,7 +39,7 @@ from mmbot.model import ONE, Side, TimeInForce, notional, taker_fee
 from mmbot.venues.simulator import events as ev
 from mmbot.venues.simulator.book import RestingOrder
 from mmbot.venues.simulator.engine_markets import Market, MarketBooks
-from mmbot.venues.simulator.matching import Take, affordable, crosses, plan
+from mmbot.venues.simulator.matching import Take, affordable, crosses, crosses_complement, plan
 from mmbot.venues.simulator.orders import OrderIndex
 
 _MARKETABLE = (TimeInForce.FOK, TimeInForce.FAK)
@@ -46,9 +49,11 @@ Check = Callable[[ev.OrderRequest, list[Take]], str]  # an order and its fills -
 class Engine(MarketBooks):
     """Books, orders and markets of one simulated venue. Not thread-safe; one caller drives it."""
 
-    def __init__(self, *, admission: Callable[[ev.OrderRequest], str | None] | None = None) -> None:
+    def __init__(self, *, admission: Callable[[ev.OrderRequest], str | None] | None = None,
+                 mirrored: bool = False) -> None:
         super().__init__()
         self._admission = admission
+        self.mirrored = mirrored
         self._orders = OrderIndex()
         self._trade_seq = 0
 
@@ -188,7 +193,7 @@ class Engine(MarketBooks):
         if self._admission is not None and (refusal := self._admission(request)):
             return refusal, []
         direct, comp = self._sources(order)
-        marketable = tif in _MARKETABLE or crosses(order, direct)
+        marketable = tif in _MARKETABLE or crosses(order, direct) or (self.mirrored and crosses_complement(order, comp))
         if post_only and marketable:
             return ev.INVALID_POST_ONLY_ORDER, []
         takes = plan(order, direct, comp, budget) if marketable else []

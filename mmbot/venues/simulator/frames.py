@@ -14,6 +14,11 @@ With ``best_bid_ask`` on, a token whose top changed gets a ``best_bid_ask`` afte
 ``book`` of every token it touched, as the venue does; tick changes are followed by a ``book``
 too, so a client that marks its book stale on ``tick_size_change`` can resync at once.
 
+``mirrored`` renders a mirrored engine (``Engine(mirrored=True)``) as the venue shows its one
+book per market: each token shows its own levels plus the complement's seen through ``1 - p`` on
+the other side, so every level change is a ``price_change`` of exactly two entries, the token's
+and its mirror, with the same size, and every ``book`` and hash shows those levels.
+
 The renderer keeps its own mirror of the books, built from the same events, so every ``book``
 it writes shows the state at that point of the event stream, not the engine's later state.
 Hashes are SHA-1 over the book summary (the py-clob-client recipe), deterministic like
@@ -69,8 +74,12 @@ def _mirrors(first: ev.LevelChanged, second: ev.LevelChanged) -> bool:
 class FrameRenderer:
     """Turns the engine's event stream into market-channel frame texts."""
 
-    def __init__(self, first_market_id: int = 1_000_001, *, batched: bool = False, best_bid_ask: bool = False) -> None:
+    def __init__(self, first_market_id: int = 1_000_001, *, batched: bool = False, best_bid_ask: bool = False,
+                 mirrored: bool = False) -> None:
         self.batched = batched
+        self.mirrored = mirrored
+        # mirrored: each token's own levels; _books holds what is shown (own plus the mirror)
+        self._own: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
         self._best_bid_ask = best_bid_ask
         self._tops: dict[str, tuple[int | None, int | None]] = {}  # the last top each token's best_bid_ask told
         self._next_id = first_market_id
@@ -94,6 +103,7 @@ class FrameRenderer:
         del self._market_ids[market], self._ticks[market]
         for token in info.tokens:
             del self._token_market[token], self._books[token]
+            self._own.pop(token, None)
             self._last_trade.pop(token, None)
             self._tops.pop(token, None)
 
@@ -111,6 +121,9 @@ class FrameRenderer:
             frames.extend(self._changes(group[0].market, list(group)))
 
         for event in events:
+            if isinstance(event, ev.LevelChanged) and self.mirrored:
+                frames.extend(self._changes(event.market, self._shown_changes(event)))
+                continue
             if isinstance(event, ev.LevelChanged):
                 if pending is not None and _mirrors(pending, event):
                     self._apply(event)
@@ -143,6 +156,32 @@ class FrameRenderer:
         else:
             side.pop(event.price, None)
 
+    def _shown_changes(self, event: ev.LevelChanged) -> list[ev.LevelChanged]:
+        """A change of one token's own level, as the two shown levels it changes: the token's at
+        ``p`` and the complement's at ``1 - p`` on the other side, both showing the same total."""
+        token, side, price = event.token, event.side, event.price
+        comp_token = next(t for t in self._infos[event.market].tokens if t != token)
+        i = 0 if side is Side.BUY else 1
+        own = self._own[token][i]
+        if event.size:
+            own[price] = event.size
+        else:
+            own.pop(price, None)
+        total = event.size + self._own[comp_token][1 - i].get(ONE - price, 0)
+        shown = []
+        for tok, j, at in ((token, i, price), (comp_token, 1 - i, ONE - price)):
+            bids, asks = self._books[tok]
+            levels = bids if j == 0 else asks
+            if total:
+                levels[at] = total
+            else:
+                levels.pop(at, None)
+            shown.append(ev.LevelChanged(
+                market=event.market, token=tok, side=Side.BUY if j == 0 else Side.SELL, price=at, size=total,
+                best_bid=max(bids) if bids else None, best_ask=min(asks) if asks else None, ts_ns=event.ts_ns,
+            ))
+        return shown
+
     def _traded(self, trade: ev.Trade) -> None:
         self._last_trade[trade.taker_token] = trade.taker_price
         self._last_trade[trade.maker_token] = trade.maker_price
@@ -167,7 +206,9 @@ class FrameRenderer:
             changes.clear()
 
         for event in events:
-            if isinstance(event, ev.LevelChanged):
+            if isinstance(event, ev.LevelChanged) and self.mirrored:
+                changes.setdefault(event.market, []).extend(self._shown_changes(event))
+            elif isinstance(event, ev.LevelChanged):
                 self._apply(event)
                 changes.setdefault(event.market, []).append(event)
             elif isinstance(event, ev.Trade):
@@ -194,6 +235,8 @@ class FrameRenderer:
                 self._token_market[token] = info.market
                 self._books[token] = ({}, {})
                 self._tops[token] = (None, None)
+                if self.mirrored:
+                    self._own[token] = ({}, {})
             return [self._new_market(info, event.ts_ns)] + [
                 self._book(token, event.ts_ns, subscription=True) for token in info.tokens
             ]
@@ -206,6 +249,8 @@ class FrameRenderer:
             for token in event.tokens:  # empty already (resolution cancels every order): new dicts are smaller
                 self._books[token] = ({}, {})
                 self._tops[token] = (None, None)
+                if self.mirrored:
+                    self._own[token] = ({}, {})
             return [self._market_resolved(event)]
         raise TypeError(f"unexpected engine event {event!r}")
 

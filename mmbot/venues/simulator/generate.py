@@ -120,12 +120,16 @@ class Simulation:
     """One seeded run: its header, its engine (the oracle) and the frames it produces.
 
     ``price_change`` messages carry the venue's one or two entries each; ``batched_price_changes``
-    writes the older shape, one message per market and step. No ``best_bid_ask`` is written (the
-    venue sends it only to connections that ask, and it is a cross-check only)."""
+    writes the older shape, one message per market and step. ``mirrored`` runs the engine as the
+    venue does, each market's two books one (no complete-set mispricing rests), and shows each
+    token's book with its complement's mirrored in: every level change is then two entries. No
+    ``best_bid_ask`` is written (the venue sends it only to connections that ask, and it is a
+    cross-check only)."""
 
     def __init__(
         self, *, seed: int, duration_s: int = 720, markets: int = 4, interval_s: int = 300,
         warmup_s: int = 60, params: FlowParams = FlowParams(), batched_price_changes: bool = False,
+        mirrored: bool = False,
     ) -> None:
         if duration_s <= 0 or markets <= 0 or warmup_s < 0 or interval_s < 10:
             raise ValueError("duration and markets must be positive, warm-up not negative, the interval >= 10 s")
@@ -139,7 +143,7 @@ class Simulation:
             self.rng, start_ns=self.start_ns, end_ns=self.end_ns, markets=markets, interval_s=interval_s
         )
         self.header = RecordingHeader(start_ns=self.start_ns, markets=self.plan.infos(), source=SOURCE, seed=seed)
-        self.engine = Engine()
+        self.engine = Engine(mirrored=mirrored)
         self.params = params
         self.batched_price_changes = batched_price_changes
 
@@ -147,7 +151,7 @@ class Simulation:
         """(receive ns, channel, frame text), in order; runs the simulation as it is consumed."""
         rng, engine = self.rng, self.engine
         world = World(engine, rng, self.plan, self.begin_ns, self.params)
-        renderer = FrameRenderer(batched=self.batched_price_changes)
+        renderer = FrameRenderer(batched=self.batched_price_changes, mirrored=engine.mirrored)
         now = self.begin_ns
         while now < self.start_ns:  # warm-up: the books fill, nothing is recorded
             world.step(now)
@@ -187,10 +191,11 @@ def write_recording(simulation: Simulation, out_path: str | Path) -> int:
 def generate_recording(
     out_path: str | Path, *, seed: int, duration_s: int = 720, markets: int = 4, interval_s: int = 300,
     warmup_s: int = 60, params: FlowParams = FlowParams(), batched_price_changes: bool = False,
+    mirrored: bool = False,
 ) -> RecordingHeader:
     simulation = Simulation(
         seed=seed, duration_s=duration_s, markets=markets, interval_s=interval_s, warmup_s=warmup_s, params=params,
-        batched_price_changes=batched_price_changes,
+        batched_price_changes=batched_price_changes, mirrored=mirrored,
     )
     write_recording(simulation, out_path)
     return simulation.header
@@ -205,11 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=int, default=300, help="Up/Down window in seconds (default 300)")
     parser.add_argument("--batched-price-changes", action="store_true",
                         help="one price_change per market and step, many entries (default: the venue's one or two)")
+    parser.add_argument("--mirrored", action="store_true",
+                        help="each market's two books one, as on the venue: two entries per level change and no "
+                             "complete-set mispricing (default: two books, so mispricings rest for the strategies)")
     args = parser.parse_args(argv)
     try:
         simulation = Simulation(
             seed=args.seed, duration_s=args.duration, markets=args.markets, interval_s=args.interval,
-            batched_price_changes=args.batched_price_changes,
+            batched_price_changes=args.batched_price_changes, mirrored=args.mirrored,
         )
         frames = write_recording(simulation, args.out)
     except (ValueError, OSError) as exc:

@@ -2,7 +2,8 @@
 the two sources a taker may take from.
 
 An incoming order is *marketable* when it is FOK/FAK, or when it crosses its own token's opposite
-side. A marketable order walks two sources level by level, taking whichever gives it the better
+side (on a mirrored engine also when it would mint or merge with the complement's same side).
+A marketable order walks two sources level by level, taking whichever gives it the better
 price, and each resting level at its own price (price improvement goes to the taker): the token's
 opposite side (DIRECT), and the complement's same side - a BUY YES at ``p`` takes a resting BUY NO
 at ``q`` when ``p + q >= 1`` and pays ``1 - q`` (MINT), a SELL YES at ``p`` takes a resting SELL NO
@@ -48,6 +49,12 @@ def crosses(order: RestingOrder, direct: Ladder) -> bool:
     """Whether ``order`` would take from its own token's opposite side."""
     best = direct.best()
     return best is not None and better_or_equal(order.side, best, order.price)
+
+
+def crosses_complement(order: RestingOrder, comp: Ladder) -> bool:
+    """Whether ``order`` would mint (BUY) or merge (SELL) with the complement's same side."""
+    best = comp.best()
+    return best is not None and better_or_equal(order.side, ONE - best, order.price)
 
 
 def affordable(budget: int, price: int) -> int:
