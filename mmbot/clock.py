@@ -76,6 +76,7 @@ class TrioClock:
         """When the earliest task sleeping on Trio's clock wakes (inf if none does)."""
         return trio.current_time() + trio.lowlevel.current_statistics().seconds_to_next_deadline
 
+
 class ReplayClock(TrioClock):
     """``TrioClock`` for replay, made inside the run under its MockClock, which it reads
     directly: the same reading as ``trio.current_time()`` (the run loop only asks its clock),

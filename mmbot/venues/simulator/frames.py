@@ -19,7 +19,7 @@ book per market: each token shows its own levels plus the complement's seen thro
 the other side, so every level change is a ``price_change`` of exactly two entries, the token's
 and its mirror, with the same size, and every ``book`` and hash shows those levels.
 
-The renderer keeps its own mirror of the books, built from the same events, so every ``book``
+The renderer keeps its own copy of the books, built from the same events, so every ``book``
 it writes shows the state at that point of the event stream, not the engine's later state.
 Hashes are SHA-1 over the book summary (the py-clob-client recipe), deterministic like
 everything else; timestamps are the events' own times in ms.
