@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from mmbot.cli import main as cli_main
 from mmbot.decisions.book import Books
 from mmbot.facts.recording import iter_frames, read_header
-from mmbot.model import ONE, BookState, MarketInfo, Side, TimeInForce, parse_micro
+from mmbot.model import ONE, BookState, MarketInfo, PriceChange, Side, TimeInForce, parse_micro
 from mmbot.venues.polymarket.wire import decode_market_frame
 from mmbot.venues.simulator.engine import Engine
 from mmbot.venues.simulator.events import MatchKind, Trade
@@ -91,7 +91,7 @@ def test_the_frames_of_a_mirrored_engine_build_the_venues_one_book_never_crossed
     def deliver(frames: list[str], now: int) -> None:
         for text in frames:
             for msg in decode_market_frame(text, recv_ns=now, cid="f"):
-                if type(msg).__name__ == "PriceChange":
+                if isinstance(msg, PriceChange):
                     first, second = msg.changes  # the token's entry and its mirror, always both
                     assert (second.token, second.side, second.price, second.size) == (
                         "N" if first.token == "Y" else "Y", first.side.opposite, ONE - first.price, first.size)
@@ -129,7 +129,7 @@ def test_a_mirrored_recording_shows_two_entries_per_change_and_no_complete_set_m
         if channel != "market":
             continue
         for msg in decode_market_frame(text, recv_ns=t, cid="f"):
-            if type(msg).__name__ == "PriceChange":
+            if isinstance(msg, PriceChange):
                 messages += 1
                 entries += len(msg.changes)
             for token in books.apply(msg):

@@ -193,52 +193,42 @@ class Books:
         # former falsely, and a false STALE costs a book until the venue next sends one.
         # Crossing is judged at the same point, so an order of entries that locks the book for
         # a moment (new bid before the consumed ask's removal) is not taken for a lost update.
-        books = self._books
         changes = msg.changes
-        if len(changes) == 1:  # the venue's usual message: the loop below for one entry
+        if len(changes) == 1:  # the venue's usual message: no token's last entry to find
             change = changes[0]
-            token = change.token
-            book = books.get(token)
-            if book is None or book.state is _EMPTY:
-                self._changes_without_book += 1
+            book = self._write(change)
+            if book is None:
                 return []
-            if book.state is _STALE:
-                self._changes_dropped_stale += 1
-                return []
-            price, size = change.price, change.size
-            if not 0 < price < ONE or size < 0:
-                self._invalid_levels += 1
-                return []
-            book.apply_change(change.side, price, size)
-            self._changes_applied += 1
             book.updated_ns = msg.recv_ns
             self._check(book, change.best_bid, change.best_ask, msg.cid)
-            return [token]
-        last_entry: dict[str, LevelChange] = {}
-        applied = 0
+            return [change.token]
+        last_entry: dict[str, tuple[Book, LevelChange]] = {}
         for change in changes:
-            token = change.token
-            book = books.get(token)
-            if book is None or book.state is _EMPTY:
-                self._changes_without_book += 1
-                continue
-            if book.state is _STALE:
-                self._changes_dropped_stale += 1
-                continue
-            price = change.price
-            size = change.size
-            if not 0 < price < ONE or size < 0:
-                self._invalid_levels += 1
-                continue
-            book.apply_change(change.side, price, size)
-            applied += 1
-            last_entry[token] = change
-        self._changes_applied += applied
-        for token, change in last_entry.items():
-            book = books[token]
+            book = self._write(change)
+            if book is not None:
+                last_entry[change.token] = (book, change)
+        for book, change in last_entry.values():
             book.updated_ns = msg.recv_ns
             self._check(book, change.best_bid, change.best_ask, msg.cid)
         return list(last_entry)
+
+    def _write(self, change: LevelChange) -> Book | None:
+        """Write one entry to its token's book and return the book, or count why it cannot be
+        written (no book yet, a STALE one waiting for its snapshot, an invalid level): None."""
+        book = self._books.get(change.token)
+        if book is None or book.state is _EMPTY:
+            self._changes_without_book += 1
+            return None
+        if book.state is _STALE:
+            self._changes_dropped_stale += 1
+            return None
+        price, size = change.price, change.size
+        if not 0 < price < ONE or size < 0:
+            self._invalid_levels += 1
+            return None
+        book.apply_change(change.side, price, size)
+        self._changes_applied += 1
+        return book
 
     def _on_snapshot(self, msg: BookSnapshot) -> list[str]:
         book = self._books.get(msg.token)

@@ -223,12 +223,7 @@ _FRAME_LINE = msgspec.json.Decoder(_FrameLine)
 
 
 def _frame_from_bytes(line: bytes) -> tuple[int, str, str]:
-    try:
-        fast = _FRAME_LINE.decode(line)
-    except msgspec.DecodeError:
-        fast = None
-    if fast is not None and fast.t >= 0 and fast.ch in CHANNELS:
-        return fast.t, fast.ch, fast.frame
+    """A frame line ``_FRAME_LINE`` refused, read the slow way: the frame, or ValueError's reason."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
@@ -272,7 +267,7 @@ def iter_frames(path: str | Path) -> Iterator[tuple[int, str, str]]:
                     raise RecordingError(f"{path}: line 1: {exc}") from None
                 continue
             try:
-                fast = decode(line)  # _frame_from_bytes's common case, without its call
+                fast = decode(line)
             except msgspec.DecodeError:
                 fast = None
             if fast is not None and fast.t >= 0 and fast.ch in CHANNELS:
@@ -293,10 +288,8 @@ def iter_frames(path: str | Path) -> Iterator[tuple[int, str, str]]:
 def count_frames(path: str | Path) -> int:
     """How many frame lines follow the header (for a progress bar); lines are not decoded."""
     read_header(path)
-    return sum(
-        sum(1 for line in lines[1:] if line.strip()) if first_no == 1 else sum(1 for line in lines if line.strip())
-        for first_no, lines in byte_line_chunks(path)
-    )
+    return sum(1 for first_no, lines in byte_line_chunks(path)
+               for line_no, line in enumerate(lines, start=first_no) if line_no > 1 and line.strip())
 
 
 # --------------------------------------------------------------------------- writing
